@@ -1,0 +1,42 @@
+"""losslandscape: loss landscapes of Keras models (Li et al., NeurIPS 2018)."""
+
+from losslandscape.backends import import_keras as _import_keras
+
+_import_keras()
+
+from losslandscape.api import plot_loss, plot_loss_3D  # noqa: E402
+from losslandscape.compute import compute_line, compute_surface  # noqa: E402
+from losslandscape.datasets import DatasetLabelError  # noqa: E402
+from losslandscape.directions import (  # noqa: E402
+    filter_fan_in_axes,
+    load_directions,
+    normalize_direction,
+    random_directions,
+    save_directions,
+)
+from losslandscape.engine import WeightSnapshot, evaluate_grid  # noqa: E402
+from losslandscape.plotting import plot_line, plot_surface  # noqa: E402
+from losslandscape.surface import LossLine, LossSurface, load_line, load_surface  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DatasetLabelError",
+    "LossLine",
+    "LossSurface",
+    "WeightSnapshot",
+    "compute_line",
+    "compute_surface",
+    "evaluate_grid",
+    "filter_fan_in_axes",
+    "load_directions",
+    "load_line",
+    "load_surface",
+    "normalize_direction",
+    "plot_line",
+    "plot_loss",
+    "plot_loss_3D",
+    "plot_surface",
+    "random_directions",
+    "save_directions",
+]

@@ -1,0 +1,222 @@
+"""plot_loss and plot_loss_3D: compute and draw in one call."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+from losslandscape.compute import compute_line, compute_surface
+from losslandscape.plotting import interactive_backend_active
+from losslandscape.surface import LossLine, LossSurface
+
+PLOT_TYPES = {"levels": "contour", "3d": "surface"}
+
+
+def plot_loss(
+    model: keras.Model,
+    data,
+    dataset_labels: Optional[Sequence[str]] = None,
+    number_of_points: int = 21,
+    *,
+    coordinate_range: tuple[float, float] = (-1.0, 1.0),
+    seed: Optional[int] = None,
+    normalization: Optional[str] = "filter",
+    metric: str = "loss",
+    batch_size: Optional[int] = None,
+    max_samples: Optional[int] = None,
+    include_regularization: bool = True,
+    ax=None,
+    save: Optional[Union[str, os.PathLike]] = None,
+    show: Optional[bool] = None,
+    verbose: int = 1,
+) -> LossLine:
+    """Plots the loss along one random filter-normalized direction.
+
+    Every dataset is evaluated along the same direction, so the curves
+    compare. The model's weights are left exactly as they were.
+
+    Args:
+        model: A compiled Keras model.
+        data: `(x, y)`, or several datasets such as
+            `((x_train, y_train), (x_test, y_test))`, or a dict
+            `{label: dataset}`; each dataset may also be
+            `(x, y, sample_weight)`, a `tf.data.Dataset` or a `PyDataset`.
+        dataset_labels: One legend label per dataset.
+        number_of_points: Points along the direction (at least 2).
+        coordinate_range: `(min, max)` of α.
+        seed: Seed of the random direction.
+        normalization: "filter" (the paper's), "layer", "model" or `None`.
+        metric: What to draw: "loss" or a compiled metric name.
+        batch_size: Batch size for arrays (default 128).
+        max_samples: Evaluate only the first `max_samples` samples.
+        include_regularization: If `False`, plot the data loss alone.
+        ax: Matplotlib Axes to draw on; a new figure when `None`.
+        save: File path to save the figure to.
+        show: Call `plt.show()`; by default only when an interactive
+            matplotlib backend is active (never headless).
+        verbose: 0 for silence, 1 for a progress bar.
+
+    Returns:
+        The `LossLine`, with the figure in `figures_["line"]`.
+
+    Raises:
+        DatasetLabelError: (a ValueError and AssertionError) when the number
+            of labels differs from the number of datasets.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(loss="mse")
+    >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
+    >>> line = plot_loss(model, (x, y), number_of_points=11, verbose=0)
+    """
+    coords = _coordinates(number_of_points, coordinate_range)
+    line = compute_line(
+        model,
+        data,
+        coords=coords,
+        labels=dataset_labels,
+        seed=seed,
+        normalization=normalization,
+        batch_size=batch_size,
+        max_samples=max_samples,
+        include_regularization=include_regularization,
+        verbose=verbose,
+    )
+    line.plot(metric=metric, ax=ax)
+    _finish([line.figures_["line"]], save, show)
+    return line
+
+
+def plot_loss_3D(
+    model: keras.Model,
+    plot_type: Union[str, Sequence[str]],
+    x,
+    y,
+    number_of_points: int = 21,
+    *,
+    sample_weight=None,
+    coordinate_range: tuple[float, float] = (-1.0, 1.0),
+    seed: Optional[int] = None,
+    normalization: Optional[str] = "filter",
+    orthogonal: bool = False,
+    metric: str = "loss",
+    log: bool = False,
+    batch_size: Optional[int] = None,
+    max_samples: Optional[int] = None,
+    include_regularization: bool = True,
+    ax=None,
+    save: Optional[Union[str, os.PathLike]] = None,
+    show: Optional[bool] = None,
+    verbose: int = 1,
+) -> LossSurface:
+    """Plots the loss on a plane of two random filter-normalized directions.
+
+    Args:
+        model: A compiled Keras model.
+        plot_type: "levels" (labelled contour plot), "3d" (surface), or a
+            sequence of both, e.g. `("levels", "3d")`.
+        x, y: Inputs and targets.
+        number_of_points: Points along each axis; the grid is
+            `number_of_points` × `number_of_points`.
+        sample_weight: Optional per-sample weights.
+        coordinate_range: `(min, max)` of α and β.
+        seed: Seed of the random directions.
+        normalization: "filter" (the paper's), "layer", "model" or `None`.
+        orthogonal: Make the second direction orthogonal to the first.
+        metric: What to draw: "loss" or a compiled metric name.
+        log: Logarithmic colour / z scale.
+        batch_size: Batch size (default 128).
+        max_samples: Evaluate only the first `max_samples` samples.
+        include_regularization: If `False`, plot the data loss alone.
+        ax: One Axes per plot type (a single Axes for a single type); the
+            "3d" one must be 3D. New figures when `None`.
+        save: File path for the figure; with several plot types, the type
+            is added before the extension (`loss_levels.png`, `loss_3d.png`).
+        show: Call `plt.show()`; by default only when an interactive
+            matplotlib backend is active (never headless).
+        verbose: 0 for silence, 1 for a progress bar.
+
+    Returns:
+        The `LossSurface`, with figures in `figures_["contour"]` and/or
+        `figures_["surface"]`.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(loss="mse")
+    >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
+    >>> surface = plot_loss_3D(model, ("levels", "3d"), x, y, number_of_points=5, verbose=0)
+    """
+    plot_types = _plot_types(plot_type)
+    axes = _axes_per_type(ax, plot_types)
+    coords = _coordinates(number_of_points, coordinate_range)
+    data = (x, y) if sample_weight is None else (x, y, sample_weight)
+    surface = compute_surface(
+        model,
+        data,
+        xcoords=coords,
+        seed=seed,
+        normalization=normalization,
+        orthogonal=orthogonal,
+        batch_size=batch_size,
+        max_samples=max_samples,
+        include_regularization=include_regularization,
+        verbose=verbose,
+    )
+    figures = []
+    for plot_type_name, axes_for_type in zip(plot_types, axes):
+        kind = PLOT_TYPES[plot_type_name]
+        surface.plot(kind=kind, log=log, ax=axes_for_type, metric=metric)
+        figures.append(surface.figures_[kind])
+    _finish(figures, save, show, suffixes=plot_types)
+    return surface
+
+
+def _plot_types(plot_type):
+    plot_types = [plot_type] if isinstance(plot_type, str) else list(plot_type)
+    unknown = [p for p in plot_types if p not in PLOT_TYPES]
+    if unknown or not plot_types:
+        raise ValueError(
+            f"Unknown plot type {unknown or plot_type!r}. Valid plot types: "
+            f"{sorted(PLOT_TYPES)}, or a sequence of them such as ('levels', '3d')."
+        )
+    return plot_types
+
+
+def _axes_per_type(ax, plot_types):
+    if ax is None:
+        return [None] * len(plot_types)
+    axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    if len(axes) != len(plot_types):
+        raise ValueError(
+            f"Received {len(axes)} Axes for {len(plot_types)} plot types "
+            f"{plot_types}; pass one Axes per plot type."
+        )
+    return axes
+
+
+def _coordinates(number_of_points, coordinate_range):
+    if not isinstance(number_of_points, (int, np.integer)) or number_of_points < 2:
+        raise ValueError(f"Expected `number_of_points` >= 2, received: {number_of_points!r}")
+    low, high = coordinate_range
+    if not low < high:
+        raise ValueError(f"Expected `coordinate_range` as (min, max) with min < max, received: {coordinate_range!r}")
+    return np.linspace(low, high, number_of_points)
+
+
+def _finish(figures, save, show, suffixes=None):
+    if save is not None:
+        root, extension = os.path.splitext(os.fspath(save))
+        for index, figure in enumerate(figures):
+            path = save if len(figures) == 1 else f"{root}_{suffixes[index]}{extension or '.png'}"
+            figure.savefig(path, bbox_inches="tight", dpi=150)
+    if show is None:
+        show = interactive_backend_active()
+    if show:
+        plt.show()
+

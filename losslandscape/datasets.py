@@ -1,0 +1,193 @@
+"""Checks the data a user passes and turns it into batches, once."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+
+from losslandscape.backends import current_backend
+
+DEFAULT_BATCH_SIZE = 128
+
+
+def is_single_dataset(data) -> bool:
+    """Whether `data` is one dataset rather than a collection of datasets.
+
+    One dataset is a `tf.data.Dataset`, a `keras.utils.PyDataset` or a tuple
+    `(x, y)` / `(x, y, sample_weight)` of arrays. A collection is a dict of
+    datasets or a tuple/list whose items are all datasets themselves.
+    """
+    if isinstance(data, dict):
+        return False
+    if _is_dataset_object(data):
+        return True
+    if isinstance(data, (tuple, list)) and data and all(
+        _is_dataset_object(item) or _is_array_tuple(item) for item in data
+    ):
+        return False
+    return True
+
+
+def prepare_data(
+    data,
+    batch_size: Optional[int] = None,
+    max_samples: Optional[int] = None,
+    max_batches: Optional[int] = None,
+) -> object:
+    """Validates one dataset and converts it, once, to batches the engine loops over.
+
+    Args:
+        data: `(x, y)`, `(x, y, sample_weight)`, a `tf.data.Dataset` yielding
+            batches, or a `keras.utils.PyDataset`.
+        batch_size: Batch size for in-memory arrays (default 128).
+        max_samples: Evaluate only the first `max_samples` samples.
+        max_batches: Evaluate only the first `max_batches` batches.
+
+    Returns:
+        The backend's batches object, with `num_samples` (how many samples
+        one pass sees); for arrays, the data is then resident on the device.
+    """
+    _check_positive("batch_size", batch_size)
+    _check_positive("max_samples", max_samples)
+    _check_positive("max_batches", max_batches)
+    backend = current_backend()
+    if backend.is_native_dataset(data):
+        if batch_size is not None and max_samples is None:
+            raise ValueError(
+                "`batch_size` must be None when `data` is a tf.data.Dataset: "
+                "the dataset is already batched. Batch it yourself, or pass "
+                "arrays `(x, y)` with `batch_size`."
+            )
+        batches = backend.native_dataset_to_batches(
+            data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches
+        )
+    else:
+        if isinstance(data, keras.utils.PyDataset):
+            data, batch_size = _concatenate_py_dataset(data, batch_size, max_batches)
+        arrays = _validated_arrays(data)
+        batch_size = batch_size or DEFAULT_BATCH_SIZE
+        limit = _sample_limit(max_samples, max_batches, batch_size)
+        if limit is not None:
+            arrays = keras.tree.map_structure(lambda a: a[:limit], arrays)
+        batches = backend.arrays_to_batches(arrays, batch_size)
+    if batches is None or batches.num_samples == 0:
+        raise ValueError(
+            "The dataset is empty: it yields no samples, so no loss can be "
+            "computed. Pass data with at least one sample."
+        )
+    return batches
+
+
+def _sample_limit(max_samples, max_batches, batch_size):
+    limits = [n for n in (max_samples, max_batches and max_batches * batch_size) if n]
+    return min(limits) if limits else None
+
+
+def _validated_arrays(data) -> tuple:
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise TypeError(
+            "Expected data as `(x, y)`, `(x, y, sample_weight)`, a "
+            "tf.data.Dataset or a keras.utils.PyDataset, received: "
+            f"{type(data).__name__}"
+            + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else "")
+        )
+    if data[1] is None:
+        raise ValueError(
+            "Targets `y` are None: a loss needs targets. Pass `(x, y)`."
+        )
+    arrays = tuple(
+        keras.tree.map_structure(np.asarray, part) for part in data if part is not None
+    )
+    names = ("x", "y", "sample_weight")
+    lengths = {
+        name: sorted({len(a) for a in keras.tree.flatten(part)})
+        for name, part in zip(names, arrays)
+    }
+    distinct = sorted({n for values in lengths.values() for n in values})
+    if len(distinct) > 1:
+        described = ", ".join(f"{name}: {values}" for name, values in lengths.items())
+        raise ValueError(
+            "x, y and sample_weight must have the same number of samples "
+            f"(first dimension), received: {described}."
+        )
+    return arrays
+
+
+def _concatenate_py_dataset(data, batch_size, max_batches):
+    count = len(data) if max_batches is None else min(len(data), max_batches)
+    batches = [tuple(data[i]) for i in range(count)]
+    if not batches:
+        raise ValueError(
+            "The dataset is empty: the PyDataset has no batches. Pass data "
+            "with at least one sample."
+        )
+    try:
+        arrays = tuple(
+            keras.tree.map_structure(lambda *parts: np.concatenate(parts), *parts)
+            for parts in zip(*batches)
+        )
+    except ValueError as error:
+        raise ValueError(
+            "The PyDataset's batches could not be joined into arrays (their "
+            "shapes differ beyond the batch axis). Wrap it in a "
+            f"tf.data.Dataset instead. ({error})"
+        ) from error
+    first_batch_size = len(keras.tree.flatten(batches[0][0])[0])
+    return arrays, batch_size or first_batch_size
+
+
+def _is_dataset_object(data) -> bool:
+    return isinstance(data, keras.utils.PyDataset) or current_backend().is_native_dataset(data)
+
+
+def _is_array_tuple(item) -> bool:
+    return isinstance(item, tuple) and len(item) in (2, 3)
+
+
+def _check_positive(name: str, value: Optional[int]) -> None:
+    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+        raise ValueError(f"Expected `{name}` to be a positive integer or None, received: {value!r}")
+
+
+class DatasetLabelError(ValueError, AssertionError):
+    """The number of dataset labels differs from the number of datasets.
+
+    It is an `AssertionError` too, so code written for the earlier Keras
+    tool, which asserted the counts, keeps catching it.
+    """
+
+
+def labelled_datasets(data, labels: Optional[Sequence[str]] = None) -> dict:
+    """Splits `data` into `{label: dataset}`.
+
+    Args:
+        data: One dataset, a tuple/list of datasets, or a dict of them.
+        labels: One label per dataset. Defaults to "train" for one dataset,
+            "train" and "test" for two, "dataset0", ... otherwise; the keys
+            of a dict are its labels.
+
+    Returns:
+        A dict from label to dataset, in the given order.
+    """
+    if isinstance(data, dict):
+        datasets = list(data.values())
+        labels = list(data.keys()) if labels is None else labels
+    elif is_single_dataset(data):
+        datasets = [data]
+    else:
+        datasets = list(data)
+    if labels is None:
+        labels = {1: ["train"], 2: ["train", "test"]}.get(
+            len(datasets), [f"dataset{i}" for i in range(len(datasets))]
+        )
+    labels = [str(label) for label in labels]
+    if len(labels) != len(datasets):
+        raise DatasetLabelError(
+            f"Received {len(labels)} dataset labels {labels} for "
+            f"{len(datasets)} datasets. Pass one label per dataset."
+        )
+    if len(set(labels)) != len(labels):
+        raise DatasetLabelError(f"Dataset labels must be distinct, received: {labels}")
+    return dict(zip(labels, datasets))

@@ -1,0 +1,150 @@
+"""Evaluation of the loss and metrics at perturbed weights, with θ0 always restored."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import keras
+import numpy as np
+
+from losslandscape.backends import current_backend
+from losslandscape.directions import check_directions_match, trainable_weight_values
+
+ENGINES = ("compiled", "evaluate")
+
+
+class WeightSnapshot:
+    """Context manager that puts every model and metric variable back on exit.
+
+    Model variables (trainable and non-trainable) and the states of the
+    compiled metrics are copied on entry and assigned back on exit, also
+    when the block raises or is interrupted, so they end bitwise identical.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> with WeightSnapshot(model):
+    ...     model.layers[0].kernel.assign(np.zeros((2, 1)))
+    """
+
+    def __init__(self, model: keras.Model):
+        self._model = model
+
+    def __enter__(self):
+        variables = list(self._model.variables) + list(self._metric_variables())
+        self._saved = [(v, np.array(keras.ops.convert_to_numpy(v))) for v in variables]
+        return self
+
+    def __exit__(self, *exc_info):
+        for metric in self._model.metrics:
+            metric.reset_state()
+        for variable, value in self._saved:
+            variable.assign(value)
+        return False
+
+    def _metric_variables(self):
+        return self._model.metrics_variables if self._model.compiled else []
+
+
+def check_compiled(model: keras.Model) -> None:
+    """Raises a ValueError unless `model` is a compiled Keras model with a loss."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Expected a keras.Model, received: {type(model).__name__}")
+    if not model.compiled or (model.loss is None and not model.losses):
+        raise ValueError(
+            "The model is not compiled with a loss. Call "
+            "`model.compile(loss=..., metrics=[...])` first; the landscape "
+            "shows the compiled loss and metrics."
+        )
+
+
+def evaluate_grid(
+    model: keras.Model,
+    datasets: Mapping[str, object],
+    directions: Sequence[Sequence[np.ndarray]],
+    coefficients: np.ndarray,
+    engine: str = "compiled",
+    include_regularization: bool = True,
+    verbose: int = 1,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
+
+    Args:
+        model: A compiled Keras model; its current weights are θ0.
+        datasets: `{label: batches}` as returned by `prepare_data`; all are
+            evaluated along the same directions.
+        directions: k directions, each a list of arrays shaped like
+            `model.trainable_weights`.
+        coefficients: Array of shape `(num_points, k)`.
+        engine: `"compiled"` (fast, on-device) or `"evaluate"` (set the
+            weights and call `model.evaluate` per point; the reference).
+        include_regularization: If `False`, the loss leaves out the losses
+            that layers add (weight regularizers, `add_loss`).
+        verbose: 0 for silence, 1 for a progress bar over points.
+
+    Returns:
+        `{label: {metric_name: values}}` with one value per row of
+        `coefficients`; "loss" is always present.
+
+    Example:
+
+    >>> from losslandscape.datasets import prepare_data
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(loss="mse")
+    >>> data = {"train": prepare_data((np.ones((4, 2)), np.zeros((4, 1))))}
+    >>> d = [[np.ones((2, 1)), np.zeros(1)]]
+    >>> values = evaluate_grid(model, data, d, np.array([[0.0], [1.0]]), verbose=0)
+    >>> values["train"]["loss"].shape
+    (2,)
+    """
+    check_compiled(model)
+    if engine not in ENGINES:
+        raise ValueError(f"Expected `engine` to be one of {ENGINES}, received: {engine!r}")
+    if engine == "evaluate" and not include_regularization:
+        raise ValueError(
+            "`include_regularization=False` needs `engine='compiled'`: "
+            "`model.evaluate` always adds the regularization losses."
+        )
+    check_directions_match(directions, model)
+    coefficients = np.asarray(coefficients, dtype=np.float64)
+    progress = keras.utils.Progbar(
+        len(coefficients) * len(datasets), verbose=1 if verbose else 0, unit_name="point"
+    )
+    origin = trainable_weight_values(model)
+    results = {}
+    with WeightSnapshot(model):
+        for label, batches in datasets.items():
+            if engine == "compiled":
+                evaluate_point = current_backend().CompiledPointEvaluator(
+                    model, batches, origin, directions, include_regularization
+                )
+            else:
+                evaluate_point = _ModelEvaluatePerPoint(model, batches, origin, directions)
+            rows = []
+            for row in coefficients:
+                rows.append(evaluate_point(row))
+                progress.add(1)
+            results[label] = {
+                name: np.array([values[name] for values in rows], dtype=np.float64)
+                for name in rows[0]
+            }
+    return results
+
+
+class _ModelEvaluatePerPoint:
+    """The naive reference: weights set from numpy, then `model.evaluate`."""
+
+    def __init__(self, model, batches, origin, directions):
+        self._model = model
+        self._batches = batches
+        self._origin = origin
+        self._directions = directions
+
+    def __call__(self, row):
+        for position, variable in enumerate(self._model.trainable_variables):
+            shift = sum(c * d[position] for c, d in zip(row, self._directions))
+            variable.assign(self._origin[position] + shift)
+        values = self._model.evaluate(
+            **self._batches.evaluate_arguments(), verbose=0, return_dict=True
+        )
+        return {name: float(value) for name, value in values.items()}

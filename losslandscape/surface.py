@@ -1,0 +1,317 @@
+"""LossLine and LossSurface: computed landscapes as plain data, with HDF5 files.
+
+Files follow the layout of the paper's reference code (tomgoldstein/
+loss-landscape), so its plotting and ParaView scripts read them:
+`xcoordinates`, `ycoordinates` and `{label}_loss`, `{label}_acc` (accuracy
+in percent) at the root. 2D arrays in the file are in `np.meshgrid(x, y)`
+order, shape `(len(ycoordinates), len(xcoordinates))`; in memory they are
+`[i, j]` for the point `(x_i, y_j)`. Every compiled metric is also stored
+under `metrics/{label}/{name}`, the directions under `xdirection` and
+`ydirection`, and the settings as JSON in the root attribute `settings`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import h5py
+import numpy as np
+
+from losslandscape.directions import load_directions, save_directions
+
+FORMAT_VERSION = 1
+
+
+def accuracy_metric_name(metric_names) -> Optional[str]:
+    """Picks the metric written as `{label}_acc`: the first one named like an accuracy."""
+    for name in metric_names:
+        if name in ("acc", "accuracy") or name.endswith("accuracy"):
+            return name
+    return None
+
+
+class _Landscape:
+    """What lines and surfaces share: values per dataset, settings, drawn figures."""
+
+    def __init__(self, losses, metrics, settings):
+        self.losses = {label: np.asarray(v, dtype=np.float64) for label, v in losses.items()}
+        self.metrics = {
+            label: {name: np.asarray(v, dtype=np.float64) for name, v in metrics.get(label, {}).items()}
+            for label in self.losses
+        }
+        self.settings = dict(settings or {})
+        self.figures_ = {}
+        self.axes_ = {}
+
+    def __repr__(self):
+        metric_names = sorted({name for named in self.metrics.values() for name in named})
+        return (
+            f"{type(self).__name__}(grid={self.grid_shape}, labels={self.labels}, "
+            f"metrics={['loss', *metric_names]})"
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        """The dataset labels, in the order they were evaluated."""
+        return list(self.losses)
+
+    def values(self, label: Optional[str] = None, metric: str = "loss") -> np.ndarray:
+        """Returns the values of `metric` ("loss" or a compiled metric) for one dataset.
+
+        Args:
+            label: Dataset label; defaults to the first dataset.
+            metric: "loss" or the name of a compiled metric.
+
+        Returns:
+            A numpy array shaped like the grid.
+        """
+        label = self.labels[0] if label is None else label
+        if label not in self.losses:
+            raise KeyError(f"Unknown dataset label {label!r}; this landscape has {self.labels}.")
+        if metric == "loss":
+            return self.losses[label]
+        if metric not in self.metrics[label]:
+            raise KeyError(
+                f"Unknown metric {metric!r} for dataset {label!r}; available: "
+                f"{['loss', *self.metrics[label]]}."
+            )
+        return self.metrics[label][metric]
+
+    def _write_values(self, file, to_file_order):
+        for label in self.labels:
+            file.create_dataset(f"{label}_loss", data=to_file_order(self.losses[label]))
+            accuracy_name = accuracy_metric_name(self.metrics[label])
+            if accuracy_name is not None:
+                accuracy = 100.0 * self.metrics[label][accuracy_name]
+            else:
+                accuracy = np.full_like(self.losses[label], np.nan)
+            file.create_dataset(f"{label}_acc", data=to_file_order(accuracy))
+            for name, values in self.metrics[label].items():
+                file.create_dataset(f"metrics/{label}/{name}", data=to_file_order(values))
+        file.attrs["labels"] = json.dumps(self.labels)
+        file.attrs["settings"] = json.dumps(self.settings)
+        file.attrs["format_version"] = FORMAT_VERSION
+
+    @staticmethod
+    def _read_values(file, from_file_order):
+        labels = json.loads(file.attrs["labels"])
+        losses = {label: from_file_order(file[f"{label}_loss"][()]) for label in labels}
+        metrics = {
+            label: {
+                name: from_file_order(dataset[()])
+                for name, dataset in file.get(f"metrics/{label}", {}).items()
+            }
+            for label in labels
+        }
+        return losses, metrics, json.loads(file.attrs["settings"])
+
+
+class LossLine(_Landscape):
+    """Loss and metrics along one direction: f(α) = L(θ0 + α·δ).
+
+    Attributes:
+        coords: The α values, shape `(n,)`.
+        losses: `{label: array (n,)}`, one entry per dataset.
+        metrics: `{label: {metric_name: array (n,)}}`.
+        direction: The direction δ (list of arrays shaped like the
+            trainable weights), or `None` when loaded without it.
+        settings: How it was computed (seed, normalization, ...).
+        figures_, axes_: What `plot_loss` or `plot` drew, by plot kind.
+
+    Example:
+
+    >>> line = LossLine(np.linspace(-1, 1, 3), {"train": np.array([2., 1., 2.])}, {"train": {}})
+    >>> line.values("train").argmin()
+    1
+    """
+
+    def __init__(self, coords, losses, metrics, direction=None, settings=None):
+        super().__init__(losses, metrics, settings)
+        self.coords = np.asarray(coords, dtype=np.float64)
+        self.direction = direction
+
+    @property
+    def grid_shape(self) -> tuple[int]:
+        """`(len(coords),)`, the shape of every value array."""
+        return (len(self.coords),)
+
+    def plot(self, metric: str = "loss", ax=None, labels=None, **line_kwargs):
+        """Draws one curve per dataset.
+
+        Args:
+            metric: "loss" or a compiled metric name.
+            ax: Matplotlib Axes; a new figure when `None`.
+            labels: Dataset labels to draw; all by default.
+            **line_kwargs: Passed to `Axes.plot`.
+
+        Returns:
+            The list of `Line2D` drawn.
+        """
+        from losslandscape.plotting import plot_line
+
+        return plot_line(self, metric=metric, ax=ax, labels=labels, **line_kwargs)
+
+    def save(self, path) -> None:
+        """Writes the line to an HDF5 file (see the module docstring for the layout).
+
+        Args:
+            path: Destination file path; an existing file is replaced.
+        """
+        with h5py.File(path, "w") as file:
+            file.attrs["kind"] = "line"
+            file.create_dataset("xcoordinates", data=self.coords)
+            self._write_values(file, lambda values: values)
+            if self.direction is not None:
+                save_directions(file, [self.direction])
+
+
+class LossSurface(_Landscape):
+    """Loss and metrics on a plane: f(α, β) = L(θ0 + α·δ + β·η).
+
+    Attributes:
+        xcoords: The α values, shape `(nx,)`.
+        ycoords: The β values, shape `(ny,)`.
+        losses: `{label: array (nx, ny)}`; `[i, j]` is the value at
+            `(xcoords[i], ycoords[j])`.
+        metrics: `{label: {metric_name: array (nx, ny)}}`.
+        directions: `[δ, η]`, or `None` when loaded without them.
+        settings: How it was computed (seed, normalization, ...).
+        figures_, axes_: What `plot_loss_3D` or `plot` drew, by plot kind.
+
+    Example:
+
+    >>> x, y = np.linspace(-1, 1, 3), np.linspace(-1, 1, 5)
+    >>> bowl = x[:, None] ** 2 + y[None, :] ** 2
+    >>> surface = LossSurface(x, y, {"train": bowl}, {"train": {}})
+    >>> surface.values().shape
+    (3, 5)
+    """
+
+    def __init__(self, xcoords, ycoords, losses, metrics, directions=None, settings=None):
+        super().__init__(losses, metrics, settings)
+        self.xcoords = np.asarray(xcoords, dtype=np.float64)
+        self.ycoords = np.asarray(ycoords, dtype=np.float64)
+        self.directions = directions
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """`(len(xcoords), len(ycoords))`, the shape of every value array."""
+        return (len(self.xcoords), len(self.ycoords))
+
+    def plot(
+        self,
+        kind: str = "contour",
+        log: bool = False,
+        ax=None,
+        label: Optional[str] = None,
+        metric: str = "loss",
+        **kwargs,
+    ):
+        """Re-plots the surface without recomputing it.
+
+        Args:
+            kind: "contour" (labelled contour lines), "contourf" (filled
+                contours with a colour bar), "heatmap" or "surface" (3D).
+            log: Logarithmic colour (or, for "surface", z) scale.
+            ax: Matplotlib Axes (3D for "surface"); a new figure when `None`.
+            label: Dataset label; the first dataset by default.
+            metric: "loss" or a compiled metric name.
+            **kwargs: Passed to the matplotlib function that draws.
+
+        Returns:
+            The artist drawn (`QuadContourSet`, `QuadMesh` or
+            `Poly3DCollection`). The Axes and Figure are kept on `ax_`
+            and `figure_`.
+
+        Example:
+
+        >>> x = np.linspace(-1, 1, 5)
+        >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
+        >>> artist = surface.plot("contourf")
+        """
+        from losslandscape.plotting import plot_surface
+
+        return plot_surface(self, kind=kind, log=log, ax=ax, label=label, metric=metric, **kwargs)
+
+    def save(self, path) -> None:
+        """Writes the surface to an HDF5 file (see the module docstring for the layout).
+
+        Args:
+            path: Destination file path; an existing file is replaced.
+
+        Example:
+
+        >>> x = np.linspace(-1, 1, 3)
+        >>> LossSurface(x, x, {"train": np.zeros((3, 3))}, {"train": {}}).save("/tmp/s.h5")
+        """
+        with h5py.File(path, "w") as file:
+            file.attrs["kind"] = "surface"
+            file.create_dataset("xcoordinates", data=self.xcoords)
+            file.create_dataset("ycoordinates", data=self.ycoords)
+            self._write_values(file, np.transpose)
+            if self.directions is not None:
+                save_directions(file, self.directions)
+
+
+def load_surface(path) -> LossSurface:
+    """Reads a `LossSurface` written by `LossSurface.save`.
+
+    Args:
+        path: HDF5 file path.
+
+    Returns:
+        The `LossSurface`, with `[i, j]` indexing restored.
+
+    Example:
+
+    >>> x, y = np.linspace(-1, 1, 3), np.linspace(0, 1, 2)
+    >>> LossSurface(x, y, {"train": np.zeros((3, 2))}, {"train": {}}).save("/tmp/s.h5")
+    >>> load_surface("/tmp/s.h5").losses["train"].shape
+    (3, 2)
+    """
+    with h5py.File(path, "r") as file:
+        _check_kind(file, path, "surface", "load_line")
+        losses, metrics, settings = _Landscape._read_values(file, np.transpose)
+        directions = load_directions(file) if "xdirection" in file else None
+        return LossSurface(
+            file["xcoordinates"][()],
+            file["ycoordinates"][()],
+            losses,
+            metrics,
+            directions=directions,
+            settings=settings,
+        )
+
+
+def load_line(path) -> LossLine:
+    """Reads a `LossLine` written by `LossLine.save`.
+
+    Args:
+        path: HDF5 file path.
+
+    Returns:
+        The `LossLine`.
+
+    Example:
+
+    >>> LossLine(np.linspace(-1, 1, 3), {"train": np.ones(3)}, {"train": {}}).save("/tmp/l.h5")
+    >>> load_line("/tmp/l.h5").coords
+    array([-1.,  0.,  1.])
+    """
+    with h5py.File(path, "r") as file:
+        _check_kind(file, path, "line", "load_surface")
+        losses, metrics, settings = _Landscape._read_values(file, lambda values: values)
+        direction = load_directions(file)[0] if "xdirection" in file else None
+        return LossLine(file["xcoordinates"][()], losses, metrics, direction=direction, settings=settings)
+
+
+def _check_kind(file, path, expected, other_loader):
+    kind = file.attrs.get("kind")
+    if kind is None or "labels" not in file.attrs:
+        raise ValueError(
+            f"{str(path)!r} was not written by losslandscape (no 'kind' and "
+            "'labels' attributes)."
+        )
+    if kind != expected:
+        raise ValueError(f"{str(path)!r} holds a {kind}, not a {expected}; use `{other_loader}`.")

@@ -1,0 +1,96 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def regularized_cnn(seed=0):
+    """A small CNN with every feature the engine must get right: L2, BatchNorm, Dropout."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, kernel_regularizer=keras.regularizers.l2(1e-2)),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(3, activation="softmax", kernel_regularizer=keras.regularizers.l2(1e-2)),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def image_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8, 8, 1)).astype("float32")
+    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, 4:].mean(axis=(1, 2, 3)) > 0)
+    sample_weight = rng.uniform(0.1, 2.0, size=200).astype("float32")
+    return x, y, sample_weight
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(image_data):
+    x, y, _ = image_data
+    model = regularized_cnn()
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture
+def small_mlp():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def regression_data():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(96, 5)).astype("float32")
+    y = (x @ rng.normal(size=(5, 1))).astype("float32")
+    return x, y
+
+
+def weights_at(model, origin, directions, coefficients):
+    """θ0 + Σ c_k d_k computed in numpy, independently of the engine."""
+    return [
+        (w + sum(c * d[i] for c, d in zip(coefficients, directions))).astype(w.dtype)
+        for i, w in enumerate(origin)
+    ]
+
+
+def evaluate_at(model, weights, **evaluate_kwargs):
+    """model.evaluate with the trainable weights set to `weights`, then put back."""
+    saved = [v.numpy() for v in model.trainable_variables]
+    for variable, value in zip(model.trainable_variables, weights):
+        variable.assign(value)
+    try:
+        return model.evaluate(verbose=0, return_dict=True, **evaluate_kwargs)
+    finally:
+        for variable, value in zip(model.trainable_variables, saved):
+            variable.assign(value)
+
+
+def all_state(model):
+    """Copies of every model, optimizer and metric variable, for bitwise comparison."""
+    variables = list(model.variables) + list(model.metrics_variables)
+    if model.optimizer is not None:
+        variables += list(model.optimizer.variables)
+    return [np.array(v.numpy()) for v in variables]
+
+
+def assert_same_state(before, after):
+    assert len(before) == len(after)
+    for a, b in zip(before, after):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()

@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+import pytest
+
+from conftest import all_state, assert_same_state, evaluate_at, weights_at
+from losslandscape import DatasetLabelError, compute_line, compute_surface, plot_loss, random_directions
+
+
+def test_line_values_equal_evaluate_along_the_seeded_direction(small_mlp, regression_data):
+    x, y = regression_data
+    coords = np.linspace(-0.5, 0.5, 5)
+    line = compute_line(small_mlp, (x, y), coords=coords, seed=11, batch_size=16, verbose=0)
+    (direction,) = random_directions(small_mlp, n=1, seed=11)
+    for a, b in zip(line.direction, direction):
+        np.testing.assert_array_equal(a, b)
+    origin = [v.numpy() for v in small_mlp.trainable_weights]
+    for index, alpha in enumerate(coords):
+        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, [direction], [alpha]), x=x, y=y)
+        np.testing.assert_allclose(line.losses["train"][index], expected["loss"], rtol=1e-5)
+        np.testing.assert_allclose(line.metrics["train"]["mae"][index], expected["mae"], rtol=1e-5)
+
+
+def test_all_datasets_share_one_direction(small_mlp, regression_data):
+    x, y = regression_data
+    line = compute_line(small_mlp, ((x, y), (x[:48], y[:48]), (x, y)), coords=np.linspace(-1, 1, 7), verbose=0)
+    assert line.labels == ["dataset0", "dataset1", "dataset2"]
+    # Identical data along one shared direction gives identical curves.
+    np.testing.assert_array_equal(line.losses["dataset0"], line.losses["dataset2"])
+    assert not np.allclose(line.losses["dataset0"], line.losses["dataset1"])
+
+
+def test_surface_index_order_is_x_then_y(small_mlp, regression_data):
+    x, y = regression_data
+    xcoords, ycoords = np.array([-1.0, 0.0, 0.5]), np.array([-0.5, 0.25])
+    surface = compute_surface(small_mlp, {"train": (x, y)}, xcoords=xcoords, ycoords=ycoords, seed=3, verbose=0)
+    assert surface.losses["train"].shape == (3, 2)
+    origin = [v.numpy() for v in small_mlp.trainable_weights]
+    for i, alpha in enumerate(xcoords):
+        for j, beta in enumerate(ycoords):
+            weights = weights_at(small_mlp, origin, surface.directions, [alpha, beta])
+            expected = evaluate_at(small_mlp, weights, x=x, y=y)
+            np.testing.assert_allclose(surface.losses["train"][i, j], expected["loss"], rtol=1e-5)
+
+
+def test_the_origin_is_the_trained_loss(trained_cnn, image_data):
+    x, y, _ = image_data
+    surface = compute_surface(trained_cnn, (x, y), xcoords=np.linspace(-1, 1, 3), verbose=0)
+    expected = trained_cnn.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(surface.losses["train"][1, 1], expected["loss"], rtol=1e-5)
+    np.testing.assert_allclose(surface.metrics["train"]["accuracy"][1, 1], expected["accuracy"], rtol=1e-6)
+
+
+def test_number_of_points_is_honoured(small_mlp, regression_data):
+    line = plot_loss(small_mlp, regression_data, number_of_points=13, coordinate_range=(-2, 3), verbose=0)
+    np.testing.assert_allclose(line.coords, np.linspace(-2, 3, 13))
+    assert line.losses["train"].shape == (13,)
+    plotted = line.axes_["line"].lines[0].get_xdata()
+    assert len(plotted) == 13
+
+
+def test_weights_and_optimizer_state_unchanged(trained_cnn, image_data):
+    x, y, _ = image_data
+    before = all_state(trained_cnn)
+    compute_surface(trained_cnn, ((x, y), (x[:50], y[:50])), xcoords=np.linspace(-1, 1, 3), verbose=0)
+    assert_same_state(before, all_state(trained_cnn))
+
+
+def test_labels_must_match_the_datasets(small_mlp, regression_data):
+    x, y = regression_data
+    with pytest.raises(AssertionError, match="2 dataset labels"):
+        plot_loss(small_mlp, ((x, y),), dataset_labels=("training set", "test set"), verbose=0)
+    with pytest.raises(DatasetLabelError, match="1 dataset labels"):
+        plot_loss(small_mlp, ((x, y), (x, y)), dataset_labels=("training set",), verbose=0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x, y: ((x, y[:-1]), {}), "same number of samples"),
+        (lambda x, y: ((x[:0], y[:0]), {}), "empty"),
+        (lambda x, y: ((x, None), {}), "Targets"),
+        (lambda x, y: ((x, y), {"coords": [0.0]}), "at least 2"),
+        (lambda x, y: ((x, y), {"batch_size": 0}), "batch_size"),
+        (lambda x, y: (x, {}), "Expected data"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(small_mlp, regression_data, change, message):
+    data, kwargs = change(*regression_data)
+    with pytest.raises((ValueError, TypeError), match=message):
+        compute_line(small_mlp, data, verbose=0, **kwargs)
+
+
+def test_plot_loss_rejects_fewer_than_two_points(small_mlp, regression_data):
+    with pytest.raises(ValueError, match="number_of_points` >= 2"):
+        plot_loss(small_mlp, regression_data, number_of_points=1, verbose=0)
+
+
+def test_model_problems_give_clear_errors(regression_data):
+    uncompiled = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"model.compile\(loss="):
+        compute_line(uncompiled, regression_data, verbose=0)
+    frozen = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, trainable=False)])
+    frozen.compile(loss="mse")
+    with pytest.raises(ValueError, match="no trainable weights"):
+        compute_line(frozen, regression_data, verbose=0)

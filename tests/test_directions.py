@@ -1,0 +1,161 @@
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from losslandscape import filter_fan_in_axes, load_directions, random_directions, save_directions
+
+
+def conv_dense_model():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            keras.layers.Conv2D(5, 3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4),
+        ]
+    )
+    return model
+
+
+def test_filter_norms_match_each_output_unit_of_dense_and_conv():
+    model = conv_dense_model()
+    conv, bn, _, dense = model.layers
+    direction = random_directions(model, n=1, seed=0)[0]
+    by_variable = dict(zip([id(v) for v in model.trainable_weights], direction))
+    conv_kernel = conv.kernel.numpy()  # (3, 3, 2, 5)
+    conv_direction = by_variable[id(conv.kernel)]
+    for o in range(5):
+        np.testing.assert_allclose(
+            np.linalg.norm(conv_direction[:, :, :, o]), np.linalg.norm(conv_kernel[:, :, :, o]), rtol=1e-5
+        )
+    dense_kernel = dense.kernel.numpy()  # (in, out)
+    dense_direction = by_variable[id(dense.kernel)]
+    for o in range(4):
+        np.testing.assert_allclose(
+            np.linalg.norm(dense_direction[:, o]), np.linalg.norm(dense_kernel[:, o]), rtol=1e-5
+        )
+    # The rows of a Dense kernel are not filters: their norms differ from the weights'.
+    row_ratio = np.linalg.norm(dense_direction, axis=1) / np.linalg.norm(dense_kernel, axis=1)
+    assert np.ptp(row_ratio) > 0.05
+
+
+def test_biases_and_batchnorm_get_zero_direction_and_moving_stats_none():
+    model = conv_dense_model()
+    direction = random_directions(model, n=1, seed=0)[0]
+    assert len(direction) == len(model.trainable_weights)
+    for variable, d in zip(model.trainable_weights, direction):
+        assert d.shape == tuple(variable.shape)
+        if len(variable.shape) == 1:
+            assert not np.any(d), variable.path
+        else:
+            assert np.all(np.abs(d) > 0)
+
+
+def test_ignore_none_scales_rank_one_variables_to_their_own_norm():
+    model = conv_dense_model()
+    model.layers[1].gamma.assign(np.arange(1.0, 6.0))
+    direction = random_directions(model, n=1, seed=0, ignore=None)[0]
+    for variable, d in zip(model.trainable_weights, direction):
+        if len(variable.shape) == 1:
+            np.testing.assert_allclose(np.linalg.norm(d), np.linalg.norm(variable.numpy()), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_and_model_normalization_norms():
+    model = conv_dense_model()
+    weights = [v.numpy() for v in model.trainable_weights]
+    layer_direction = random_directions(model, n=1, seed=1, normalization="layer")[0]
+    for w, d in zip(weights, layer_direction):
+        if w.ndim > 1:
+            np.testing.assert_allclose(np.linalg.norm(d), np.linalg.norm(w), rtol=1e-5)
+    model_direction = random_directions(model, n=1, seed=1, normalization="model")[0]
+    kernels = [(w, d) for w, d in zip(weights, model_direction) if w.ndim > 1]
+    total_w = np.sqrt(sum(np.sum(w.astype(np.float64) ** 2) for w, _ in kernels))
+    total_d = np.sqrt(sum(np.sum(d.astype(np.float64) ** 2) for _, d in kernels))
+    np.testing.assert_allclose(total_d, total_w, rtol=1e-5)
+    raw = random_directions(model, n=1, seed=1, normalization=None)[0]
+    expected = np.random.default_rng(1).standard_normal(weights[0].shape)
+    np.testing.assert_allclose(raw[0], expected.astype(np.float32))
+
+
+def test_same_seed_same_directions_and_other_seed_differs():
+    model = conv_dense_model()
+    first = random_directions(model, seed=7)
+    second = random_directions(model, seed=7)
+    other = random_directions(model, seed=8)
+    for a, b, c in zip(first[0] + first[1], second[0] + second[1], other[0] + other[1]):
+        np.testing.assert_array_equal(a, b)
+        if np.any(a):
+            assert not np.array_equal(a, c)
+    assert not np.array_equal(first[0][0], first[1][0])
+
+
+def test_orthogonal_directions_are_orthogonal_filter_by_filter():
+    model = conv_dense_model()
+    d1, d2 = random_directions(model, seed=0, orthogonal=True)
+    weights = [v.numpy().astype(np.float64) for v in model.trainable_weights]
+    for w, a, b in zip(weights, d1, d2):
+        if w.ndim < 2:
+            continue
+        for o in range(w.shape[-1]):
+            a_o, b_o = a[..., o].astype(np.float64), b[..., o].astype(np.float64)
+            assert abs(np.sum(a_o * b_o)) <= 1e-5 * np.linalg.norm(a_o) * np.linalg.norm(b_o)
+            np.testing.assert_allclose(np.linalg.norm(b_o), np.linalg.norm(w[..., o]), rtol=1e-5)
+
+
+def test_transposed_depthwise_and_embedding_fan_in_axes():
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Embedding(10, 4),
+            keras.layers.Reshape((5, 4, 1)),
+            keras.layers.Conv2DTranspose(3, 2),
+            keras.layers.DepthwiseConv2D(2, depth_multiplier=2),
+            keras.layers.SeparableConv2D(2, 2),
+        ]
+    )
+    axes = dict(zip([v.path for v in model.trainable_weights], filter_fan_in_axes(model)))
+    by_name = {path.split("/", 1)[-1]: a for path, a in axes.items()}
+    assert by_name["embedding/embeddings"] == (1,)
+    assert by_name["conv2d_transpose/kernel"] == (0, 1, 3)
+    assert by_name["depthwise_conv2d/kernel"] == (0, 1)
+    assert by_name["separable_conv2d/depthwise_kernel"] == (0, 1)
+    assert by_name["separable_conv2d/pointwise_kernel"] == (0, 1, 2)
+    transposed = model.layers[2].kernel.numpy()  # (kh, kw, out, in)
+    direction = dict(zip([v.path for v in model.trainable_weights], random_directions(model, n=1, seed=0)[0]))
+    d = direction[model.layers[2].kernel.path]
+    for o in range(3):
+        np.testing.assert_allclose(np.linalg.norm(d[:, :, o, :]), np.linalg.norm(transposed[:, :, o, :]), rtol=1e-5)
+
+
+def test_directions_hdf5_round_trip(tmp_path):
+    model = conv_dense_model()
+    directions = random_directions(model, n=3, seed=0)
+    path = tmp_path / "directions.h5"
+    save_directions(path, directions, seed=0, normalization="filter")
+    with h5py.File(path, "r") as file:
+        assert sorted(file.keys()) == ["direction2", "xdirection", "ydirection"]
+        assert len(file["xdirection"]) == len(model.trainable_weights)
+        assert file.attrs["normalization"] == "filter"
+    loaded = load_directions(path)
+    assert len(loaded) == 3
+    for original, restored in zip(directions, loaded):
+        for a, b in zip(original, restored):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"normalization": "filters"}, "normalization"), ({"ignore": "bias"}, "ignore"), ({"n": 0}, "n")],
+)
+def test_bad_arguments_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        random_directions(conv_dense_model(), **kwargs)
+
+
+def test_model_without_trainable_weights_is_rejected():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="no trainable weights"):
+        random_directions(model)

@@ -1,0 +1,178 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import all_state, assert_same_state, evaluate_at, weights_at
+from losslandscape import WeightSnapshot, evaluate_grid, random_directions
+from losslandscape.datasets import prepare_data
+
+POINTS = np.array([[0.0, 0.0], [0.4, -0.3], [-1.0, 0.8]])
+
+
+def engine_values(model, data, directions, engine="compiled", **kwargs):
+    batches = {"train": prepare_data(data, batch_size=kwargs.pop("batch_size", 32))}
+    return evaluate_grid(model, batches, directions, POINTS, engine=engine, verbose=0, **kwargs)["train"]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_engine_equals_model_evaluate(trained_cnn, image_data, weighted):
+    x, y, sample_weight = image_data
+    data = (x, y, sample_weight) if weighted else (x, y)
+    directions = random_directions(trained_cnn, seed=0)
+    origin = [v.numpy() for v in trained_cnn.trainable_weights]
+    values = engine_values(trained_cnn, data, directions)
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(
+            trained_cnn,
+            weights_at(trained_cnn, origin, directions, point),
+            x=x,
+            y=y,
+            sample_weight=sample_weight if weighted else None,
+            batch_size=32,
+        )
+        for name in ("loss", "accuracy"):
+            np.testing.assert_allclose(values[name][index], expected[name], rtol=1e-5)
+    assert len(set(np.round(values["loss"], 6))) == len(POINTS)
+
+
+def test_weighted_and_unweighted_losses_differ(trained_cnn, image_data):
+    x, y, sample_weight = image_data
+    directions = random_directions(trained_cnn, seed=0)
+    plain = engine_values(trained_cnn, (x, y), directions)["loss"]
+    weighted = engine_values(trained_cnn, (x, y, sample_weight), directions)["loss"]
+    assert np.all(np.abs(plain - weighted) > 1e-4)
+
+
+def test_evaluate_engine_equals_compiled_engine(trained_cnn, image_data):
+    x, y, _ = image_data
+    directions = random_directions(trained_cnn, seed=1)
+    compiled = engine_values(trained_cnn, (x, y), directions)
+    reference = engine_values(trained_cnn, (x, y), directions, engine="evaluate")
+    for name in ("loss", "accuracy"):
+        np.testing.assert_allclose(compiled[name], reference[name], rtol=1e-5)
+
+
+def test_without_regularization_subtracts_the_l2_penalty(trained_cnn, image_data):
+    x, y, _ = image_data
+    directions = random_directions(trained_cnn, seed=2)
+    origin = [v.numpy() for v in trained_cnn.trainable_weights]
+    total = engine_values(trained_cnn, (x, y), directions)["loss"]
+    data_only = engine_values(trained_cnn, (x, y), directions, include_regularization=False)["loss"]
+    kernels = [i for i, v in enumerate(trained_cnn.trainable_weights) if v.name == "kernel"]
+    for index, point in enumerate(POINTS):
+        weights = weights_at(trained_cnn, origin, directions, point)
+        penalty = sum(1e-2 * np.sum(weights[i].astype(np.float64) ** 2) for i in kernels)
+        np.testing.assert_allclose(total[index] - data_only[index], penalty, rtol=1e-4)
+
+
+def test_dataset_and_pydataset_inputs_match_arrays(trained_cnn, image_data):
+    x, y, sample_weight = image_data
+    directions = random_directions(trained_cnn, seed=3)
+    arrays = engine_values(trained_cnn, (x, y, sample_weight), directions)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, sample_weight)).batch(50)
+    batches = {"train": prepare_data(dataset)}
+    from_dataset = evaluate_grid(trained_cnn, batches, directions, POINTS, verbose=0)["train"]
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            part = slice(50 * index, 50 * (index + 1))
+            return x[part], y[part], sample_weight[part]
+
+    batches = {"train": prepare_data(Batches())}
+    from_pydataset = evaluate_grid(trained_cnn, batches, directions, POINTS, verbose=0)["train"]
+    for name in ("loss", "accuracy"):
+        np.testing.assert_allclose(from_dataset[name], arrays[name], rtol=1e-5)
+        np.testing.assert_allclose(from_pydataset[name], arrays[name], rtol=1e-5)
+
+
+def test_batches_of_different_lengths_stream_from_a_cached_dataset():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)]
+    )
+    model.compile(loss="mse")
+    rng = np.random.default_rng(0)
+    # Sequence length changes from batch to batch, so batches cannot be joined.
+    batches = [(rng.normal(size=(8, length, 3)), rng.normal(size=(8, 1))) for length in (2, 5, 3)]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(batches),
+        output_signature=(tf.TensorSpec((None, None, 3), tf.float64), tf.TensorSpec((None, 1), tf.float64)),
+    )
+    prepared = prepare_data(dataset)
+    assert type(prepared).__name__ == "StreamedBatches" and prepared.num_samples == 24
+    directions = random_directions(model, seed=0)
+    compiled = evaluate_grid(model, {"train": prepared}, directions, POINTS, verbose=0)["train"]
+    origin = [v.numpy() for v in model.trainable_weights]
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(model, weights_at(model, origin, directions, point), x=dataset)
+        np.testing.assert_allclose(compiled["loss"][index], expected["loss"], rtol=1e-5)
+
+
+def test_max_samples_and_max_batches_use_the_first_samples(small_mlp, regression_data):
+    x, y = regression_data
+    directions = random_directions(small_mlp, seed=0)
+    head = engine_values(small_mlp, (x[:40], y[:40]), directions, batch_size=20)
+    limited = evaluate_grid(
+        small_mlp, {"train": prepare_data((x, y), batch_size=20, max_samples=40)}, directions, POINTS, verbose=0
+    )["train"]
+    by_batches = evaluate_grid(
+        small_mlp, {"train": prepare_data((x, y), batch_size=20, max_batches=2)}, directions, POINTS, verbose=0
+    )["train"]
+    np.testing.assert_allclose(limited["loss"], head["loss"], rtol=1e-6)
+    np.testing.assert_allclose(by_batches["loss"], head["loss"], rtol=1e-6)
+
+
+def test_state_is_bitwise_identical_after_return(trained_cnn, image_data):
+    x, y, _ = image_data
+    before = all_state(trained_cnn)
+    engine_values(trained_cnn, (x, y), random_directions(trained_cnn, seed=4))
+    engine_values(trained_cnn, (x, y), random_directions(trained_cnn, seed=4), engine="evaluate")
+    assert_same_state(before, all_state(trained_cnn))
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_state_is_restored_when_interrupted_mid_grid(trained_cnn, image_data, monkeypatch, error):
+    x, y, _ = image_data
+    before = all_state(trained_cnn)
+    calls = []
+
+    def add_then_fail(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            # The weights are at the second point now, far from θ0.
+            assert not np.array_equal(trained_cnn.trainable_weights[0].numpy(), before[0])
+            raise error("stopped")
+
+    monkeypatch.setattr(keras.utils.Progbar, "add", add_then_fail)
+    with pytest.raises(error):
+        engine_values(trained_cnn, (x, y), random_directions(trained_cnn, seed=5))
+    assert len(calls) == 2
+    assert_same_state(before, all_state(trained_cnn))
+
+
+def test_weight_snapshot_restores_non_trainable_variables(trained_cnn):
+    moving_mean = trained_cnn.layers[1].moving_mean
+    before = moving_mean.numpy().copy()
+    with WeightSnapshot(trained_cnn):
+        moving_mean.assign(before + 1.0)
+    np.testing.assert_array_equal(moving_mean.numpy(), before)
+
+
+def test_uncompiled_model_is_rejected(regression_data):
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    batches = {"train": prepare_data(regression_data)}
+    with pytest.raises(ValueError, match="compile"):
+        evaluate_grid(model, batches, random_directions(model), POINTS, verbose=0)
+
+
+def test_unknown_engine_and_mismatched_directions_are_rejected(small_mlp, regression_data):
+    batches = {"train": prepare_data(regression_data)}
+    directions = random_directions(small_mlp)
+    with pytest.raises(ValueError, match="engine"):
+        evaluate_grid(small_mlp, batches, directions, POINTS, engine="fast", verbose=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        evaluate_grid(small_mlp, batches, [directions[0][:1], directions[1]], POINTS, verbose=0)

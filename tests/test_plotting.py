@@ -1,0 +1,109 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
+
+from losslandscape import LossLine, LossSurface, plot_loss, plot_loss_3D  # noqa: E402
+
+
+def bowl_surface(with_gaps=False):
+    x, y = np.linspace(-1, 1, 9), np.linspace(-2, 2, 7)
+    values = x[:, None] ** 2 + 0.5 * y[None, :] ** 2 + 0.1
+    if with_gaps:
+        values[0, 0] = np.nan
+        values[-1, -1] = np.inf
+    return LossSurface(x, y, {"train": values}, {"train": {"accuracy": 1 - values / values.max()}})
+
+
+@pytest.mark.parametrize("kind", ["contour", "contourf", "heatmap", "surface"])
+def test_each_kind_draws_the_data_and_tolerates_nan_and_inf(kind):
+    surface = bowl_surface(with_gaps=True)
+    artist = surface.plot(kind=kind)
+    assert surface.figure_ is surface.ax_.figure
+    finite = surface.losses["train"][np.isfinite(surface.losses["train"])]
+    if kind in ("contour", "contourf"):
+        inside = artist.levels[(artist.levels > finite.min()) & (artist.levels < finite.max())]
+        assert len(inside) >= 3
+        assert sum(len(path.vertices) for path in artist.get_paths()) > 0
+    elif kind == "heatmap":
+        drawn = artist.get_array()
+        assert np.ma.count_masked(drawn) == 2
+        np.testing.assert_allclose(np.ma.compressed(drawn).max(), finite.max())
+    else:
+        assert isinstance(artist, Poly3DCollection)
+        assert surface.ax_.name == "3d"
+        surface.figure_.canvas.draw()
+        # 8 x 6 facets; the two corner facets touching a missing point are not drawn.
+        drawn = [path for path in artist.get_paths() if np.all(np.isfinite(path.vertices))]
+        assert len(drawn) == 8 * 6 - 2
+    plt.close("all")
+
+
+def test_log_scale_and_metric_choice():
+    surface = bowl_surface()
+    artist = surface.plot("contourf", log=True)
+    assert isinstance(artist.norm, matplotlib.colors.LogNorm)
+    surface.plot("heatmap", metric="accuracy")
+    assert surface.ax_.get_title() == "train accuracy"
+    with pytest.raises(ValueError, match="Expected `kind`"):
+        surface.plot("wireframe")
+    plt.close("all")
+
+
+def test_plot_on_given_axes_and_require_3d_axes_for_surface():
+    surface = bowl_surface()
+    figure, (left, right) = plt.subplots(1, 2)
+    surface.plot("contour", ax=left)
+    assert surface.ax_ is left and left.collections
+    with pytest.raises(ValueError, match="projection='3d'"):
+        surface.plot("surface", ax=right)
+    plt.close("all")
+
+
+def test_line_plot_has_one_curve_per_dataset():
+    coords = np.linspace(-1, 1, 11)
+    line = LossLine(coords, {"train": coords**2, "test": coords**2 + 1}, {"train": {}, "test": {}})
+    drawn = line.plot()
+    assert [d.get_label() for d in drawn] == ["train", "test"]
+    np.testing.assert_allclose(drawn[1].get_ydata(), coords**2 + 1)
+    plt.close("all")
+
+
+def test_plot_loss_3d_draws_both_types_and_saves_them(small_mlp, regression_data, tmp_path):
+    x, y = regression_data
+    surface = plot_loss_3D(small_mlp, ("levels", "3d"), x, y, number_of_points=6, save=tmp_path / "loss.png", verbose=0)
+    assert surface.losses["train"].shape == (6, 6)
+    assert set(surface.figures_) == {"contour", "surface"}
+    assert surface.axes_["surface"].name == "3d"
+    levels = surface.axes_["contour"].collections[0].levels
+    values = surface.losses["train"]
+    assert np.sum((levels > values.min()) & (levels < values.max())) >= 3
+    assert (tmp_path / "loss_levels.png").stat().st_size > 1000
+    assert (tmp_path / "loss_3d.png").stat().st_size > 1000
+    plt.close("all")
+
+
+def test_plot_loss_3d_rejects_unknown_types(small_mlp, regression_data):
+    x, y = regression_data
+    with pytest.raises(ValueError, match=r"Valid plot types: \['3d', 'levels'\]"):
+        plot_loss_3D(small_mlp, "contours", x, y, verbose=0)
+    with pytest.raises(ValueError, match="Unknown plot type"):
+        plot_loss_3D(small_mlp, ("levels", "surf"), x, y, verbose=0)
+
+
+def test_plot_loss_draws_on_given_axes_without_showing(small_mlp, regression_data, tmp_path):
+    x, y = regression_data
+    figure, ax = plt.subplots()
+    line = plot_loss(
+        small_mlp, ((x, y), (x[:40], y[:40])), dataset_labels=("training set", "test set"),
+        number_of_points=9, ax=ax, save=tmp_path / "line.png", verbose=0,
+    )
+    assert line.ax_ is ax
+    assert [l.get_label() for l in ax.lines] == ["training set", "test set"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), line.losses["training set"])
+    assert (tmp_path / "line.png").exists()
+    plt.close("all")

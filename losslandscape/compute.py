@@ -70,13 +70,13 @@ def compute_line(
     prepared, settings = _prepare(model, data, labels, batch_size, max_samples, max_batches)
     if direction is None:
         (direction,) = random_directions(model, 1, seed, normalization, ignore)
+        settings.update(directions="random", seed=seed, normalization=normalization, ignore=ignore)
     else:
-        seed = normalization = ignore = None
+        settings.update(directions="given")
     values = evaluate_grid(
         model, prepared, [direction], coords[:, None], engine, include_regularization, verbose
     )
-    settings.update(seed=seed, normalization=normalization, ignore=ignore,
-                    include_regularization=include_regularization)
+    settings.update(include_regularization=include_regularization)
     losses, metrics = _split_loss(values)
     return LossLine(coords, losses, metrics, direction=direction, settings=settings)
 
@@ -136,8 +136,11 @@ def compute_surface(
     prepared, settings = _prepare(model, data, labels, batch_size, max_samples, max_batches)
     if directions is None:
         directions = random_directions(model, 2, seed, normalization, ignore, orthogonal)
+        settings.update(
+            directions="random", seed=seed, normalization=normalization, ignore=ignore, orthogonal=orthogonal
+        )
     else:
-        seed = normalization = ignore = orthogonal = None
+        settings.update(directions="given")
     if len(directions) != 2:
         raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
     grid = np.stack(np.meshgrid(xcoords, ycoords, indexing="ij"), axis=-1).reshape(-1, 2)
@@ -147,8 +150,7 @@ def compute_surface(
         label: {name: array.reshape(shape) for name, array in named.items()}
         for label, named in values.items()
     }
-    settings.update(seed=seed, normalization=normalization, ignore=ignore,
-                    orthogonal=orthogonal, include_regularization=include_regularization)
+    settings.update(include_regularization=include_regularization)
     losses, metrics = _split_loss(values)
     return LossSurface(xcoords, ycoords, losses, metrics, directions=list(directions), settings=settings)
 

@@ -188,6 +188,8 @@ def labelled_datasets(data, labels: Optional[Sequence[str]] = None) -> dict:
             f"Received {len(labels)} dataset labels {labels} for "
             f"{len(datasets)} datasets. Pass one label per dataset."
         )
+    if any("/" in label or not label for label in labels):
+        raise ValueError(f"Dataset labels must be non-empty and contain no '/', received: {labels}")
     if len(set(labels)) != len(labels):
         raise DatasetLabelError(f"Dataset labels must be distinct, received: {labels}")
     return dict(zip(labels, datasets))

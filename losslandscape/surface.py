@@ -43,6 +43,8 @@ class _Landscape:
         self.settings = dict(settings or {})
         self.figures_ = {}
         self.axes_ = {}
+        self.figure_ = None
+        self.ax_ = None
 
     def __repr__(self):
         metric_names = sorted({name for named in self.metrics.values() for name in named})

@@ -125,6 +125,12 @@ class CompiledPointEvaluator:
                         tf.constant(stacked, dtype=variable.dtype),
                     )
                 )
+        if not include_regularization and model._compile_loss is None:
+            raise ValueError(
+                "`include_regularization=False` needs a loss passed to "
+                "`model.compile(loss=...)`; this model's only losses come from "
+                "its layers."
+            )
         self._data_loss = None if include_regularization else keras.metrics.Mean()
         self._build_metrics()
         self._function = tf.function(self._evaluate, reduce_retracing=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import os
+from concurrent.futures import Executor
+from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -10,7 +12,10 @@ import numpy as np
 from losslandscape.datasets import labelled_datasets, prepare_data
 from losslandscape.directions import random_directions
 from losslandscape.engine import check_compiled, evaluate_grid
-from losslandscape.surface import LossLine, LossSurface
+from losslandscape.resume import check_resumable, run_fingerprint
+from losslandscape.surface import LossLine, LossSurface, load_line, load_surface
+
+PathLike = Union[str, os.PathLike]
 
 
 def compute_line(
@@ -28,6 +33,9 @@ def compute_line(
     max_batches: Optional[int] = None,
     include_regularization: bool = True,
     engine: str = "compiled",
+    path: Optional[PathLike] = None,
+    executor: Optional[Executor] = None,
+    chunk_size: Optional[int] = None,
     verbose: int = 1,
 ) -> LossLine:
     """Computes loss and metrics along one direction: L(θ0 + α·δ).
@@ -37,11 +45,12 @@ def compute_line(
     Args:
         model: A compiled Keras model; its current weights are θ0.
         data: One dataset (`(x, y)`, `(x, y, sample_weight)`, a
-            `tf.data.Dataset` or a `keras.utils.PyDataset`), a tuple of
-            datasets, or a dict `{label: dataset}`. All datasets are
+            `tf.data.Dataset`, a `keras.utils.PyDataset` or an `NpzData`), a
+            tuple of datasets, or a dict `{label: dataset}`. All datasets are
             evaluated along the same direction.
         direction: δ, a list of arrays shaped like `model.trainable_weights`;
-            drawn with `random_directions` when `None`.
+            drawn with `random_directions` when `None` (or read from `path`
+            when resuming).
         coords: The α values (at least 2).
         labels: One label per dataset (default "train", "test").
         seed, normalization, ignore: Passed to `random_directions` when
@@ -52,6 +61,14 @@ def compute_line(
         include_regularization: If `False`, leave out the losses layers add
             (weight regularizers), as the paper's code does.
         engine: "compiled" (fast) or "evaluate" (`model.evaluate` per point).
+        path: HDF5 file written after every chunk of points. If it exists
+            and belongs to the same run (model, data, direction,
+            coordinates), only the missing points are computed; otherwise a
+            ValueError says what differs.
+        executor: A `concurrent.futures.Executor` (e.g. from
+            `losslandscape.process_pool` or Dask's `client.get_executor()`)
+            that evaluates chunks of points in other processes.
+        chunk_size: Points per chunk (default 8 locally, 16 on an executor).
         verbose: 0 for silence, 1 for a progress bar.
 
     Returns:
@@ -67,18 +84,25 @@ def compute_line(
     (5,)
     """
     coords = _checked_coords("coords", coords)
-    prepared, settings = _prepare(model, data, labels, batch_size, max_samples, max_batches)
-    if direction is None:
-        (direction,) = random_directions(model, 1, seed, normalization, ignore)
-        settings.update(directions="random", seed=seed, normalization=normalization, ignore=ignore)
-    else:
-        settings.update(directions="given")
-    values = evaluate_grid(
-        model, prepared, [direction], coords[:, None], engine, include_regularization, verbose
+    prepared = _prepare(model, data, labels, batch_size, max_samples, max_batches)
+    existing = load_line(path) if _resuming(path) else None
+    directions, settings = _directions(
+        model, 1, None if direction is None else [direction], existing, seed, normalization, ignore, False
     )
-    settings.update(include_regularization=include_regularization)
-    losses, metrics = _split_loss(values)
-    return LossLine(coords, losses, metrics, direction=direction, settings=settings)
+    line = LossLine(
+        coords,
+        {label: np.full(len(coords), np.nan) for label in prepared},
+        {},
+        direction=directions[0],
+        settings=settings,
+        computed={label: np.zeros(len(coords), bool) for label in prepared},
+    )
+    options = dict(
+        data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
+        include_regularization=include_regularization, engine=engine, path=path,
+        executor=executor, chunk_size=chunk_size, verbose=verbose,
+    )
+    return _run(model, prepared, line, existing, coords[:, None], {"coords": coords}, options)
 
 
 def compute_surface(
@@ -98,6 +122,9 @@ def compute_surface(
     max_batches: Optional[int] = None,
     include_regularization: bool = True,
     engine: str = "compiled",
+    path: Optional[PathLike] = None,
+    executor: Optional[Executor] = None,
+    chunk_size: Optional[int] = None,
     verbose: int = 1,
 ) -> LossSurface:
     """Computes loss and metrics on a plane: L(θ0 + α·δ + β·η).
@@ -108,14 +135,15 @@ def compute_surface(
         model: A compiled Keras model; its current weights are θ0.
         data: One dataset, a tuple of datasets or a dict `{label: dataset}`
             (see `compute_line`); all are evaluated on the same plane.
-        directions: `[δ, η]`; drawn with `random_directions` when `None`.
+        directions: `[δ, η]`; drawn with `random_directions` when `None`
+            (or read from `path` when resuming).
         xcoords: The α values (at least 2).
         ycoords: The β values (at least 2); `xcoords` when `None`.
         labels: One label per dataset (default "train", "test").
         seed, normalization, ignore, orthogonal: Passed to
             `random_directions` when `directions` is `None`.
         batch_size, max_samples, max_batches, include_regularization,
-        engine, verbose: As in `compute_line`.
+        engine, path, executor, chunk_size, verbose: As in `compute_line`.
 
     Returns:
         A `LossSurface` whose values are indexed `[i, j]` for
@@ -133,51 +161,95 @@ def compute_surface(
     """
     xcoords = _checked_coords("xcoords", xcoords)
     ycoords = xcoords if ycoords is None else _checked_coords("ycoords", ycoords)
-    prepared, settings = _prepare(model, data, labels, batch_size, max_samples, max_batches)
-    if directions is None:
-        directions = random_directions(model, 2, seed, normalization, ignore, orthogonal)
-        settings.update(
-            directions="random", seed=seed, normalization=normalization, ignore=ignore, orthogonal=orthogonal
+    if directions is not None and len(directions) != 2:
+        raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
+    prepared = _prepare(model, data, labels, batch_size, max_samples, max_batches)
+    existing = load_surface(path) if _resuming(path) else None
+    directions, settings = _directions(
+        model, 2, directions, existing, seed, normalization, ignore, orthogonal
+    )
+    shape = (len(xcoords), len(ycoords))
+    surface = LossSurface(
+        xcoords,
+        ycoords,
+        {label: np.full(shape, np.nan) for label in prepared},
+        {},
+        directions=directions,
+        settings=settings,
+        computed={label: np.zeros(shape, bool) for label in prepared},
+    )
+    grid = np.stack(np.meshgrid(xcoords, ycoords, indexing="ij"), axis=-1).reshape(-1, 2)
+    options = dict(
+        data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
+        include_regularization=include_regularization, engine=engine, path=path,
+        executor=executor, chunk_size=chunk_size, verbose=verbose,
+    )
+    return _run(model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, options)
+
+
+def _run(model, prepared, landscape, existing, coefficients, coords, options):
+    """Fills `landscape` point by point, saving to `options["path"]` after each chunk."""
+    path = options["path"]
+    directions = landscape.directions if isinstance(landscape, LossSurface) else [landscape.direction]
+    landscape.settings.update(
+        num_samples={label: batches.num_samples for label, batches in prepared.items()},
+        **{key: options[key] for key in ("batch_size", "max_samples", "max_batches", "include_regularization")},
+    )
+    if path is not None:
+        fingerprint = run_fingerprint(model, prepared, directions, coords, options["include_regularization"])
+        landscape.settings["fingerprint"] = fingerprint
+        if existing is not None:
+            check_resumable(path, existing.settings.get("fingerprint"), fingerprint)
+            existing.settings = landscape.settings
+            landscape = existing
+    pending = {label: np.flatnonzero(~landscape.computed[label].reshape(-1)) for label in prepared}
+
+    def record(label, rows, values):
+        landscape.record(label, rows, values)
+        if path is not None:
+            landscape.save(path)
+
+    if options["executor"] is None:
+        evaluate_grid(
+            model, prepared, directions, coefficients, options["engine"],
+            options["include_regularization"], options["verbose"],
+            pending=pending, on_chunk=record, chunk_size=options["chunk_size"] or 8,
         )
     else:
-        settings.update(directions="given")
-    if len(directions) != 2:
-        raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
-    grid = np.stack(np.meshgrid(xcoords, ycoords, indexing="ij"), axis=-1).reshape(-1, 2)
-    values = evaluate_grid(model, prepared, directions, grid, engine, include_regularization, verbose)
-    shape = (len(xcoords), len(ycoords))
-    values = {
-        label: {name: array.reshape(shape) for name, array in named.items()}
-        for label, named in values.items()
-    }
-    settings.update(include_regularization=include_regularization)
-    losses, metrics = _split_loss(values)
-    return LossSurface(xcoords, ycoords, losses, metrics, directions=list(directions), settings=settings)
+        from losslandscape.distributed import evaluate_on_executor
+
+        evaluate_on_executor(model, prepared, directions, coefficients, pending, record, options)
+    return landscape
+
+
+def _directions(model, count, given, existing, seed, normalization, ignore, orthogonal):
+    """The run's directions and the settings that describe where they came from."""
+    if given is not None:
+        return [list(d) for d in given], {"directions": "given"}
+    if existing is not None and existing.settings.get("directions") == "random":
+        # Resuming: the file's directions are the run's, whatever seed drew them.
+        keys = ("directions", "seed", "normalization", "ignore", "orthogonal")
+        settings = {key: existing.settings.get(key) for key in keys}
+        if seed is None or seed == settings["seed"]:
+            saved = existing.directions if count == 2 else [existing.direction]
+            return saved, settings
+    drawn = random_directions(model, count, seed, normalization, ignore, orthogonal)
+    settings = {"directions": "random", "seed": seed, "normalization": normalization, "ignore": ignore}
+    if count == 2:
+        settings["orthogonal"] = orthogonal
+    return drawn, settings
 
 
 def _prepare(model, data, labels, batch_size, max_samples, max_batches):
     check_compiled(model)
-    datasets = labelled_datasets(data, labels)
-    prepared = {
+    return {
         label: prepare_data(dataset, batch_size, max_samples, max_batches)
-        for label, dataset in datasets.items()
+        for label, dataset in labelled_datasets(data, labels).items()
     }
-    settings = {
-        "num_samples": {label: batches.num_samples for label, batches in prepared.items()},
-        "batch_size": batch_size,
-        "max_samples": max_samples,
-        "max_batches": max_batches,
-    }
-    return prepared, settings
 
 
-def _split_loss(values):
-    losses = {label: named["loss"] for label, named in values.items()}
-    metrics = {
-        label: {name: array for name, array in named.items() if name != "loss"}
-        for label, named in values.items()
-    }
-    return losses, metrics
+def _resuming(path) -> bool:
+    return path is not None and os.path.exists(path)
 
 
 def _checked_coords(name, coords):

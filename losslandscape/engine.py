@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
@@ -66,6 +66,10 @@ def evaluate_grid(
     engine: str = "compiled",
     include_regularization: bool = True,
     verbose: int = 1,
+    *,
+    pending: Optional[Mapping[str, np.ndarray]] = None,
+    on_chunk: Optional[Callable[[str, np.ndarray, dict], None]] = None,
+    chunk_size: int = 32,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
 
@@ -81,10 +85,16 @@ def evaluate_grid(
         include_regularization: If `False`, the loss leaves out the losses
             that layers add (weight regularizers, `add_loss`).
         verbose: 0 for silence, 1 for a progress bar over points.
+        pending: `{label: row indices}` to evaluate; all rows by default.
+        on_chunk: Called as `on_chunk(label, row_indices, {name: values})`
+            after every `chunk_size` points of a dataset (e.g. to save
+            progress). It runs while the model holds perturbed weights.
+        chunk_size: Points per `on_chunk` call.
 
     Returns:
         `{label: {metric_name: values}}` with one value per row of
-        `coefficients`; "loss" is always present.
+        `coefficients` (NaN for rows not evaluated); "loss" is always
+        present.
 
     Example:
 
@@ -107,27 +117,36 @@ def evaluate_grid(
         )
     check_directions_match(directions, model)
     coefficients = np.asarray(coefficients, dtype=np.float64)
+    if pending is None:
+        pending = {label: np.arange(len(coefficients)) for label in datasets}
     progress = keras.utils.Progbar(
-        len(coefficients) * len(datasets), verbose=1 if verbose else 0, unit_name="point"
+        sum(len(rows) for rows in pending.values()), verbose=1 if verbose else 0, unit_name="point"
     )
     origin = trainable_weight_values(model)
     results = {}
     with WeightSnapshot(model):
         for label, batches in datasets.items():
+            rows = np.asarray(pending.get(label, []), dtype=np.int64)
+            if len(rows) == 0:
+                continue
             if engine == "compiled":
                 evaluate_point = current_backend().CompiledPointEvaluator(
                     model, batches, origin, directions, include_regularization
                 )
             else:
                 evaluate_point = _ModelEvaluatePerPoint(model, batches, origin, directions)
-            rows = []
-            for row in coefficients:
-                rows.append(evaluate_point(row))
-                progress.add(1)
-            results[label] = {
-                name: np.array([values[name] for values in rows], dtype=np.float64)
-                for name in rows[0]
-            }
+            results[label] = {}
+            for start in range(0, len(rows), chunk_size):
+                chunk = rows[start : start + chunk_size]
+                chunk_values = []
+                for row in chunk:
+                    chunk_values.append(evaluate_point(coefficients[row]))
+                    progress.add(1)
+                named = {name: np.array([v[name] for v in chunk_values]) for name in chunk_values[0]}
+                for name, values in named.items():
+                    results[label].setdefault(name, np.full(len(coefficients), np.nan))[chunk] = values
+                if on_chunk is not None:
+                    on_chunk(label, chunk, named)
     return results
 
 

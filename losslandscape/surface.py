@@ -7,12 +7,15 @@ in percent) at the root. 2D arrays in the file are in `np.meshgrid(x, y)`
 order, shape `(len(ycoordinates), len(xcoordinates))`; in memory they are
 `[i, j]` for the point `(x_i, y_j)`. Every compiled metric is also stored
 under `metrics/{label}/{name}`, the directions under `xdirection` and
-`ydirection`, and the settings as JSON in the root attribute `settings`.
+`ydirection`, the settings as JSON in the root attribute `settings`, and
+which points are done under `computed/{label}` (points not yet computed
+hold NaN; a real loss can be NaN too, so NaN alone does not mean missing).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Optional
 
 import h5py
@@ -34,11 +37,16 @@ def accuracy_metric_name(metric_names) -> Optional[str]:
 class _Landscape:
     """What lines and surfaces share: values per dataset, settings, drawn figures."""
 
-    def __init__(self, losses, metrics, settings):
-        self.losses = {label: np.asarray(v, dtype=np.float64) for label, v in losses.items()}
+    def __init__(self, losses, metrics, settings, computed=None):
+        self.losses = {label: np.array(v, dtype=np.float64) for label, v in losses.items()}
         self.metrics = {
-            label: {name: np.asarray(v, dtype=np.float64) for name, v in metrics.get(label, {}).items()}
+            label: {name: np.array(v, dtype=np.float64) for name, v in metrics.get(label, {}).items()}
             for label in self.losses
+        }
+        computed = computed or {}
+        self.computed = {
+            label: np.array(computed.get(label, np.ones(v.shape, bool)), dtype=bool)
+            for label, v in self.losses.items()
         }
         self.settings = dict(settings or {})
         self.figures_ = {}
@@ -52,6 +60,29 @@ class _Landscape:
             f"{type(self).__name__}(grid={self.grid_shape}, labels={self.labels}, "
             f"metrics={['loss', *metric_names]})"
         )
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every point of every dataset has been computed."""
+        return all(mask.all() for mask in self.computed.values())
+
+    def record(self, label: str, flat_indices: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Stores computed values of points given by their flat (C-order) grid indices.
+
+        Args:
+            label: Dataset label.
+            flat_indices: Indices into the flattened grid.
+            values: `{name: values}` for those points; "loss" goes to
+                `losses`, the rest to `metrics`.
+        """
+        index = np.unravel_index(np.asarray(flat_indices), self.grid_shape)
+        for name, array in values.items():
+            if name == "loss":
+                target = self.losses[label]
+            else:
+                target = self.metrics[label].setdefault(name, np.full(self.grid_shape, np.nan))
+            target[index] = array
+        self.computed[label][index] = True
 
     @property
     def labels(self) -> list[str]:
@@ -91,6 +122,7 @@ class _Landscape:
             file.create_dataset(f"{label}_acc", data=to_file_order(accuracy))
             for name, values in self.metrics[label].items():
                 file.create_dataset(f"metrics/{label}/{name}", data=to_file_order(values))
+            file.create_dataset(f"computed/{label}", data=to_file_order(self.computed[label]))
         file.attrs["labels"] = json.dumps(self.labels)
         file.attrs["settings"] = json.dumps(self.settings)
         file.attrs["format_version"] = FORMAT_VERSION
@@ -106,7 +138,28 @@ class _Landscape:
             }
             for label in labels
         }
-        return losses, metrics, json.loads(file.attrs["settings"])
+        computed = {
+            label: from_file_order(file[f"computed/{label}"][()])
+            for label in labels
+            if f"computed/{label}" in file
+        }
+        return losses, metrics, json.loads(file.attrs["settings"]), computed
+
+    def _save_atomically(self, path, write):
+        """Writes a complete file next to `path`, then renames it over `path`.
+
+        A reader, or a run killed mid-write (even by SIGKILL), only ever sees
+        the old file or the new one, never a half-written one.
+        """
+        path = os.fspath(path)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        try:
+            with h5py.File(temporary, "w") as file:
+                write(file)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
 
 
 class LossLine(_Landscape):
@@ -128,8 +181,8 @@ class LossLine(_Landscape):
     1
     """
 
-    def __init__(self, coords, losses, metrics, direction=None, settings=None):
-        super().__init__(losses, metrics, settings)
+    def __init__(self, coords, losses, metrics, direction=None, settings=None, computed=None):
+        super().__init__(losses, metrics, settings, computed)
         self.coords = np.asarray(coords, dtype=np.float64)
         self.direction = direction
 
@@ -160,12 +213,14 @@ class LossLine(_Landscape):
         Args:
             path: Destination file path; an existing file is replaced.
         """
-        with h5py.File(path, "w") as file:
+        def write(file):
             file.attrs["kind"] = "line"
             file.create_dataset("xcoordinates", data=self.coords)
             self._write_values(file, lambda values: values)
             if self.direction is not None:
                 save_directions(file, [self.direction])
+
+        self._save_atomically(path, write)
 
 
 class LossSurface(_Landscape):
@@ -190,8 +245,8 @@ class LossSurface(_Landscape):
     (3, 5)
     """
 
-    def __init__(self, xcoords, ycoords, losses, metrics, directions=None, settings=None):
-        super().__init__(losses, metrics, settings)
+    def __init__(self, xcoords, ycoords, losses, metrics, directions=None, settings=None, computed=None):
+        super().__init__(losses, metrics, settings, computed)
         self.xcoords = np.asarray(xcoords, dtype=np.float64)
         self.ycoords = np.asarray(ycoords, dtype=np.float64)
         self.directions = directions
@@ -247,13 +302,15 @@ class LossSurface(_Landscape):
         >>> x = np.linspace(-1, 1, 3)
         >>> LossSurface(x, x, {"train": np.zeros((3, 3))}, {"train": {}}).save("/tmp/s.h5")
         """
-        with h5py.File(path, "w") as file:
+        def write(file):
             file.attrs["kind"] = "surface"
             file.create_dataset("xcoordinates", data=self.xcoords)
             file.create_dataset("ycoordinates", data=self.ycoords)
             self._write_values(file, np.transpose)
             if self.directions is not None:
                 save_directions(file, self.directions)
+
+        self._save_atomically(path, write)
 
 
 def load_surface(path) -> LossSurface:
@@ -274,7 +331,7 @@ def load_surface(path) -> LossSurface:
     """
     with h5py.File(path, "r") as file:
         _check_kind(file, path, "surface", "load_line")
-        losses, metrics, settings = _Landscape._read_values(file, np.transpose)
+        losses, metrics, settings, computed = _Landscape._read_values(file, np.transpose)
         directions = load_directions(file) if "xdirection" in file else None
         return LossSurface(
             file["xcoordinates"][()],
@@ -283,6 +340,7 @@ def load_surface(path) -> LossSurface:
             metrics,
             directions=directions,
             settings=settings,
+            computed=computed,
         )
 
 
@@ -303,9 +361,11 @@ def load_line(path) -> LossLine:
     """
     with h5py.File(path, "r") as file:
         _check_kind(file, path, "line", "load_surface")
-        losses, metrics, settings = _Landscape._read_values(file, lambda values: values)
+        losses, metrics, settings, computed = _Landscape._read_values(file, lambda values: values)
         direction = load_directions(file)[0] if "xdirection" in file else None
-        return LossLine(file["xcoordinates"][()], losses, metrics, direction=direction, settings=settings)
+        return LossLine(
+            file["xcoordinates"][()], losses, metrics, direction=direction, settings=settings, computed=computed
+        )
 
 
 def _check_kind(file, path, expected, other_loader):

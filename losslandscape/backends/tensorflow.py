@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from losslandscape.resume import weights_fingerprint
+
 
 def is_native_dataset(data) -> bool:
     """Whether `data` is a `tf.data.Dataset`."""
@@ -34,6 +36,9 @@ class DeviceBatches:
         for start in tf.range(0, self.num_samples, self.batch_size):
             step(self._slice(start))
 
+    def fingerprint(self) -> str:
+        return weights_fingerprint(tf.nest.flatten(self.arrays))
+
     def evaluate_arguments(self) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.arrays)
         return dict(x=x, y=y, sample_weight=sample_weight, batch_size=self.batch_size)
@@ -56,8 +61,12 @@ class StreamedBatches:
         for batch in self.dataset:
             step(batch)
 
+    def fingerprint(self) -> str:
+        return weights_fingerprint(leaf for batch in self.dataset for leaf in tf.nest.flatten(batch))
+
     def evaluate_arguments(self) -> dict:
         return dict(x=self.dataset)
+
 
 
 def arrays_to_batches(arrays: tuple, batch_size: int) -> DeviceBatches:

@@ -1,0 +1,59 @@
+"""Resuming a run from its HDF5 file: what identifies a run, and the check that a file belongs to it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Optional
+
+import keras
+import numpy as np
+
+
+def weights_fingerprint(arrays) -> str:
+    """A short hash of the values, shapes and dtypes of numpy arrays."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def run_fingerprint(model: keras.Model, datasets: dict, directions, coords: dict, include_regularization: bool) -> dict:
+    """Everything that must match for a saved file to be resumed by this run.
+
+    Args:
+        model: The model at θ0 (all its weights are hashed).
+        datasets: `{label: batches}` from `prepare_data`.
+        directions: The directions of the run.
+        coords: `{"xcoords": ..., "ycoords": ...}` (or `coords` for a line).
+        include_regularization: Whether the loss includes regularization.
+
+    Returns:
+        A JSON-serializable dict.
+    """
+    return {
+        "model": weights_fingerprint(keras.ops.convert_to_numpy(v) for v in model.weights),
+        "directions": weights_fingerprint(np.asarray(d) for direction in directions for d in direction),
+        "data": {label: {"num_samples": b.num_samples, "hash": b.fingerprint()} for label, b in datasets.items()},
+        "coords": {name: [float(c) for c in values] for name, values in coords.items()},
+        "include_regularization": include_regularization,
+    }
+
+
+def check_resumable(path: os.PathLike, saved: Optional[dict], expected: dict) -> None:
+    """Raises a ValueError naming what differs between a saved run and this one."""
+    if saved is None:
+        raise ValueError(
+            f"{os.fspath(path)!r} holds a landscape without a run fingerprint, so it "
+            "cannot be resumed. Pass another `path`, or delete the file to start over."
+        )
+    differences = [key for key in expected if saved.get(key) != expected[key]]
+    if differences:
+        raise ValueError(
+            f"{os.fspath(path)!r} was computed with a different {', '.join(differences)} "
+            "than this run, so its points cannot be reused. Pass the same model, data, "
+            "directions (or seed) and coordinates to resume, or another `path` (or delete "
+            "the file) to start over."
+        )

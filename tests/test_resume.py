@@ -1,0 +1,135 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from losslandscape import compute_line, compute_surface, load_surface
+
+GRID = np.linspace(-1, 1, 21)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A trained model and its data on disk, so another process can run the same grid."""
+    folder = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 20)).astype("float32")
+    y = (x[:, :3].sum(axis=1) > 0).astype("int64")
+    model = keras.Sequential(
+        [keras.Input((20,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, verbose=0)
+    model.save(folder / "model.keras")
+    np.savez(folder / "data.npz", x=x, y=y)
+    return folder
+
+
+def load_saved(folder):
+    data = np.load(folder / "data.npz")
+    return keras.models.load_model(folder / "model.keras"), (data["x"], data["y"])
+
+
+def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(saved_run, tmp_path):
+    path = tmp_path / "surface.h5"
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras
+        from losslandscape import compute_surface
+        data = np.load({str(saved_run / 'data.npz')!r})
+        model = keras.models.load_model({str(saved_run / 'model.keras')!r})
+        grid = np.linspace(-1, 1, 21)
+        for _ in range(100):  # far more work than the test waits for
+            compute_surface(model, (data["x"], data["y"]), xcoords=grid, seed=5, batch_size=25,
+                            path={str(path)!r}, chunk_size=8, verbose=0)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    done = 0
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if path.exists():
+                with h5py.File(path, "r") as file:
+                    done = int(file["computed/train"][()].sum())
+                if done >= 24:
+                    break
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert 24 <= done < GRID.size**2, f"the run was not caught mid-grid ({done} points done)"
+    interrupted = load_surface(path)
+    assert 24 <= interrupted.computed["train"].sum() < GRID.size**2
+    assert np.isnan(interrupted.losses["train"][~interrupted.computed["train"]]).all()
+
+    model, data = load_saved(saved_run)
+    resumed = compute_surface(model, data, xcoords=GRID, seed=5, batch_size=25, path=path, verbose=0)
+    uninterrupted = compute_surface(model, data, xcoords=GRID, seed=5, batch_size=25, verbose=0)
+    assert resumed.is_complete
+    np.testing.assert_array_equal(resumed.losses["train"], uninterrupted.losses["train"])
+    np.testing.assert_array_equal(resumed.metrics["train"]["accuracy"], uninterrupted.metrics["train"]["accuracy"])
+    np.testing.assert_array_equal(load_surface(path).losses["train"], uninterrupted.losses["train"])
+
+
+def test_resume_computes_only_the_missing_points(saved_run, tmp_path, monkeypatch):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "line.h5"
+    calls = []
+    original = keras.utils.Progbar.add
+
+    def count_then_stop(self, n, *args, **kwargs):
+        calls.append(n)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return original(self, n, *args, **kwargs)
+
+    monkeypatch.setattr(keras.utils.Progbar, "add", count_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        compute_line(model, data, coords=GRID, seed=1, path=path, chunk_size=4, verbose=0)
+    monkeypatch.setattr(keras.utils.Progbar, "add", original)
+    # Two whole chunks of 4 were saved before the interruption at the 10th point.
+    with h5py.File(path, "r") as file:
+        assert file["computed/train"][()].sum() == 8
+    evaluated = []
+    monkeypatch.setattr(keras.utils.Progbar, "add", lambda self, n, *a, **k: evaluated.append(n))
+    resumed = compute_line(model, data, coords=GRID, path=path, verbose=0)
+    assert sum(evaluated) == GRID.size - 8
+    fresh = compute_line(model, data, coords=GRID, seed=1, verbose=0)
+    np.testing.assert_array_equal(resumed.losses["train"], fresh.losses["train"])
+
+
+@pytest.mark.parametrize(
+    "change, difference",
+    [
+        ({"seed": 2}, "directions"),
+        ({"xcoords": np.linspace(-1, 1, 5)}, "coords"),
+        ({"max_samples": 1000}, "data"),
+    ],
+)
+def test_resuming_with_other_settings_is_refused(saved_run, tmp_path, change, difference):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    settings = dict(xcoords=np.linspace(-1, 1, 3), seed=1, verbose=0)
+    compute_surface(model, data, path=path, **settings)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=f"different {difference}"):
+        compute_surface(model, data, path=path, **dict(settings, **change))
+    assert path.read_bytes() == before
+
+
+def test_resuming_with_other_weights_is_refused(saved_run, tmp_path):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
+    model.layers[0].kernel.assign(model.layers[0].kernel.numpy() * 1.01)
+    with pytest.raises(ValueError, match="different model"):
+        compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)

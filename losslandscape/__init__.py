@@ -6,7 +6,8 @@ _import_keras()
 
 from losslandscape.api import plot_loss, plot_loss_3D  # noqa: E402
 from losslandscape.compute import compute_line, compute_surface  # noqa: E402
-from losslandscape.datasets import DatasetLabelError  # noqa: E402
+from losslandscape.datasets import DatasetLabelError, NpzData  # noqa: E402
+from losslandscape.distributed import process_pool  # noqa: E402
 from losslandscape.directions import (  # noqa: E402
     filter_fan_in_axes,
     load_directions,
@@ -24,6 +25,7 @@ __all__ = [
     "DatasetLabelError",
     "LossLine",
     "LossSurface",
+    "NpzData",
     "WeightSnapshot",
     "compute_line",
     "compute_surface",
@@ -37,6 +39,7 @@ __all__ = [
     "plot_loss",
     "plot_loss_3D",
     "plot_surface",
+    "process_pool",
     "random_directions",
     "save_directions",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import keras
@@ -10,6 +11,47 @@ import numpy as np
 from losslandscape.backends import current_backend
 
 DEFAULT_BATCH_SIZE = 128
+
+
+@dataclass(frozen=True)
+class NpzData:
+    """A dataset stored in a numpy `.npz` file, named by path and keys.
+
+    It is small to send to other processes or machines, which load the
+    file themselves (so the path must be readable there).
+
+    Args:
+        path: Path of the `.npz` file.
+        x_key: Key of the inputs.
+        y_key: Key of the targets.
+        sample_weight_key: Key of per-sample weights, if any.
+
+    Example:
+
+    >>> np.savez("/tmp/data.npz", x=np.ones((4, 2)), y=np.zeros(4))
+    >>> x, y = NpzData("/tmp/data.npz").load()
+    >>> x.shape
+    (4, 2)
+    """
+
+    path: str
+    x_key: str = "x"
+    y_key: str = "y"
+    sample_weight_key: Optional[str] = None
+
+    def load(self) -> tuple:
+        """Reads the arrays: `(x, y)` or `(x, y, sample_weight)`."""
+        try:
+            with np.load(self.path) as file:
+                keys = [self.x_key, self.y_key] + ([self.sample_weight_key] if self.sample_weight_key else [])
+                missing = [key for key in keys if key not in file.files]
+                if missing:
+                    raise KeyError(
+                        f"{self.path!r} has no array named {missing[0]!r}; it holds {sorted(file.files)}."
+                    )
+                return tuple(file[key] for key in keys)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"No data file at {self.path!r}.") from error
 
 
 def is_single_dataset(data) -> bool:
@@ -40,7 +82,7 @@ def prepare_data(
 
     Args:
         data: `(x, y)`, `(x, y, sample_weight)`, a `tf.data.Dataset` yielding
-            batches, or a `keras.utils.PyDataset`.
+            batches, a `keras.utils.PyDataset` or an `NpzData`.
         batch_size: Batch size for in-memory arrays (default 128).
         max_samples: Evaluate only the first `max_samples` samples.
         max_batches: Evaluate only the first `max_batches` batches.
@@ -64,6 +106,8 @@ def prepare_data(
             data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches
         )
     else:
+        if isinstance(data, NpzData):
+            data = data.load()
         if isinstance(data, keras.utils.PyDataset):
             data, batch_size = _concatenate_py_dataset(data, batch_size, max_batches)
         arrays = _validated_arrays(data)
@@ -139,7 +183,7 @@ def _concatenate_py_dataset(data, batch_size, max_batches):
 
 
 def _is_dataset_object(data) -> bool:
-    return isinstance(data, keras.utils.PyDataset) or current_backend().is_native_dataset(data)
+    return isinstance(data, (keras.utils.PyDataset, NpzData)) or current_backend().is_native_dataset(data)
 
 
 def _is_array_tuple(item) -> bool:

@@ -1,0 +1,239 @@
+"""Evaluating chunks of grid points in other processes or machines.
+
+The driver (the process that called `compute_surface`) sends each worker a
+`WorkerJob`: the model as `.keras` bytes, the data (arrays or an `NpzData`
+that names a file), the directions and the grid. A worker builds the model
+and the compiled evaluator once per job, checks its value at the origin,
+and answers chunks of point indices with their values. Only the driver
+writes files. Any `concurrent.futures.Executor` works: `process_pool` for
+several processes or GPUs on one host, Dask's `client.get_executor()` (or a
+`distributed.Client` itself) for clusters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import pickle
+import socket
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+
+ORIGIN_TOLERANCE = 1e-4
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class WorkerJob:
+    """Everything a worker needs to evaluate points of one run; pickled to workers."""
+
+    model_bytes: bytes
+    data: dict
+    directions: list
+    coefficients: np.ndarray
+    options: dict
+    key: str = field(default="", compare=False)
+
+
+@dataclass
+class ChunkResult:
+    """Values of one chunk of points, and the worker's own value at the origin."""
+
+    label: str
+    rows: np.ndarray
+    values: dict
+    origin: dict
+    worker: str
+
+
+def process_pool(max_workers: int, gpus: Optional[Sequence[int]] = None) -> ProcessPoolExecutor:
+    """A pool of fresh Python processes, optionally one GPU each.
+
+    Workers start with the "spawn" method (TensorFlow does not survive
+    `fork`). With `gpus`, each worker sets `CUDA_VISIBLE_DEVICES` to one of
+    them before importing TensorFlow, round robin.
+
+    Args:
+        max_workers: Number of worker processes.
+        gpus: GPU indices to spread the workers over.
+
+    Returns:
+        A `concurrent.futures.ProcessPoolExecutor` to pass as `executor=`.
+
+    Example:
+
+    >>> with process_pool(2) as pool:
+    ...     surface = compute_surface(model, (x, y), executor=pool)  # doctest: +SKIP
+    """
+    if not isinstance(max_workers, int) or max_workers < 1:
+        raise ValueError(f"Expected `max_workers` >= 1, received: {max_workers!r}")
+    context = multiprocessing.get_context("spawn")
+    devices = context.Queue()
+    for index in range(max_workers):
+        devices.put(None if not gpus else gpus[index % len(gpus)])
+    return ProcessPoolExecutor(max_workers, mp_context=context, initializer=_claim_device, initargs=(devices,))
+
+
+def evaluate_on_executor(model, prepared, directions, coefficients, pending, record, options) -> None:
+    """Evaluates the `pending` points on `options["executor"]`, passing each chunk to `record`.
+
+    Args:
+        model: The driver's compiled model at θ0 (left untouched).
+        prepared: The driver's `{label: batches}`, used for its origin check.
+        directions: The run's directions.
+        coefficients: `(num_points, k)` coefficients of the whole grid.
+        pending: `{label: row indices}` still to compute.
+        record: Called as `record(label, rows, values)` for each chunk.
+        options: The run's options (data, executor, chunk_size, ...).
+    """
+    from losslandscape.engine import evaluate_grid
+
+    executor = _as_executor(options["executor"])
+    origin_point = np.zeros((1, coefficients.shape[1]))
+    expected_origin = evaluate_grid(
+        model, prepared, directions, origin_point, verbose=0,
+        include_regularization=options["include_regularization"],
+    )
+    job = make_job(model, list(prepared), options, directions, coefficients)
+    chunk_size = options["chunk_size"] or 16
+    chunks = [
+        (label, rows[start : start + chunk_size])
+        for label, rows in pending.items()
+        for start in range(0, len(rows), chunk_size)
+    ]
+    progress = keras.utils.Progbar(
+        sum(len(rows) for _, rows in chunks), verbose=1 if options["verbose"] else 0, unit_name="point"
+    )
+    in_flight = {executor.submit(evaluate_chunk, job, label, rows): (label, rows, 1) for label, rows in chunks}
+    try:
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                label, rows, attempt = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # a worker died or failed: try the chunk elsewhere
+                    if attempt >= MAX_ATTEMPTS:
+                        raise RuntimeError(
+                            f"A chunk of {len(rows)} points failed {attempt} times; the last error "
+                            f"was {error!r}. Points computed so far are kept."
+                        ) from error
+                    in_flight[executor.submit(evaluate_chunk, job, label, rows)] = (label, rows, attempt + 1)
+                    continue
+                _check_origin(result, expected_origin[label])
+                record(result.label, result.rows, result.values)
+                progress.add(len(result.rows))
+    finally:
+        for future in in_flight:
+            future.cancel()
+
+
+def make_job(model, labels, options, directions, coefficients) -> WorkerJob:
+    """Packs the model, the data under the run's `labels`, and the grid for the workers."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        model.save(path)
+        with open(path, "rb") as file:
+            model_bytes = file.read()
+    from losslandscape.datasets import labelled_datasets
+
+    data = labelled_datasets(options["data"], labels)
+    job = WorkerJob(
+        model_bytes=model_bytes,
+        data=_picklable(data),
+        directions=[list(d) for d in directions],
+        coefficients=np.asarray(coefficients, np.float64),
+        options={
+            key: options[key] for key in ("batch_size", "max_samples", "max_batches", "include_regularization")
+        },
+    )
+    job.key = hashlib.blake2b(pickle.dumps(job), digest_size=16).hexdigest()
+    return job
+
+
+def evaluate_chunk(job: WorkerJob, label: str, rows: np.ndarray) -> ChunkResult:
+    """Runs in a worker: evaluates the points `rows` of dataset `label`."""
+    state = _worker_state(job)
+    evaluator = state["evaluators"][label]
+    values = [evaluator(job.coefficients[row]) for row in rows]
+    named = {name: np.array([v[name] for v in values]) for name in values[0]}
+    return ChunkResult(label, np.asarray(rows), named, state["origin"][label], state["worker"])
+
+
+_WORKER_STATE: dict = {}
+
+
+def _worker_state(job: WorkerJob) -> dict:
+    """The model, data and evaluators of `job`, built once per worker process."""
+    if job.key in _WORKER_STATE:
+        return _WORKER_STATE[job.key]
+    _WORKER_STATE.clear()
+    from losslandscape.backends import current_backend
+    from losslandscape.datasets import prepare_data
+    from losslandscape.directions import trainable_weight_values
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        with open(path, "wb") as file:
+            file.write(job.model_bytes)
+        model = keras.models.load_model(path, safe_mode=True)
+    origin_weights = trainable_weight_values(model)
+    options = job.options
+    evaluators, origin = {}, {}
+    for label, data in job.data.items():
+        batches = prepare_data(data, options["batch_size"], options["max_samples"], options["max_batches"])
+        evaluator = current_backend().CompiledPointEvaluator(
+            model, batches, origin_weights, job.directions, options["include_regularization"]
+        )
+        origin[label] = evaluator(np.zeros(len(job.directions)))
+        evaluators[label] = evaluator
+    state = {"evaluators": evaluators, "origin": origin, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    _WORKER_STATE[job.key] = state
+    return state
+
+
+def _check_origin(result: ChunkResult, expected: dict) -> None:
+    for name, values in expected.items():
+        mine, theirs = float(values[0]), result.origin[name]
+        if not np.isclose(theirs, mine, rtol=ORIGIN_TOLERANCE, atol=0.0, equal_nan=True):
+            raise ValueError(
+                f"Worker {result.worker} gets {name} = {theirs!r} at the origin, the driver "
+                f"{mine!r}: it has a different environment or different data. Check that "
+                "every worker has the same package versions and reads the same data files."
+            )
+
+
+def _picklable(data: dict) -> dict:
+    from losslandscape.backends import current_backend
+
+    for label, dataset in data.items():
+        if current_backend().is_native_dataset(dataset) or isinstance(dataset, keras.utils.PyDataset):
+            raise TypeError(
+                f"Dataset {label!r} is a {type(dataset).__name__}, which cannot be sent to "
+                "workers. Pass arrays `(x, y)` or `losslandscape.NpzData(path)` with `executor=`."
+            )
+    return data
+
+
+def _as_executor(executor) -> Executor:
+    """Accepts an Executor, or a Dask `Client` (anything with `get_executor()`)."""
+    if isinstance(executor, Executor):
+        return executor
+    if hasattr(executor, "get_executor"):
+        return executor.get_executor()
+    raise TypeError(
+        "Expected `executor` to be a concurrent.futures.Executor or a dask.distributed "
+        f"Client, received: {type(executor).__name__}"
+    )
+
+
+def _claim_device(devices) -> None:
+    device = devices.get()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)

@@ -1,0 +1,121 @@
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import losslandscape.distributed as distributed
+from losslandscape import NpzData, compute_line, compute_surface, process_pool
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 20)).astype("float32")
+    y = (x[:, :3].sum(axis=1) > 0).astype("int64")
+    model = keras.Sequential(
+        [keras.Input((20,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, verbose=0)
+    np.savez(folder / "data.npz", features=x, labels=y)
+    return model, (x, y), NpzData(str(folder / "data.npz"), x_key="features", y_key="labels")
+
+
+def test_process_pool_gives_the_serial_surface(classifier):
+    model, data, _ = classifier
+    grid = np.linspace(-1, 1, 5)
+    serial = compute_surface(model, {"train": data, "head": (data[0][:300], data[1][:300])}, xcoords=grid, seed=3, verbose=0)
+    with process_pool(2) as pool:
+        spread = compute_surface(
+            model, {"train": data, "head": (data[0][:300], data[1][:300])}, xcoords=grid, seed=3,
+            executor=pool, chunk_size=4, verbose=0,
+        )
+    for label in ("train", "head"):
+        np.testing.assert_array_equal(spread.losses[label], serial.losses[label])
+        np.testing.assert_array_equal(spread.metrics[label]["accuracy"], serial.metrics[label]["accuracy"])
+
+
+def test_a_failed_chunk_is_retried(classifier, monkeypatch):
+    model, data, npz = classifier
+    original = distributed.evaluate_chunk
+    failures = []
+
+    def fail_once(job, label, rows):
+        if not failures:
+            failures.append(rows)
+            raise ConnectionError("worker lost")
+        return original(job, label, rows)
+
+    monkeypatch.setattr(distributed, "evaluate_chunk", fail_once)
+    with ThreadPoolExecutor(2) as pool:
+        line = compute_line(model, npz, coords=np.linspace(-1, 1, 9), seed=0, executor=pool, chunk_size=3, verbose=0)
+    serial = compute_line(model, data, coords=np.linspace(-1, 1, 9), seed=0, verbose=0)
+    assert len(failures) == 1
+    np.testing.assert_array_equal(line.losses["train"], serial.losses["train"])
+
+
+def test_a_worker_with_other_values_at_the_origin_stops_the_run(classifier, monkeypatch):
+    model, data, _ = classifier
+    original = distributed._worker_state
+
+    def shifted_origin(job):
+        state = dict(original(job))
+        state["origin"] = {label: dict(v, loss=v["loss"] * 1.01) for label, v in state["origin"].items()}
+        return state
+
+    monkeypatch.setattr(distributed, "_worker_state", shifted_origin)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="different environment or different data"):
+        compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
+
+
+def test_unsendable_data_and_executors_are_rejected(classifier):
+    import tensorflow as tf
+
+    model, data, _ = classifier
+    with ThreadPoolExecutor(1) as pool, pytest.raises(TypeError, match="NpzData"):
+        compute_line(model, tf.data.Dataset.from_tensor_slices(data).batch(100), executor=pool, verbose=0)
+    with pytest.raises(TypeError, match="Executor"):
+        compute_line(model, data, executor="localhost:8786", verbose=0)
+
+
+def test_dask_cluster_with_a_worker_killed_mid_run_gives_the_serial_surface(classifier, tmp_path):
+    distributed_dask = pytest.importorskip("dask.distributed")
+    model, data, npz = classifier
+    grid = np.linspace(-1, 1, 25)
+    path = tmp_path / "surface.h5"
+    with distributed_dask.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed_dask.Client(cluster) as client:
+        victim = next(iter(client.run(os.getpid).values()))
+        killed = threading.Event()
+
+        def kill_a_worker_mid_run():
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                if path.exists():
+                    with h5py.File(path, "r") as file:
+                        if file["computed/train"][()].sum() >= 40:
+                            os.kill(victim, signal.SIGKILL)
+                            killed.set()
+                            return
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=kill_a_worker_mid_run)
+        watcher.start()
+        spread = compute_surface(
+            model, npz, xcoords=grid, seed=4, batch_size=25, path=path, executor=client, chunk_size=8, verbose=0
+        )
+        watcher.join()
+    assert killed.is_set()
+    assert spread.is_complete
+    serial = compute_surface(model, data, xcoords=grid, seed=4, batch_size=25, verbose=0)
+    np.testing.assert_array_equal(spread.losses["train"], serial.losses["train"])
+    np.testing.assert_array_equal(spread.metrics["train"]["accuracy"], serial.metrics["train"]["accuracy"])

@@ -1,10 +1,19 @@
-"""The `losslandscape` command line."""
+"""The `losslandscape` command line: surface, line, plot, info and demo."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
 from typing import Optional, Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class CommandError(Exception):
+    """Bad input on the command line: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,9 +23,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Loss landscapes of Keras models along filter-normalized random directions.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    surface = commands.add_parser(
+        "surface", help="compute a 2D loss surface of a saved model",
+        description="Computes the loss on the plane of two random filter-normalized directions "
+        "around the weights of MODEL and writes it to an HDF5 file. Re-running with the same "
+        "--out resumes an interrupted run.",
+    )
+    _add_compute_arguments(surface, default_out="surface.h5")
+    surface.add_argument("--orthogonal", action="store_true", help="make the second direction orthogonal to the first")
+
+    line = commands.add_parser(
+        "line", help="compute a 1D loss curve of a saved model",
+        description="Computes the loss along one random filter-normalized direction around the "
+        "weights of MODEL and writes it to an HDF5 file (resumable like `surface`).",
+    )
+    _add_compute_arguments(line, default_out="line.h5")
+
+    plot = commands.add_parser("plot", help="draw a saved surface or line to an image file")
+    plot.add_argument("file", help="HDF5 file written by `surface` or `line`")
+    plot.add_argument("--kind", choices=("contour", "contourf", "heatmap", "surface"), default="contour",
+                      help="plot kind for surfaces (default: %(default)s)")
+    plot.add_argument("--out", required=True, help="image file to write (png, pdf, svg, ...)")
+    plot.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    plot.add_argument("--label", help="dataset label (default: the first)")
+    plot.add_argument("--metric", default="loss", help="'loss' or a compiled metric name (default: %(default)s)")
+
+    info = commands.add_parser("info", help="describe a saved surface or line")
+    info.add_argument("file", help="HDF5 file written by `surface` or `line`")
+
     demo = commands.add_parser(
-        "demo",
-        help="train a small MLP on scikit-learn's digits and write its landscape",
+        "demo", help="train a small MLP on scikit-learn's digits and write its landscape",
         description="Trains a 64-64-10 MLP on scikit-learn's digits (offline) and writes "
         "loss_1d.png, loss_contour.png, loss_3d.png and surface.h5.",
     )
@@ -28,6 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_compute_arguments(parser, default_out):
+    parser.add_argument("model", help="a Keras model saved with model.save('MODEL.keras'), compiled with a loss")
+    parser.add_argument("--data", required=True, help=".npz file with the evaluation data")
+    parser.add_argument("--test-data", help="optional second .npz file, evaluated along the same directions")
+    parser.add_argument("--x-key", default="x", help="array name of the inputs in the .npz (default: %(default)s)")
+    parser.add_argument("--y-key", default="y", help="array name of the targets in the .npz (default: %(default)s)")
+    parser.add_argument("--sample-weight-key", help="array name of per-sample weights in the .npz")
+    parser.add_argument("--points", type=int, default=51, help="points per axis (default: %(default)s)")
+    parser.add_argument("--range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("MIN", "MAX"),
+                        help="coordinate range (default: -1 1)")
+    parser.add_argument("--out", default=default_out, help="HDF5 file to write or resume (default: %(default)s)")
+    parser.add_argument("--samples", type=int, help="evaluate only the first N samples")
+    parser.add_argument("--batch-size", type=int, help="batch size (default: 128)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: %(default)s)")
+    parser.add_argument("--normalization", choices=("filter", "layer", "model", "none"), default="filter",
+                        help="direction normalization (default: %(default)s)")
+    parser.add_argument("--no-regularization", action="store_true", help="leave regularization losses out of the loss")
+    parser.add_argument("--workers", type=int, help="spread the points over N local worker processes")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="spread the points over a Dask cluster (tcp://host:8786)")
+    parser.add_argument("--chunk-size", type=int, help="points per chunk saved or sent to a worker")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line; returns the exit code.
 
@@ -35,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv: Arguments without the program name; `sys.argv[1:]` by default.
 
     Returns:
-        0 on success, 2 on bad input.
+        0 on success, 2 on bad input (with a one-line message on stderr).
 
     Example:
 
@@ -43,13 +103,137 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     0
     """
     args = build_parser().parse_args(argv)
-    if args.points < 2 or args.epochs < 1:
-        print("losslandscape: error: --points must be >= 2 and --epochs >= 1", file=sys.stderr)
-        return 2
     import matplotlib
 
     matplotlib.use("Agg")  # The command writes files; it never opens windows.
+    commands = {"surface": _compute, "line": _compute, "plot": _plot, "info": _info, "demo": _demo}
+    try:
+        commands[args.command](args)
+    except (CommandError, ValueError, KeyError, TypeError, OSError) as error:
+        message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+        first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+        print(f"losslandscape {args.command}: error: {first_line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _compute(args):
+    from losslandscape.compute import compute_line, compute_surface
+    from losslandscape.datasets import NpzData
+
+    if args.points < 2:
+        raise CommandError(f"--points must be >= 2, received {args.points}")
+    if args.workers is not None and args.scheduler is not None:
+        raise CommandError("use either --workers or --scheduler, not both")
+    model = _load_model(args.model)
+    keys = dict(x_key=args.x_key, y_key=args.y_key, sample_weight_key=args.sample_weight_key)
+    data = {"train": NpzData(args.data, **keys)}
+    if args.test_data:
+        data["test"] = NpzData(args.test_data, **keys)
+    for spec in data.values():
+        spec.load()  # fail early, in one line, on a wrong path or key
+    import numpy as np
+
+    coords = np.linspace(args.range[0], args.range[1], args.points)
+    options = dict(
+        seed=args.seed,
+        normalization=None if args.normalization == "none" else args.normalization,
+        batch_size=args.batch_size,
+        max_samples=args.samples,
+        include_regularization=not args.no_regularization,
+        path=args.out,
+        chunk_size=args.chunk_size,
+        verbose=0 if args.quiet else 1,
+    )
+    with _executor(args) as executor:
+        if args.command == "surface":
+            result = compute_surface(model, data, xcoords=coords, orthogonal=args.orthogonal, executor=executor, **options)
+        else:
+            result = compute_line(model, data, coords=coords, executor=executor, **options)
+    if not args.quiet:
+        print(f"wrote {args.out}: {result}")
+
+
+def _plot(args):
+    landscape = _load_any(args.file)
+    from losslandscape.surface import LossSurface
+
+    if isinstance(landscape, LossSurface):
+        landscape.plot(kind=args.kind, log=args.log, label=args.label, metric=args.metric)
+    else:
+        landscape.plot(metric=args.metric, labels=[args.label] if args.label else None)
+        if args.log:
+            landscape.ax_.set_yscale("log")
+    landscape.figure_.savefig(args.out, bbox_inches="tight", dpi=150)
+    print(f"wrote {args.out}")
+
+
+def _info(args):
+    import numpy as np
+
+    landscape = _load_any(args.file)
+    print(f"{args.file}: {landscape}")
+    for label in landscape.labels:
+        done = landscape.computed[label]
+        losses = np.where(done, landscape.losses[label], np.nan)
+        best = np.unravel_index(np.nanargmin(losses), losses.shape) if done.any() and np.isfinite(losses).any() else None
+        where = "" if best is None else f", min loss {losses[best]:.6g} at index {tuple(int(i) for i in best)}"
+        print(f"  {label}: {int(done.sum())}/{done.size} points computed{where}")
+    settings = {key: value for key, value in landscape.settings.items() if key != "fingerprint"}
+    print(f"  settings: {json.dumps(settings)}")
+
+
+def _demo(args):
+    if args.points < 2 or args.epochs < 1:
+        raise CommandError("--points must be >= 2 and --epochs >= 1")
     from losslandscape.demo import run_demo
 
     run_demo(args.out, points=args.points, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1)
-    return 0
+
+
+def _load_model(path):
+    import keras
+
+    if not str(path).endswith(".keras"):
+        raise CommandError(f"expected a .keras model file (saved with model.save('model.keras')), received {path!r}")
+    if not os.path.isfile(path):
+        raise CommandError(f"no model file at {path!r}")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (ValueError, OSError, TypeError) as error:
+        raise CommandError(f"could not load {path!r} as a Keras model: {error}") from None
+
+
+def _load_any(path):
+    import h5py
+
+    from losslandscape.surface import load_line, load_surface
+
+    try:
+        with h5py.File(path, "r") as file:
+            kind = file.attrs.get("kind")
+    except FileNotFoundError:
+        raise CommandError(f"no file at {path!r}") from None
+    except OSError:
+        raise CommandError(f"{path!r} is not an HDF5 file") from None
+    return load_line(path) if kind == "line" else load_surface(path)
+
+
+@contextlib.contextmanager
+def _executor(args):
+    if args.workers is not None:
+        if args.workers < 1:
+            raise CommandError(f"--workers must be >= 1, received {args.workers}")
+        from losslandscape.distributed import process_pool
+
+        with process_pool(args.workers) as pool:
+            yield pool
+    elif args.scheduler is not None:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise CommandError("--scheduler needs Dask: pip install 'losslandscape[dask]'") from None
+        with Client(args.scheduler, timeout="20s") as client:
+            yield client
+    else:
+        yield None

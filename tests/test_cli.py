@@ -1,0 +1,95 @@
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from losslandscape import compute_surface, load_line, load_surface
+from losslandscape.cli import main
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, verbose=0)
+    model.save(folder / "model.keras")
+    np.savez(folder / "train.npz", inputs=x, targets=y)
+    np.savez(folder / "test.npz", inputs=x[:100], targets=y[:100])
+    np.savez(folder / "mismatch.npz", inputs=x, targets=y[:-1])
+    return folder, model, (x, y)
+
+
+def run(*argv):
+    return main([str(a) for a in argv])
+
+
+def test_surface_plot_and_info_from_the_shell(saved, tmp_path, capsys):
+    folder, model, (x, y) = saved
+    out = tmp_path / "surface.h5"
+    code = run("surface", folder / "model.keras", "--data", folder / "train.npz", "--test-data", folder / "test.npz",
+               "--x-key", "inputs", "--y-key", "targets", "--points", 4, "--range", -0.5, 0.5, "--seed", 7,
+               "--out", out, "--quiet")
+    assert code == 0
+    surface = load_surface(out)
+    assert surface.labels == ["train", "test"] and surface.losses["train"].shape == (4, 4)
+    expected = compute_surface(model, {"train": (x, y), "test": (x[:100], y[:100])},
+                               xcoords=np.linspace(-0.5, 0.5, 4), seed=7, verbose=0)
+    np.testing.assert_allclose(surface.losses["test"], expected.losses["test"], rtol=1e-6)
+
+    assert run("plot", out, "--kind", "contourf", "--out", tmp_path / "surface.png", "--log") == 0
+    assert (tmp_path / "surface.png").stat().st_size > 5000
+    assert run("info", out) == 0
+    printed = capsys.readouterr().out
+    assert "train: 16/16 points computed" in printed and '"seed": 7' in printed
+
+
+def test_line_command_and_its_plot(saved, tmp_path):
+    folder, _, _ = saved
+    out = tmp_path / "line.h5"
+    assert run("line", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
+               "--y-key", "targets", "--points", 7, "--out", out, "--quiet") == 0
+    assert load_line(out).losses["train"].shape == (7,)
+    assert run("plot", out, "--out", tmp_path / "line.png") == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["surface", "missing.keras", "--data", "{folder}/train.npz"], "no model file"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/nothing.npz"], "No data file"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz"], "no array named 'x'"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/mismatch.npz", "--x-key", "inputs",
+          "--y-key", "targets"], "same number of samples"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--points", "1"], "--points must be >= 2"),
+        (["plot", "{folder}/nothing.h5", "--out", "x.png"], "no file at"),
+        (["info", "{folder}/train.npz"], "not an HDF5 file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(saved, capsys, argv, message):
+    folder, _, _ = saved
+    assert main([a.format(folder=folder) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_unsafe_model_files_are_refused(saved, tmp_path, capsys):
+    folder, _, _ = saved
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(2)])
+    model.compile(loss="mse")
+    model.save(tmp_path / "lambda.keras")
+    code = run("surface", tmp_path / "lambda.keras", "--data", folder / "train.npz", "--quiet")
+    assert code == 2
+    assert "safe_mode" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["surface", "line", "plot", "info", "demo"])
+def test_each_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: losslandscape " + command in capsys.readouterr().out

@@ -16,13 +16,26 @@ from losslandscape.directions import (  # noqa: E402
     save_directions,
 )
 from losslandscape.engine import WeightSnapshot, evaluate_grid  # noqa: E402
-from losslandscape.plotting import plot_line, plot_surface  # noqa: E402
+from losslandscape.hessian import HessianDirections, hessian_directions, hessian_spectrum_summary  # noqa: E402
+from losslandscape.interpolation import interpolate  # noqa: E402
+from losslandscape.plotting import plot_interpolation, plot_line, plot_surface, plot_trajectory  # noqa: E402
 from losslandscape.surface import LossLine, LossSurface, load_line, load_surface  # noqa: E402
+from losslandscape.trajectory import (  # noqa: E402
+    PCADirections,
+    Trajectory,
+    TrajectoryRecorder,
+    load_trajectory,
+    pca_directions,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DatasetLabelError",
+    "HessianDirections",
+    "PCADirections",
+    "Trajectory",
+    "TrajectoryRecorder",
     "LossLine",
     "LossSurface",
     "NpzData",
@@ -31,14 +44,21 @@ __all__ = [
     "compute_surface",
     "evaluate_grid",
     "filter_fan_in_axes",
+    "hessian_directions",
+    "hessian_spectrum_summary",
+    "interpolate",
     "load_directions",
     "load_line",
     "load_surface",
+    "load_trajectory",
     "normalize_direction",
+    "pca_directions",
+    "plot_interpolation",
     "plot_line",
     "plot_loss",
     "plot_loss_3D",
     "plot_surface",
+    "plot_trajectory",
     "process_pool",
     "random_directions",
     "save_directions",

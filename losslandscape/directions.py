@@ -132,7 +132,12 @@ def trainable_weight_values(model: keras.Model) -> list[np.ndarray]:
             "to explore. Build the model (call it on data or pass "
             "`keras.Input` to it) and make sure some layers are trainable."
         )
-    return [np.array(keras.ops.convert_to_numpy(v)) for v in model.trainable_weights]
+    return variables_values(model.trainable_weights)
+
+
+def variables_values(variables) -> list[np.ndarray]:
+    """Returns copies of the values of Keras variables as numpy arrays."""
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
 
 
 def filter_fan_in_axes(model: keras.Model) -> list[Optional[tuple[int, ...]]]:
@@ -262,9 +267,9 @@ def direction_group_name(index: int) -> str:
     return f"direction{index}"
 
 
-def check_directions_match(directions: Sequence[Sequence[np.ndarray]], model: keras.Model) -> None:
-    """Raises a ValueError unless each direction fits the model's weights."""
-    shapes = [tuple(v.shape) for v in model.trainable_weights]
+def check_directions_match(directions: Sequence[Sequence[np.ndarray]], variables) -> None:
+    """Raises a ValueError unless each direction fits the shapes of `variables`."""
+    shapes = [tuple(v.shape) for v in variables]
     for index, direction in enumerate(directions):
         direction_shapes = [tuple(np.shape(d)) for d in direction]
         if direction_shapes != shapes:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
-from losslandscape.directions import check_directions_match, trainable_weight_values
+from losslandscape.directions import check_directions_match, variables_values
 
 ENGINES = ("compiled", "evaluate")
 
@@ -70,6 +70,7 @@ def evaluate_grid(
     pending: Optional[Mapping[str, np.ndarray]] = None,
     on_chunk: Optional[Callable[[str, np.ndarray, dict], None]] = None,
     chunk_size: int = 32,
+    variables: Optional[Sequence] = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
 
@@ -90,6 +91,8 @@ def evaluate_grid(
             after every `chunk_size` points of a dataset (e.g. to save
             progress). It runs while the model holds perturbed weights.
         chunk_size: Points per `on_chunk` call.
+        variables: The variables the directions move, in their order; the
+            model's trainable variables by default.
 
     Returns:
         `{label: {metric_name: values}}` with one value per row of
@@ -115,14 +118,15 @@ def evaluate_grid(
             "`include_regularization=False` needs `engine='compiled'`: "
             "`model.evaluate` always adds the regularization losses."
         )
-    check_directions_match(directions, model)
+    variables = list(model.trainable_variables if variables is None else variables)
+    check_directions_match(directions, variables)
     coefficients = np.asarray(coefficients, dtype=np.float64)
     if pending is None:
         pending = {label: np.arange(len(coefficients)) for label in datasets}
     progress = keras.utils.Progbar(
         sum(len(rows) for rows in pending.values()), verbose=1 if verbose else 0, unit_name="point"
     )
-    origin = trainable_weight_values(model)
+    origin = variables_values(variables)
     results = {}
     with WeightSnapshot(model):
         for label, batches in datasets.items():
@@ -131,10 +135,10 @@ def evaluate_grid(
                 continue
             if engine == "compiled":
                 evaluate_point = current_backend().CompiledPointEvaluator(
-                    model, batches, origin, directions, include_regularization
+                    model, batches, origin, directions, include_regularization, variables
                 )
             else:
-                evaluate_point = _ModelEvaluatePerPoint(model, batches, origin, directions)
+                evaluate_point = _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
             results[label] = {}
             for start in range(0, len(rows), chunk_size):
                 chunk = rows[start : start + chunk_size]
@@ -153,14 +157,15 @@ def evaluate_grid(
 class _ModelEvaluatePerPoint:
     """The naive reference: weights set from numpy, then `model.evaluate`."""
 
-    def __init__(self, model, batches, origin, directions):
+    def __init__(self, model, batches, origin, directions, variables):
         self._model = model
+        self._variables = variables
         self._batches = batches
         self._origin = origin
         self._directions = directions
 
     def __call__(self, row):
-        for position, variable in enumerate(self._model.trainable_variables):
+        for position, variable in enumerate(self._variables):
             shift = sum(c * d[position] for c, d in zip(row, self._directions))
             variable.assign(self._origin[position] + shift)
         values = self._model.evaluate(

@@ -55,6 +55,57 @@ def plot_line(
     return drawn
 
 
+def plot_interpolation(line, metric: Optional[str] = None, ax=None) -> dict:
+    """Draws loss (left axis) and a metric (right axis) along an interpolation, as in Li et al. Fig. 3.
+
+    Datasets differ by line style (solid, dashed, ...), loss and metric by
+    colour.
+
+    Args:
+        line: A `LossLine`, typically from `interpolate`.
+        metric: The metric for the right axis; the accuracy-like metric by
+            default, none if the model has none.
+        ax: Matplotlib Axes for the loss; a new figure when `None`.
+
+    Returns:
+        `{"loss": [Line2D, ...], metric: [Line2D, ...]}`; the twin Axes is
+        `line.axes_["metric"]`.
+
+    Example:
+
+    >>> from losslandscape import LossLine
+    >>> t = np.linspace(-0.5, 1.5, 9)
+    >>> line = LossLine(t, {"train": (t - 0.5) ** 2}, {"train": {"accuracy": 1 - (t - 0.5) ** 2 / 2}})
+    >>> sorted(plot_interpolation(line))
+    ['accuracy', 'loss']
+    """
+    from losslandscape.surface import accuracy_metric_name
+
+    ax = _axes_or_new(ax)
+    styles = ["-", "--", ":", "-."]
+    metric = metric or accuracy_metric_name(line.metrics[line.labels[0]])
+    drawn = {"loss": []}
+    for index, label in enumerate(line.labels):
+        style = styles[index % len(styles)]
+        values = np.ma.masked_invalid(line.values(label))
+        drawn["loss"].extend(ax.plot(line.coords, values, style, color="C0", label=f"{label} loss"))
+    ax.set_xlabel("t (0: model a, 1: model b)" if line.settings.get("kind") == "interpolation" else "α")
+    ax.set_ylabel("loss", color="C0")
+    _remember(line, "line", ax)
+    if metric is not None:
+        twin = ax.twinx()
+        drawn[metric] = []
+        for index, label in enumerate(line.labels):
+            style = styles[index % len(styles)]
+            values = np.ma.masked_invalid(line.values(label, metric))
+            drawn[metric].extend(twin.plot(line.coords, values, style, color="C3", label=f"{label} {metric}"))
+        twin.set_ylabel(metric, color="C3")
+        line.axes_["metric"] = twin
+    handles = [artist for artists in drawn.values() for artist in artists]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", fontsize=8)
+    return drawn
+
+
 def plot_surface(
     surface,
     kind: str = "contour",
@@ -108,6 +159,41 @@ def plot_surface(
     ax.set_title(f"{label or surface.labels[0]} {metric}")
     _remember(surface, kind, ax)
     return artist
+
+
+def plot_trajectory(surface, pca, ax=None, kind: str = "contour", label: Optional[str] = None,
+                    metric: str = "loss", **kwargs) -> dict:
+    """Draws a training path on the surface of its PCA plane (Li et al., Fig. 9).
+
+    Args:
+        surface: A `LossSurface` computed with `pca.directions` around θ_final.
+        pca: The `PCADirections` of the trajectory.
+        ax: Matplotlib Axes; a new figure when `None`.
+        kind: "contour", "contourf" or "heatmap".
+        label, metric, **kwargs: As in `plot_surface`.
+
+    Returns:
+        `{"surface": artist, "path": Line2D}`. Axis labels give the variance
+        each direction explains.
+
+    Example:
+
+    >>> pca = pca_directions(load_trajectory("trajectory.h5"), final=model)  # doctest: +SKIP
+    >>> xcoords, ycoords = pca.plane_coords()  # doctest: +SKIP
+    >>> surface = compute_surface(model, (x, y), pca.directions, xcoords, ycoords)  # doctest: +SKIP
+    >>> plot_trajectory(surface, pca)  # doctest: +SKIP
+    """
+    if kind == "surface":
+        raise ValueError("plot_trajectory draws on flat plots: use kind 'contour', 'contourf' or 'heatmap'.")
+    artist = plot_surface(surface, kind=kind, ax=ax, label=label, metric=metric, **kwargs)
+    ax = surface.ax_
+    (path,) = ax.plot(pca.coords[:, 0], pca.coords[:, 1], "-o", color="C3", markersize=3, label="training path")
+    ax.plot(pca.coords[-1, 0], pca.coords[-1, 1], "*", color="C3", markersize=10)
+    first, second = 100 * np.asarray(pca.explained_variance_ratio)
+    ax.set_xlabel(f"1st PC: {first:.2f} %")
+    ax.set_ylabel(f"2nd PC: {second:.2f} %")
+    ax.set_aspect("auto")
+    return {"surface": artist, "path": path}
 
 
 def _draw_flat(ax, kind, grid_x, grid_y, z, log, metric, **kwargs):

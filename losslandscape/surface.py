@@ -313,6 +313,43 @@ class LossSurface(_Landscape):
         self._save_atomically(path, write)
 
 
+    def to_vtk(self, path, label: Optional[str] = None, metric: str = "loss",
+               log: bool = False, clip: Optional[float] = None) -> None:
+        """Writes a ParaView-readable VTK StructuredGrid (.vts); no VTK package needed.
+
+        Args:
+            path: Destination file, e.g. "surface.vts".
+            label: Dataset label; the first by default.
+            metric: "loss" or a compiled metric name.
+            log: Heights in log10.
+            clip: Cap values at this maximum first.
+
+        Example:
+
+        >>> x = np.linspace(-1, 1, 3)
+        >>> LossSurface(x, x, {"train": np.ones((3, 3))}, {"train": {}}).to_vtk("/tmp/s.vts")
+        """
+        from losslandscape.exports import write_vts
+
+        write_vts(self, path, label, metric, log, clip)
+
+    def to_html(self, path, label: Optional[str] = None, metric: str = "loss",
+                log: bool = False, clip: Optional[float] = None) -> None:
+        """Writes an interactive 3D view as one HTML file (needs `losslandscape[plotly]`).
+
+        Args:
+            path: Destination file, e.g. "surface.html".
+            label, metric, log, clip: As in `to_vtk`.
+
+        Example:
+
+        >>> surface.to_html("surface.html")  # doctest: +SKIP
+        """
+        from losslandscape.exports import write_html
+
+        write_html(self, path, label, metric, log, clip)
+
+
 def load_surface(path) -> LossSurface:
     """Reads a `LossSurface` written by `LossSurface.save`.
 

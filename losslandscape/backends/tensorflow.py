@@ -106,7 +106,8 @@ def native_dataset_to_batches(
 class CompiledPointEvaluator:
     """Evaluates the compiled loss and metrics at θ0 + Σ_k c_k·d_k.
 
-    θ0 and the directions are copied to the device once. Each call runs one
+    θ0 and the directions are given per variable of `variables` (by default
+    the model's trainable variables) and copied to the device once. Each call runs one
     `tf.function` that writes the perturbed weights into the model's
     variables on the device and loops over the resident batches with the
     model's own `test_step` (the code `model.evaluate` runs), so values equal
@@ -120,11 +121,13 @@ class CompiledPointEvaluator:
         origin: Sequence[np.ndarray],
         directions: Sequence[Sequence[np.ndarray]],
         include_regularization: bool = True,
+        variables: Optional[Sequence] = None,
     ):
         self._model = model
         self._batches = batches
         self._perturbed = []
-        for position, variable in enumerate(model.trainable_variables):
+        variables = model.trainable_variables if variables is None else variables
+        for position, variable in enumerate(variables):
             stacked = np.stack([d[position] for d in directions])
             if np.any(stacked):
                 self._perturbed.append(
@@ -182,3 +185,47 @@ class CompiledPointEvaluator:
         if self._data_loss is not None:
             results = dict(results, loss=self._data_loss.result())
         return results
+
+
+class HessianVectorProduct:
+    """Computes H·v for the Hessian H of the compiled loss at the model's current weights.
+
+    The loss is the one `model.evaluate` reports (batch losses weighted by
+    batch size, in inference mode), so H is exactly the Hessian of the
+    landscape at θ0. Each product is one compiled pass over the resident
+    batches with nested gradient tapes.
+    """
+
+    def __init__(self, model: keras.Model, batches, include_regularization: bool = True):
+        self._model = model
+        self._batches = batches
+        self._include_regularization = include_regularization
+        self._variables = list(model.trainable_variables)
+        self._sums = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self._variables]
+        self._function = tf.function(self._product)
+
+    def __call__(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+        tensors = [tf.constant(v, dtype=var.dtype) for v, var in zip(vector, self._variables)]
+        return [np.asarray(h, dtype=np.float64) for h in self._function(tensors)]
+
+    def _product(self, vector):
+        for total in self._sums:
+            total.assign(tf.zeros_like(total))
+        self._batches.for_each_batch(lambda batch: self._accumulate(batch, vector))
+        return [total / self._batches.num_samples for total in self._sums]
+
+    def _accumulate(self, batch, vector):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                y_pred = self._model(x, training=False)
+                if self._include_regularization:
+                    loss = self._model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+                else:
+                    loss = self._model._compile_loss(y, y_pred, sample_weight)
+            gradients = inner.gradient(loss, self._variables, unconnected_gradients="zero")
+            directional = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(gradients, vector)])
+        products = outer.gradient(directional, self._variables, unconnected_gradients="zero")
+        batch_size = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], self._variables[0].dtype)
+        for total, product in zip(self._sums, products):
+            total.assign_add(product * batch_size)

@@ -1,0 +1,166 @@
+"""Curvature at θ0: top Hessian eigenvectors as directions, λ_max and the Hessian trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import keras
+import numpy as np
+
+from losslandscape.backends import current_backend
+from losslandscape.datasets import prepare_data
+from losslandscape.directions import trainable_weight_values
+from losslandscape.engine import check_compiled
+
+
+@dataclass
+class HessianDirections:
+    """Top eigenpairs of the loss Hessian.
+
+    Attributes:
+        directions: One unit-norm eigenvector per eigenvalue, each a list of
+            arrays shaped like the trainable weights (pass two of them to
+            `compute_surface`).
+        eigenvalues: The eigenvalues, largest magnitude first.
+        iterations: Power iterations each eigenpair took.
+    """
+
+    directions: list
+    eigenvalues: np.ndarray
+    iterations: list
+
+
+def hessian_directions(
+    model: keras.Model,
+    data,
+    k: int = 2,
+    *,
+    max_iterations: int = 100,
+    tolerance: float = 1e-4,
+    seed: Optional[int] = 0,
+    batch_size: Optional[int] = None,
+    max_samples: Optional[int] = None,
+    include_regularization: bool = True,
+) -> HessianDirections:
+    """Top-k eigenvectors and eigenvalues of the Hessian of the compiled loss at θ0.
+
+    Power iteration with deflation on Hessian-vector products (automatic
+    differentiation, averaged over all batches like `model.evaluate`'s loss,
+    inference mode). It finds the eigenvalues of largest magnitude, as
+    PyHessian does; near a minimum these are the largest positive ones.
+
+    Args:
+        model: A compiled Keras model; its weights are θ0 and stay unchanged.
+        data: One dataset (`(x, y)`, `tf.data.Dataset`, ...).
+        k: Number of eigenpairs.
+        max_iterations: Power iterations per eigenpair at most.
+        tolerance: Stop when the eigenvalue changes by less than this,
+            relative to its size.
+        seed: Seed of the starting vectors.
+        batch_size, max_samples: As in `compute_surface`.
+        include_regularization: Whether the loss includes the layers'
+            regularization losses.
+
+    Returns:
+        A `HessianDirections`.
+
+    Example:
+
+    >>> hessian = hessian_directions(model, (x, y), k=2)  # doctest: +SKIP
+    >>> surface = compute_surface(model, (x, y), hessian.directions)  # doctest: +SKIP
+    """
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"Expected `k` >= 1, received: {k!r}")
+    product = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
+    shapes = [w.shape for w in trainable_weight_values(model)]
+    generator = np.random.default_rng(seed)
+    vectors, eigenvalues, iterations = [], [], []
+    for _ in range(k):
+        vector = _unit([generator.standard_normal(shape) for shape in shapes])
+        eigenvalue = 0.0
+        for iteration in range(1, max_iterations + 1):
+            image = _deflated(product(vector), vector, vectors, eigenvalues)
+            new_eigenvalue = _dot(vector, image)
+            vector = _unit(image)
+            converged = abs(new_eigenvalue - eigenvalue) <= tolerance * abs(new_eigenvalue)
+            eigenvalue = new_eigenvalue
+            if converged:
+                break
+        vectors.append(vector)
+        eigenvalues.append(eigenvalue)
+        iterations.append(iteration)
+    dtypes = [w.dtype for w in trainable_weight_values(model)]
+    directions = [[v.astype(dtype) for v, dtype in zip(vector, dtypes)] for vector in vectors]
+    return HessianDirections(directions, np.array(eigenvalues), iterations)
+
+
+def hessian_spectrum_summary(
+    model: keras.Model,
+    data,
+    *,
+    trace_samples: int = 100,
+    max_iterations: int = 100,
+    tolerance: float = 1e-4,
+    seed: Optional[int] = 0,
+    batch_size: Optional[int] = None,
+    max_samples: Optional[int] = None,
+    include_regularization: bool = True,
+) -> dict:
+    """λ_max and a Hutchinson estimate of the trace of the loss Hessian at θ0.
+
+    Args:
+        model: A compiled Keras model.
+        data: One dataset.
+        trace_samples: Rademacher vectors v for the estimate tr(H) ≈ mean(vᵀHv).
+        max_iterations, tolerance, seed, batch_size, max_samples,
+        include_regularization: As in `hessian_directions`.
+
+    Returns:
+        `{"lambda_max", "trace", "trace_standard_error"}`.
+
+    Example:
+
+    >>> hessian_spectrum_summary(model, (x, y))["lambda_max"]  # doctest: +SKIP
+    """
+    top = hessian_directions(
+        model, data, 1, max_iterations=max_iterations, tolerance=tolerance, seed=seed,
+        batch_size=batch_size, max_samples=max_samples, include_regularization=include_regularization,
+    )
+    product = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
+    generator = np.random.default_rng(seed)
+    shapes = [w.shape for w in trainable_weight_values(model)]
+    quadratic_forms = []
+    for _ in range(trace_samples):
+        probe = [generator.choice([-1.0, 1.0], size=shape) for shape in shapes]
+        quadratic_forms.append(_dot(probe, product(probe)))
+    quadratic_forms = np.array(quadratic_forms)
+    return {
+        "lambda_max": float(top.eigenvalues[0]),
+        "trace": float(quadratic_forms.mean()),
+        "trace_standard_error": float(quadratic_forms.std(ddof=1) / np.sqrt(trace_samples)) if trace_samples > 1 else float("nan"),
+    }
+
+
+def _hessian_vector_product(model, data, batch_size, max_samples, include_regularization):
+    check_compiled(model)
+    trainable_weight_values(model)  # a clear error for a model without trainable weights
+    batches = prepare_data(data, batch_size, max_samples)
+    return current_backend().HessianVectorProduct(model, batches, include_regularization)
+
+
+def _deflated(image, vector, vectors, eigenvalues):
+    """Removes the found eigenpairs: (H − Σ λ_j u_j u_jᵀ) v."""
+    for found, eigenvalue in zip(vectors, eigenvalues):
+        weight = eigenvalue * _dot(found, vector)
+        image = [a - weight * b for a, b in zip(image, found)]
+    return image
+
+
+def _dot(a, b) -> float:
+    return float(sum(np.sum(x * y) for x, y in zip(a, b)))
+
+
+def _unit(vector):
+    norm = np.sqrt(_dot(vector, vector))
+    return [v / norm for v in vector] if norm > 0 else vector

@@ -1,0 +1,66 @@
+import builtins
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+import pytest
+
+from losslandscape import LossSurface
+
+
+def bowl(with_gap=False):
+    x, y = np.linspace(-1, 1, 4), np.linspace(-2, 2, 3)
+    values = x[:, None] ** 2 + y[None, :] ** 2 + 0.5
+    if with_gap:
+        values[1, 2] = np.nan
+    return LossSurface(x, y, {"train": values}, {"train": {}})
+
+
+def test_vts_file_holds_every_point_with_its_value(tmp_path):
+    surface = bowl(with_gap=True)
+    path = tmp_path / "surface.vts"
+    surface.to_vtk(path)
+    root = ElementTree.parse(path).getroot()
+    assert root.get("type") == "StructuredGrid"
+    piece = root.find("StructuredGrid/Piece")
+    assert piece.get("Extent") == "0 3 0 2 0 0"
+    points = np.array(piece.find("Points/DataArray").text.split(), dtype=float).reshape(-1, 3)
+    values = np.array(piece.find("PointData/DataArray").text.split(), dtype=float)
+    assert points.shape == (12, 3) and values.shape == (12,)
+    for point, value in zip(points, values):
+        i = int(np.argmin(np.abs(surface.xcoords - point[0])))
+        j = int(np.argmin(np.abs(surface.ycoords - point[1])))
+        expected = surface.losses["train"][i, j]
+        np.testing.assert_equal(value, expected)
+        np.testing.assert_equal(point[2], expected)
+    # VTK orders points with x fastest.
+    np.testing.assert_allclose(points[:4, 0], surface.xcoords)
+
+
+def test_vts_log_and_clip(tmp_path):
+    surface = bowl()
+    surface.to_vtk(tmp_path / "log.vts", log=True, clip=2.0)
+    root = ElementTree.parse(tmp_path / "log.vts").getroot()
+    array = root.find("StructuredGrid/Piece/PointData/DataArray")
+    assert array.get("Name") == "log10_loss"
+    values = np.array(array.text.split(), dtype=float)
+    expected = np.log10(np.minimum(surface.losses["train"].T.ravel(), 2.0))
+    np.testing.assert_allclose(values, expected)
+
+
+def test_html_export_with_and_without_plotly(tmp_path, monkeypatch):
+    pytest.importorskip("plotly")
+    surface = bowl()
+    surface.to_html(tmp_path / "surface.html")
+    text = (tmp_path / "surface.html").read_text()
+    assert "plotly" in text.lower() and '"type":"surface"' in text.replace(" ", "")
+
+    real_import = builtins.__import__
+
+    def without_plotly(name, *args, **kwargs):
+        if name.startswith("plotly"):
+            raise ImportError("No module named 'plotly'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_plotly)
+    with pytest.raises(ImportError, match=r"losslandscape\[plotly\]"):
+        surface.to_html(tmp_path / "other.html")

@@ -1,0 +1,86 @@
+"""Makes every figure in readme_files/ from scikit-learn's digits (offline, about 1 minute on 2 CPU cores).
+
+Run: python scripts/readme_figures.py [--out readme_files]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from losslandscape import (  # noqa: E402
+    TrajectoryRecorder,
+    compute_surface,
+    hessian_directions,
+    interpolate,
+    load_trajectory,
+    pca_directions,
+    plot_interpolation,
+    plot_trajectory,
+)
+from losslandscape.demo import digits_mlp, load_digits_split, run_demo  # noqa: E402
+
+
+def save(figure, path):
+    figure.savefig(path, bbox_inches="tight", dpi=120)
+    plt.close(figure)
+    print(f"wrote {path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="readme_files")
+    out = Path(parser.parse_args().out)
+    run_demo(out, verbose=0)
+    os.remove(out / "surface.h5")
+    print(f"wrote {out}/loss_1d.png, loss_contour.png, loss_3d.png")
+    train, test = load_digits_split()
+
+    small, large = digits_mlp(seed=0), digits_mlp(seed=0)
+    small.fit(*train, batch_size=16, epochs=30, verbose=0)
+    large.fit(*train, batch_size=len(train[0]), epochs=300, verbose=0)
+    line = interpolate(small, large, {"train": train, "test": test}, coords=np.linspace(-0.5, 1.5, 41), verbose=0)
+    plot_interpolation(line)
+    line.ax_.set_title("digits MLP: batch 16 (t = 0) to full batch (t = 1)")
+    save(line.figure_, out / "interpolation.png")
+
+    model = digits_mlp(seed=1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "trajectory.h5"
+        model.fit(*train, batch_size=64, epochs=30, verbose=0, callbacks=[TrajectoryRecorder(path)])
+        pca = pca_directions(load_trajectory(path), final=model)
+    xcoords, ycoords = pca.plane_coords(points=31)
+    surface = compute_surface(model, train, pca.directions, xcoords, ycoords, verbose=0)
+    plot_trajectory(surface, pca, levels=20)
+    surface.ax_.set_title("digits MLP: training path on its PCA plane")
+    save(surface.figure_, out / "trajectory.png")
+
+    hessian = hessian_directions(model, train, k=2)
+    print(f"top Hessian eigenvalues: {np.round(hessian.eigenvalues, 3)} after {hessian.iterations} iterations")
+    span = 2.0 / np.sqrt(abs(hessian.eigenvalues[0]))
+    surface = compute_surface(model, train, hessian.directions, xcoords=np.linspace(-span, span, 31), verbose=0)
+    surface.plot("contourf", levels=20)
+    surface.ax_.set_xlabel(f"α along eigenvector 1 (λ = {hessian.eigenvalues[0]:.2f})")
+    surface.ax_.set_ylabel(f"β along eigenvector 2 (λ = {hessian.eigenvalues[1]:.2f})")
+    surface.ax_.set_title("digits MLP: loss on the top-2 Hessian plane")
+    save(surface.figure_, out / "hessian_plane.png")
+
+    surface = compute_surface(model, {"train": train, "test": test}, xcoords=np.linspace(-1, 1, 31), seed=0, verbose=0)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    surface.plot("contourf", ax=axes[0], label="test", levels=20)
+    surface.plot("heatmap", ax=axes[1], label="test", metric="accuracy")
+    save(figure, out / "loss_and_accuracy.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -230,8 +230,11 @@ def _draw_3d(ax, grid_x, grid_y, z, log, **kwargs):
     kwargs.setdefault("cmap", "viridis")
     kwargs.setdefault("vmin", finite.min())
     kwargs.setdefault("vmax", finite.max())
+    # A fixed vmax (to share one scale across models) also caps the heights.
+    z_plot = np.minimum(z_plot, kwargs["vmax"])
     artist = ax.plot_surface(grid_x, grid_y, z_plot, linewidth=0, antialiased=False, **kwargs)
-    ax.set_zlim(finite.min(), finite.max() if finite.max() > finite.min() else finite.min() + 1)
+    low, high = kwargs["vmin"], kwargs["vmax"]
+    ax.set_zlim(low, high if high > low else low + 1)
     return artist
 
 

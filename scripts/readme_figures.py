@@ -1,17 +1,21 @@
-"""Makes every figure in readme_files/ from scikit-learn's digits (offline, about 1 minute on 2 CPU cores).
+"""Makes every figure in readme_files/ from scikit-learn's digits, offline.
 
-Run: python scripts/readme_figures.py [--out readme_files]
+Run: python scripts/readme_figures.py [--out readme_files] [--parts library sanity]
+"library" (about 1 minute on 2 CPU cores): the demo, interpolation, trajectory, Hessian and metric figures.
+"sanity" (about 4 minutes): the three sanity checks of reproductions/ on digits, figures and table.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for reproductions/
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
@@ -40,7 +44,28 @@ def save(figure, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="readme_files")
-    out = Path(parser.parse_args().out)
+    parser.add_argument("--parts", nargs="+", choices=("library", "sanity"), default=["library", "sanity"])
+    args = parser.parse_args()
+    out = Path(args.out)
+    if "library" in args.parts:
+        library_figures(out)
+    if "sanity" in args.parts:
+        sanity_figures(out)
+
+
+def sanity_figures(out: Path):
+    from reproductions.sanity_checks import run
+
+    with tempfile.TemporaryDirectory() as folder:
+        run("digits", Path(folder))
+        for check in ("batch_size", "weight_decay", "optimizer"):
+            for kind in ("1d", "contour"):
+                shutil.copy(Path(folder) / f"{check}_{kind}.png", out / f"sanity_{check}_{kind}.png")
+        shutil.copy(Path(folder) / "table.md", out / "sanity_table.md")
+    print(f"wrote {out}/sanity_*.png and sanity_table.md")
+
+
+def library_figures(out: Path):
     run_demo(out, verbose=0)
     os.remove(out / "surface.h5")
     print(f"wrote {out}/loss_1d.png, loss_contour.png, loss_3d.png")

@@ -34,9 +34,7 @@ def cifar_resnet(
     >>> cifar_resnet(20).count_params() > 270_000
     True
     """
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"Expected `depth` = 6n + 2 with n >= 1 (20, 56, 110), received: {depth}")
-    blocks_per_stage = (depth - 2) // 6
+    blocks_per_stage = _blocks_per_stage(depth)
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     inputs = keras.Input(input_shape)
     x = _conv_bn(inputs, 16, 1, regularizer)
@@ -49,6 +47,13 @@ def cifar_resnet(
     outputs = keras.layers.Dense(num_classes, kernel_regularizer=regularizer)(x)
     name = f"resnet{depth}" if shortcut else f"resnet{depth}_noshort"
     return keras.Model(inputs, outputs, name=name)
+
+
+def _blocks_per_stage(depth):
+    """n for a net of depth 6n + 2."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"Expected `depth` = 6n + 2 with n >= 1 (20, 56, 110), received: {depth}")
+    return (depth - 2) // 6
 
 
 def _conv_bn(x, filters, strides, regularizer, kernel_size=3):
@@ -99,9 +104,7 @@ def cifar_vgglike(
     >>> cifar_vgglike(20).name
     'vgglike20'
     """
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"Expected `depth` = 6n + 2 with n >= 1 (20, 56, 110), received: {depth}")
-    convolutions_per_stage = 2 * (depth - 2) // 6
+    convolutions_per_stage = 2 * _blocks_per_stage(depth)
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     inputs = keras.Input(input_shape)
     x = keras.layers.Activation(activation)(_conv_bn(inputs, 16, 1, regularizer))

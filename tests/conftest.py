@@ -94,3 +94,17 @@ def assert_same_state(before, after):
     for a, b in zip(before, after):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes()
+
+
+def trained_classifier(samples, features, hidden, epochs=2):
+    """A small trained softmax classifier and its data (class = sign of the first features' sum)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(samples, features)).astype("float32")
+    y = (x[:, :3].sum(axis=1) > 0).astype("int64")
+    model = keras.Sequential(
+        [keras.Input((features,)), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, verbose=0)
+    return model, x, y

@@ -1,8 +1,8 @@
-import h5py
 import keras
 import numpy as np
 import pytest
 
+from conftest import trained_classifier
 from losslandscape import compute_surface, load_line, load_surface
 from losslandscape.cli import main
 
@@ -10,13 +10,7 @@ from losslandscape.cli import main
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64")
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, verbose=0)
+    model, x, y = trained_classifier(300, 6, 8)
     model.save(folder / "model.keras")
     np.savez(folder / "train.npz", inputs=x, targets=y)
     np.savez(folder / "test.npz", inputs=x[:100], targets=y[:100])

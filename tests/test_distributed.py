@@ -5,26 +5,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
-import keras
 import numpy as np
 import pytest
 
 import losslandscape.distributed as distributed
+from conftest import trained_classifier
 from losslandscape import NpzData, compute_line, compute_surface, process_pool
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     folder = tmp_path_factory.mktemp("distributed")
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(1500, 20)).astype("float32")
-    y = (x[:, :3].sum(axis=1) > 0).astype("int64")
-    model = keras.Sequential(
-        [keras.Input((20,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(2, activation="softmax")]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, verbose=0)
+    model, x, y = trained_classifier(1500, 20, 32)
     np.savez(folder / "data.npz", features=x, labels=y)
     return model, (x, y), NpzData(str(folder / "data.npz"), x_key="features", y_key="labels")
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import trained_classifier
 from losslandscape import compute_line, compute_surface, load_surface
 
 GRID = np.linspace(-1, 1, 21)
@@ -19,15 +20,7 @@ GRID = np.linspace(-1, 1, 21)
 def saved_run(tmp_path_factory):
     """A trained model and its data on disk, so another process can run the same grid."""
     folder = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2000, 20)).astype("float32")
-    y = (x[:, :3].sum(axis=1) > 0).astype("int64")
-    model = keras.Sequential(
-        [keras.Input((20,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(2, activation="softmax")]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, verbose=0)
+    model, x, y = trained_classifier(2000, 20, 64)
     model.save(folder / "model.keras")
     np.savez(folder / "data.npz", x=x, y=y)
     return folder

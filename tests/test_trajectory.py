@@ -1,5 +1,4 @@
 import h5py
-import keras
 import matplotlib
 
 matplotlib.use("Agg")

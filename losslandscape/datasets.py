@@ -77,6 +77,7 @@ def prepare_data(
     batch_size: Optional[int] = None,
     max_samples: Optional[int] = None,
     max_batches: Optional[int] = None,
+    stream: bool = False,
 ) -> object:
     """Validates one dataset and converts it, once, to batches the engine loops over.
 
@@ -86,6 +87,8 @@ def prepare_data(
         batch_size: Batch size for in-memory arrays (default 128).
         max_samples: Evaluate only the first `max_samples` samples.
         max_batches: Evaluate only the first `max_batches` batches.
+        stream: For a `tf.data.Dataset` larger than memory: read it again at
+            every point instead of keeping its batches in memory.
 
     Returns:
         The backend's batches object, with `num_samples` (how many samples
@@ -103,9 +106,14 @@ def prepare_data(
                 "arrays `(x, y)` with `batch_size`."
             )
         batches = backend.native_dataset_to_batches(
-            data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches
+            data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches, stream
         )
     else:
+        if stream:
+            raise ValueError(
+                "`stream=True` is for a tf.data.Dataset larger than memory; arrays, "
+                "PyDatasets and NpzData are held in memory. Pass a tf.data.Dataset or stream=False."
+            )
         if isinstance(data, NpzData):
             data = data.load()
         if isinstance(data, keras.utils.PyDataset):

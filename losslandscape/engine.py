@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+import time
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -71,6 +72,7 @@ def evaluate_grid(
     on_chunk: Optional[Callable[[str, np.ndarray, dict], None]] = None,
     chunk_size: int = 32,
     variables: Optional[Sequence] = None,
+    points_per_call: Union[int, str] = 1,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
 
@@ -93,6 +95,11 @@ def evaluate_grid(
         chunk_size: Points per `on_chunk` call.
         variables: The variables the directions move, in their order; the
             model's trainable variables by default.
+        points_per_call: Grid points evaluated per compiled call: 1 (one
+            forward pass per point), K > 1 (K points' weights stacked, one
+            vectorized pass per batch), or "auto" (time both on the first
+            points of a large grid and keep the faster). Only the model's
+            trainable weights can be moved K at a time.
 
     Returns:
         `{label: {metric_name: values}}` with one value per row of
@@ -133,19 +140,20 @@ def evaluate_grid(
             rows = np.asarray(pending.get(label, []), dtype=np.int64)
             if len(rows) == 0:
                 continue
-            if engine == "compiled":
-                evaluate_point = current_backend().CompiledPointEvaluator(
-                    model, batches, origin, directions, include_regularization, variables
-                )
-            else:
-                evaluate_point = _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
+            evaluator = _evaluator(
+                model, batches, origin, directions, engine, include_regularization, variables,
+                points_per_call, coefficients[rows], verbose,
+            )
             results[label] = {}
-            for start in range(0, len(rows), chunk_size):
-                chunk = rows[start : start + chunk_size]
+            per_call = evaluator.points_per_call
+            step = max(chunk_size, per_call)
+            for start in range(0, len(rows), step):
+                chunk = rows[start : start + step]
                 chunk_values = []
-                for row in chunk:
-                    chunk_values.append(evaluate_point(coefficients[row]))
-                    progress.add(1)
+                for call_start in range(0, len(chunk), per_call):
+                    call_rows = chunk[call_start : call_start + per_call]
+                    chunk_values.extend(evaluator.evaluate(coefficients[call_rows]))
+                    progress.add(len(call_rows))
                 named = {name: np.array([v[name] for v in chunk_values]) for name in chunk_values[0]}
                 for name, values in named.items():
                     results[label].setdefault(name, np.full(len(coefficients), np.nan))[chunk] = values
@@ -154,8 +162,49 @@ def evaluate_grid(
     return results
 
 
+PROBE_POINTS_PER_CALL = 16
+
+
+def _evaluator(model, batches, origin, directions, engine, include_regularization, variables,
+               points_per_call, rows, verbose):
+    """The per-point or vectorized evaluator for one dataset; "auto" times both on real points."""
+    backend = current_backend()
+    if engine == "evaluate":
+        return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
+    per_point = backend.CompiledPointEvaluator(model, batches, origin, directions, include_regularization, variables)
+    vectorizable = variables is None or list(variables) == list(model.trainable_variables)
+    if points_per_call == 1 or not vectorizable or not backend.supports_vectorized(model):
+        return per_point
+    if points_per_call != "auto":
+        if not isinstance(points_per_call, (int, np.integer)) or points_per_call < 1:
+            raise ValueError(f'Expected `points_per_call` to be a positive integer or "auto", received: {points_per_call!r}')
+        return backend.VectorizedPointEvaluator(
+            model, batches, origin, directions, include_regularization, int(points_per_call)
+        )
+    k = PROBE_POINTS_PER_CALL
+    if len(rows) < 8 * k:
+        return per_point
+    vectorized = backend.VectorizedPointEvaluator(model, batches, origin, directions, include_regularization, k)
+    seconds = {}
+    for name, evaluator in (("vectorized", vectorized), ("per_point", per_point)):
+        evaluator.evaluate(rows[:k])  # compiles; its values are recomputed later, not kept
+        started = time.perf_counter()
+        evaluator.evaluate(rows[k : 2 * k])
+        seconds[name] = time.perf_counter() - started
+    faster = vectorized if seconds["vectorized"] < seconds["per_point"] else per_point
+    if verbose:
+        print(
+            f"losslandscape: {k} points per call take {1e3 * seconds['vectorized'] / k:.2f} ms per point, "
+            f"one at a time {1e3 * seconds['per_point'] / k:.2f} ms: using "
+            f"{'the vectorized evaluator' if faster is vectorized else 'one point per call'}"
+        )
+    return faster
+
+
 class _ModelEvaluatePerPoint:
     """The naive reference: weights set from numpy, then `model.evaluate`."""
+
+    points_per_call = 1
 
     def __init__(self, model, batches, origin, directions, variables):
         self._model = model
@@ -163,6 +212,9 @@ class _ModelEvaluatePerPoint:
         self._batches = batches
         self._origin = origin
         self._directions = directions
+
+    def evaluate(self, rows):
+        return [self(row) for row in rows]
 
     def __call__(self, row):
         for position, variable in enumerate(self._variables):

@@ -108,6 +108,6 @@ def test_dask_cluster_with_a_worker_killed_mid_run_gives_the_serial_surface(clas
         watcher.join()
     assert killed.is_set()
     assert spread.is_complete
-    serial = compute_surface(model, data, xcoords=grid, seed=4, batch_size=25, verbose=0)
+    serial = compute_surface(model, data, xcoords=grid, seed=4, batch_size=25, points_per_call=1, verbose=0)
     np.testing.assert_array_equal(spread.losses["train"], serial.losses["train"])
     np.testing.assert_array_equal(spread.metrics["train"]["accuracy"], serial.metrics["train"]["accuracy"])

@@ -176,3 +176,60 @@ def test_unknown_engine_and_mismatched_directions_are_rejected(small_mlp, regres
         evaluate_grid(small_mlp, batches, directions, POINTS, engine="fast", verbose=0)
     with pytest.raises(ValueError, match="does not fit"):
         evaluate_grid(small_mlp, batches, [directions[0][:1], directions[1]], POINTS, verbose=0)
+
+
+@pytest.mark.parametrize("include_regularization", [True, False])
+def test_vectorized_points_equal_model_evaluate(trained_cnn, image_data, include_regularization):
+    x, y, sample_weight = image_data
+    directions = random_directions(trained_cnn, seed=6)
+    grid = np.random.default_rng(0).uniform(-1, 1, size=(7, 2))  # 7 points: the last call is padded
+    batches = {"train": prepare_data((x, y, sample_weight), batch_size=32)}
+    before = all_state(trained_cnn)
+    stacked = evaluate_grid(trained_cnn, batches, directions, grid, verbose=0, points_per_call=3,
+                            include_regularization=include_regularization)["train"]
+    assert_same_state(before, all_state(trained_cnn))
+    one_by_one = evaluate_grid(trained_cnn, batches, directions, grid, verbose=0, points_per_call=1,
+                               include_regularization=include_regularization)["train"]
+    for name in ("loss", "accuracy"):
+        np.testing.assert_allclose(stacked[name], one_by_one[name], rtol=1e-5)
+    if include_regularization:
+        origin = [v.numpy() for v in trained_cnn.trainable_weights]
+        expected = evaluate_at(trained_cnn, weights_at(trained_cnn, origin, directions, grid[4]),
+                               x=x, y=y, sample_weight=sample_weight, batch_size=32)
+        np.testing.assert_allclose(stacked["loss"][4], expected["loss"], rtol=1e-5)
+        np.testing.assert_allclose(stacked["accuracy"][4], expected["accuracy"], rtol=1e-6)
+
+
+def test_auto_probe_on_a_large_grid_keeps_values(small_mlp, regression_data, capsys):
+    x, y = regression_data
+    directions = random_directions(small_mlp, seed=0)
+    grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
+    batches = {"train": prepare_data((x, y))}
+    auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
+    assert "points per call take" in capsys.readouterr().out
+    one = evaluate_grid(small_mlp, batches, directions, grid, verbose=0, points_per_call=1)["train"]
+    np.testing.assert_allclose(auto["loss"], one["loss"], rtol=1e-5)
+    with pytest.raises(ValueError, match="points_per_call"):
+        evaluate_grid(small_mlp, batches, directions, grid[:2], verbose=0, points_per_call=0)
+
+
+def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp, regression_data):
+    x, y = regression_data
+    passes = []
+
+    def batches():
+        passes.append(1)
+        for start in range(0, len(x), 32):
+            yield x[start : start + 32], y[start : start + 32]
+
+    signature = (tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32))
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    directions = random_directions(small_mlp, seed=0)
+    streamed = prepare_data(dataset, stream=True)
+    assert streamed.num_samples == len(x)
+    values = evaluate_grid(small_mlp, {"train": streamed}, directions, POINTS, verbose=0)["train"]
+    assert len(passes) >= 1 + len(POINTS)  # counted once, then read again at each point
+    kept = evaluate_grid(small_mlp, {"train": prepare_data((x, y), batch_size=32)}, directions, POINTS, verbose=0)["train"]
+    np.testing.assert_allclose(values["loss"], kept["loss"], rtol=1e-6)
+    with pytest.raises(ValueError, match="stream=True"):
+        prepare_data((x, y), stream=True)

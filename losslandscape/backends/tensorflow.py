@@ -25,7 +25,7 @@ class DeviceBatches:
     """
 
     def __init__(self, arrays: tuple, batch_size: int):
-        self.arrays = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+        self.arrays = _on_accelerator_if_it_fits(arrays)
         self.batch_size = batch_size
         self.num_samples = int(tf.shape(tf.nest.flatten(self.arrays)[0])[0])
 
@@ -35,6 +35,12 @@ class DeviceBatches:
     def for_each_batch(self, step):
         for start in tf.range(0, self.num_samples, self.batch_size):
             step(self._slice(start))
+
+    def fold(self, step, state):
+        """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop."""
+        for start in tf.range(0, self.num_samples, self.batch_size):
+            state = step(self._slice(start), state)
+        return state
 
     def fingerprint(self) -> str:
         return weights_fingerprint(tf.nest.flatten(self.arrays))
@@ -47,8 +53,27 @@ class DeviceBatches:
         return tf.nest.map_structure(lambda a: a[start : start + self.batch_size], self.arrays)
 
 
+def _on_accelerator_if_it_fits(arrays):
+    """Tensors in GPU memory when a GPU is present and they fit there, else in host memory.
+
+    Resident data spares a host-to-device copy of every batch at every grid point.
+    """
+    if not tf.config.list_logical_devices("GPU"):
+        return tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    try:
+        with tf.device("/GPU:0"):
+            return tf.nest.map_structure(lambda a: tf.identity(tf.convert_to_tensor(a)), arrays)
+    except tf.errors.ResourceExhaustedError:
+        with tf.device("/CPU:0"):
+            return tf.nest.map_structure(tf.convert_to_tensor, arrays)
+
+
 class StreamedBatches:
-    """A cached `tf.data.Dataset`, for batches that cannot be joined into arrays."""
+    """A `tf.data.Dataset` read batch by batch at every point.
+
+    Used for batches that cannot be joined into arrays (then cached in
+    memory), and for data larger than memory (`stream=True`, not cached).
+    """
 
     def __init__(self, dataset: tf.data.Dataset, num_samples: int):
         self.dataset = dataset
@@ -60,6 +85,12 @@ class StreamedBatches:
     def for_each_batch(self, step):
         for batch in self.dataset:
             step(batch)
+
+    def fold(self, step, state):
+        """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop."""
+        for batch in self.dataset:
+            state = step(batch, state)
+        return state
 
     def fingerprint(self) -> str:
         return weights_fingerprint(leaf for batch in self.dataset for leaf in tf.nest.flatten(batch))
@@ -79,18 +110,24 @@ def native_dataset_to_batches(
     batch_size: Optional[int],
     max_samples: Optional[int],
     max_batches: Optional[int],
+    stream: bool = False,
 ):
     """Runs a batched `tf.data.Dataset` once and keeps its batches.
 
     The batches are joined into device-resident arrays when their shapes
     allow (re-sliced with the first batch's size), else kept in a cached
     dataset. Either way every grid point sees the same samples in the same
-    order, even from a shuffling or augmenting pipeline.
+    order, even from a shuffling or augmenting pipeline. With `stream=True`
+    nothing is kept: the pipeline runs again at every point, so data larger
+    than memory works (it must then yield the same batches every time).
     """
     if max_samples is not None:
         dataset = dataset.unbatch().take(max_samples).batch(batch_size)
     if max_batches is not None:
         dataset = dataset.take(max_batches)
+    if stream:
+        num_samples = sum(int(tf.shape(tf.nest.flatten(batch)[0])[0]) for batch in dataset)
+        return StreamedBatches(dataset, num_samples) if num_samples else None
     batches = [tf.nest.map_structure(np.asarray, batch) for batch in dataset]
     if not batches:
         return None
@@ -103,6 +140,14 @@ def native_dataset_to_batches(
     return DeviceBatches(arrays, first_batch_size)
 
 
+def build_metrics(model: keras.Model, batches) -> None:
+    """Runs one eager test step so that lazily built compiled metrics own their variables.
+
+    It changes metric states only, which the caller's `WeightSnapshot` restores.
+    """
+    model.test_step(batches.first_batch())
+
+
 class CompiledPointEvaluator:
     """Evaluates the compiled loss and metrics at θ0 + Σ_k c_k·d_k.
 
@@ -113,6 +158,8 @@ class CompiledPointEvaluator:
     model's own `test_step` (the code `model.evaluate` runs), so values equal
     `model.evaluate` at the same weights. The caller restores θ0.
     """
+
+    points_per_call = 1
 
     def __init__(
         self,
@@ -144,16 +191,16 @@ class CompiledPointEvaluator:
                 "its layers."
             )
         self._data_loss = None if include_regularization else keras.metrics.Mean()
-        self._build_metrics()
+        build_metrics(model, batches)
         self._function = tf.function(self._evaluate, reduce_retracing=True)
 
     def __call__(self, coefficients: Sequence[float]) -> dict[str, float]:
         values = self._function(tf.constant(coefficients, dtype=tf.float64))
         return {name: float(value) for name, value in values.items()}
 
-    def _build_metrics(self):
-        """Runs one eager step so that lazily built metrics own their variables."""
-        self._step(self._batches.first_batch())
+    def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
+        """Values at each row of coefficients, one compiled call per point."""
+        return [self(row) for row in rows]
 
     def _evaluate(self, coefficients):
         for variable, origin, stacked in self._perturbed:
@@ -229,3 +276,92 @@ class HessianVectorProduct:
         batch_size = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], self._variables[0].dtype)
         for total, product in zip(self._sums, products):
             total.assign_add(product * batch_size)
+
+
+def supports_vectorized(model: keras.Model) -> bool:
+    """Whether the model evaluates with Keras' own test step, which the vectorized evaluator reproduces."""
+    own = keras.Model
+    return (
+        type(model).test_step is own.test_step
+        and type(model).compute_loss is own.compute_loss
+        and type(model).compute_metrics is own.compute_metrics
+        and getattr(model, "_compile_loss", None) is not None
+    )
+
+
+class VectorizedPointEvaluator:
+    """Evaluates K grid points per compiled call, with the weights of the K points stacked.
+
+    Inside one `tf.function`, each batch runs the K forward passes at once
+    (`tf.vectorized_map` over `model.stateless_call`), and the loss and
+    compiled metrics of each point accumulate in its own copy of the metric
+    state, through Keras' stateless APIs. The numbers equal
+    `model.evaluate`'s; extra memory is K copies of the weights plus K
+    batches of activations. The model's variables are never written.
+    """
+
+    def __init__(self, model, batches, origin, directions, include_regularization: bool = True,
+                 points_per_call: int = 8):
+        self._model = model
+        self._batches = batches
+        self._include_regularization = include_regularization
+        self.points_per_call = points_per_call
+        self._origin = [tf.constant(w, dtype=v.dtype) for w, v in zip(origin, model.trainable_variables)]
+        self._directions = [
+            tf.constant(np.stack([d[position] for d in directions]), dtype=v.dtype)
+            for position, v in enumerate(model.trainable_variables)
+        ]
+        build_metrics(model, batches)
+        self._metric_variables = list(model.metrics_variables)
+        self._function = tf.function(self._evaluate)
+
+    def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
+        """Values at each row of coefficients, `points_per_call` rows per compiled call."""
+        results = []
+        for start in range(0, len(rows), self.points_per_call):
+            chunk = np.asarray(rows[start : start + self.points_per_call], dtype=np.float64)
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.points_per_call - len(chunk), axis=0)])
+            values = self._function(tf.constant(padded))
+            results.extend(
+                {name: float(value[k]) for name, value in values.items()} for k in range(len(chunk))
+            )
+        return results
+
+    def _evaluate(self, coefficients):
+        weights = [
+            origin[None] + tf.tensordot(tf.cast(coefficients, origin.dtype), stacked, axes=1)
+            for origin, stacked in zip(self._origin, self._directions)
+        ]
+        states = [tf.zeros((self.points_per_call, *v.shape), v.dtype) for v in self._metric_variables]
+        non_trainable = [v.value for v in self._model.non_trainable_variables]
+
+        def step(batch, states):
+            def one_point(point):
+                point_weights, point_states = point
+                return self._point_step(batch, point_weights, non_trainable, point_states)
+
+            return tf.vectorized_map(one_point, (weights, states), fallback_to_while_loop=True)
+
+        states = self._batches.fold(step, states)
+        results = {}
+        for k in range(self.points_per_call):
+            mapping = [(v, state[k]) for v, state in zip(self._metric_variables, states)]
+            with keras.StatelessScope(state_mapping=mapping):
+                for name, value in self._model.get_metrics_result().items():
+                    results.setdefault(name, []).append(value)
+        return {name: tf.stack(values) for name, values in results.items()}
+
+    def _point_step(self, batch, weights, non_trainable, states):
+        model = self._model
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        y_pred, _ = model.stateless_call(weights, non_trainable, x, training=False)
+        if self._include_regularization:
+            loss, _ = model.stateless_compute_loss(
+                weights, non_trainable, states, x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+            )
+        else:
+            loss = model._compile_loss(y, y_pred, sample_weight)
+        with keras.StatelessScope(state_mapping=list(zip(self._metric_variables, states))) as scope:
+            model._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return [scope.get_current_value(v) for v in self._metric_variables]

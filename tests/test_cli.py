@@ -87,3 +87,12 @@ def test_each_subcommand_has_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: losslandscape " + command in capsys.readouterr().out
+
+
+def test_surface_on_two_local_workers_equals_the_serial_surface(saved, tmp_path):
+    folder, model, (x, y) = saved
+    out = tmp_path / "workers.h5"
+    assert run("surface", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
+               "--y-key", "targets", "--points", 3, "--workers", 2, "--out", out, "--quiet") == 0
+    serial = compute_surface(model, (x, y), xcoords=np.linspace(-1, 1, 3), seed=0, points_per_call=1, verbose=0)
+    np.testing.assert_allclose(load_surface(out).losses["train"], serial.losses["train"], rtol=1e-6)

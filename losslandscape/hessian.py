@@ -72,27 +72,8 @@ def hessian_directions(
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"Expected `k` >= 1, received: {k!r}")
-    product = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
-    shapes = [w.shape for w in trainable_weight_values(model)]
-    generator = np.random.default_rng(seed)
-    vectors, eigenvalues, iterations = [], [], []
-    for _ in range(k):
-        vector = _unit([generator.standard_normal(shape) for shape in shapes])
-        eigenvalue = 0.0
-        for iteration in range(1, max_iterations + 1):
-            image = _deflated(product(vector), vector, vectors, eigenvalues)
-            new_eigenvalue = _dot(vector, image)
-            vector = _unit(image)
-            converged = abs(new_eigenvalue - eigenvalue) <= tolerance * abs(new_eigenvalue)
-            eigenvalue = new_eigenvalue
-            if converged:
-                break
-        vectors.append(vector)
-        eigenvalues.append(eigenvalue)
-        iterations.append(iteration)
-    dtypes = [w.dtype for w in trainable_weight_values(model)]
-    directions = [[v.astype(dtype) for v, dtype in zip(vector, dtypes)] for vector in vectors]
-    return HessianDirections(directions, np.array(eigenvalues), iterations)
+    product, weights = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
+    return _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed)
 
 
 def hessian_spectrum_summary(
@@ -123,16 +104,14 @@ def hessian_spectrum_summary(
 
     >>> hessian_spectrum_summary(model, (x, y))["lambda_max"]  # doctest: +SKIP
     """
-    top = hessian_directions(
-        model, data, 1, max_iterations=max_iterations, tolerance=tolerance, seed=seed,
-        batch_size=batch_size, max_samples=max_samples, include_regularization=include_regularization,
-    )
-    product = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
+    if not isinstance(trace_samples, (int, np.integer)) or trace_samples < 1:
+        raise ValueError(f"Expected `trace_samples` >= 1, received: {trace_samples!r}")
+    product, weights = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
+    top = _top_eigenpairs(product, weights, 1, max_iterations, tolerance, seed)
     generator = np.random.default_rng(seed)
-    shapes = [w.shape for w in trainable_weight_values(model)]
     quadratic_forms = []
     for _ in range(trace_samples):
-        probe = [generator.choice([-1.0, 1.0], size=shape) for shape in shapes]
+        probe = [generator.choice([-1.0, 1.0], size=w.shape) for w in weights]
         quadratic_forms.append(_dot(probe, product(probe)))
     quadratic_forms = np.array(quadratic_forms)
     return {
@@ -143,10 +122,33 @@ def hessian_spectrum_summary(
 
 
 def _hessian_vector_product(model, data, batch_size, max_samples, include_regularization):
+    """The product H·v at θ0, and θ0 itself (whose shapes and dtypes the vectors take)."""
     check_compiled(model)
-    trainable_weight_values(model)  # a clear error for a model without trainable weights
+    weights = trainable_weight_values(model)
     batches = prepare_data(data, batch_size, max_samples)
-    return current_backend().HessianVectorProduct(model, batches, include_regularization)
+    return current_backend().HessianVectorProduct(model, batches, include_regularization), weights
+
+
+def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed) -> HessianDirections:
+    """Power iteration with deflation: each eigenvector in turn, with the found ones projected out."""
+    generator = np.random.default_rng(seed)
+    vectors, eigenvalues, iterations = [], [], []
+    for _ in range(k):
+        vector = _unit([generator.standard_normal(w.shape) for w in weights])
+        eigenvalue = 0.0
+        for iteration in range(1, max_iterations + 1):
+            image = _deflated(product(vector), vector, vectors, eigenvalues)
+            new_eigenvalue = _dot(vector, image)
+            vector = _unit(image)
+            converged = abs(new_eigenvalue - eigenvalue) <= tolerance * abs(new_eigenvalue)
+            eigenvalue = new_eigenvalue
+            if converged:
+                break
+        vectors.append(vector)
+        eigenvalues.append(eigenvalue)
+        iterations.append(iteration)
+    directions = [[v.astype(w.dtype) for v, w in zip(vector, weights)] for vector in vectors]
+    return HessianDirections(directions, np.array(eigenvalues), iterations)
 
 
 def _deflated(image, vector, vectors, eigenvalues):

@@ -18,6 +18,7 @@ import os
 import pickle
 import socket
 import tempfile
+import threading
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -166,14 +167,15 @@ def evaluate_chunk(job: WorkerJob, label: str, rows: np.ndarray) -> ChunkResult:
     return ChunkResult(label, np.asarray(rows), named, state["origin"][label], state["worker"])
 
 
-_WORKER_STATE: dict = {}
+# Per thread: an evaluator writes the weights of its own model copy, so two threads of one
+# worker process (Dask's default) must never share one.
+_WORKER_STATE = threading.local()
 
 
 def _worker_state(job: WorkerJob) -> dict:
-    """The model, data and evaluators of `job`, built once per worker process."""
-    if job.key in _WORKER_STATE:
-        return _WORKER_STATE[job.key]
-    _WORKER_STATE.clear()
+    """The model, data and evaluators of `job`, built once per worker thread."""
+    if getattr(_WORKER_STATE, "key", None) == job.key:
+        return _WORKER_STATE.state
     from losslandscape.backends import current_backend
     from losslandscape.datasets import prepare_data
     from losslandscape.directions import trainable_weight_values
@@ -194,7 +196,7 @@ def _worker_state(job: WorkerJob) -> dict:
         origin[label] = evaluator(np.zeros(len(job.directions)))
         evaluators[label] = evaluator
     state = {"evaluators": evaluators, "origin": origin, "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    _WORKER_STATE[job.key] = state
+    _WORKER_STATE.key, _WORKER_STATE.state = job.key, state
     return state
 
 

@@ -39,10 +39,14 @@ def test_a_failed_chunk_is_retried(classifier, monkeypatch):
     model, data, npz = classifier
     original = distributed.evaluate_chunk
     failures = []
+    lock = threading.Lock()
 
     def fail_once(job, label, rows):
-        if not failures:
-            failures.append(rows)
+        with lock:
+            first = not failures
+            if first:
+                failures.append(rows)
+        if first:
             raise ConnectionError("worker lost")
         return original(job, label, rows)
 

@@ -125,7 +125,8 @@ def evaluate_grid(
             "`include_regularization=False` needs `engine='compiled'`: "
             "`model.evaluate` always adds the regularization losses."
         )
-    variables = list(model.trainable_variables if variables is None else variables)
+    trainable_only = variables is None
+    variables = list(model.trainable_variables if trainable_only else variables)
     check_directions_match(directions, variables)
     coefficients = np.asarray(coefficients, dtype=np.float64)
     if pending is None:
@@ -142,7 +143,7 @@ def evaluate_grid(
                 continue
             evaluator = _evaluator(
                 model, batches, origin, directions, engine, include_regularization, variables,
-                points_per_call, coefficients[rows], verbose,
+                trainable_only, points_per_call, coefficients[rows], verbose,
             )
             results[label] = {}
             per_call = evaluator.points_per_call
@@ -166,14 +167,13 @@ PROBE_POINTS_PER_CALL = 16
 
 
 def _evaluator(model, batches, origin, directions, engine, include_regularization, variables,
-               points_per_call, rows, verbose):
+               trainable_only, points_per_call, rows, verbose):
     """The per-point or vectorized evaluator for one dataset; "auto" times both on real points."""
     backend = current_backend()
     if engine == "evaluate":
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
     per_point = backend.CompiledPointEvaluator(model, batches, origin, directions, include_regularization, variables)
-    vectorizable = variables is None or list(variables) == list(model.trainable_variables)
-    if points_per_call == 1 or not vectorizable or not backend.supports_vectorized(model):
+    if points_per_call == 1 or not trainable_only or not backend.supports_vectorized(model):
         return per_point
     if points_per_call != "auto":
         if not isinstance(points_per_call, (int, np.integer)) or points_per_call < 1:

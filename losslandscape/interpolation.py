@@ -54,10 +54,6 @@ def interpolate(
     variables_a = list(model_a.weights)
     differences = _weight_differences(model_a, model_b)
     prepared = _prepare(model_a, data, labels, batch_size, max_samples, None)
-    values = evaluate_grid(
-        model_a, prepared, [differences], coords[:, None], "compiled", include_regularization, verbose,
-        variables=variables_a,
-    )
     settings = {
         "kind": "interpolation",
         "num_samples": {label: b.num_samples for label, b in prepared.items()},
@@ -65,9 +61,18 @@ def interpolate(
         "max_samples": max_samples,
         "include_regularization": include_regularization,
     }
-    losses = {label: named["loss"] for label, named in values.items()}
-    metrics = {label: {k: v for k, v in named.items() if k != "loss"} for label, named in values.items()}
-    return LossLine(coords, losses, metrics, settings=settings)
+    line = LossLine(
+        coords,
+        {label: np.full(len(coords), np.nan) for label in prepared},
+        {},
+        settings=settings,
+        computed={label: np.zeros(len(coords), bool) for label in prepared},
+    )
+    evaluate_grid(
+        model_a, prepared, [differences], coords[:, None], "compiled", include_regularization, verbose,
+        variables=variables_a, on_chunk=line.record,
+    )
+    return line
 
 
 def _weight_differences(model_a, model_b) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Seconds per grid point: naive model.evaluate vs. the compiled forward-pass floor vs. our engine.
+"""Seconds per grid point: naive model.evaluate vs. compiled forward-pass floors vs. our engine.
 
 Run: python benchmarks/bench_engine.py [--quick]
 
@@ -6,13 +6,17 @@ For each model, from one run on the same data and directions:
   A  naive: trainable weights assigned from numpy, then `model.evaluate`, per point
   B  floor: one compiled forward pass (model + loss) over the resident data per point,
      at fixed weights, no weight update and no metrics
-  C1 engine, one point per call: losslandscape's compiled evaluator (weights updated on
-     the device, loss and metrics exactly as `model.evaluate`), after its one-off setup
+  Bm floor with metrics: the same pass with the compiled metrics too (Keras' own
+     `test_step`), i.e. all that one point at a time has to compute
+  C1 engine, one point per compiled call: weights updated on the device, loss and
+     metrics exactly as `model.evaluate`, after its one-off setup
   CK engine, K points per call: the vectorized evaluator (weights of K points stacked)
   C  the engine as `compute_surface` runs it with points_per_call="auto": the faster of C1, CK
   C* `compute_surface` end to end: wall time / points, setup and the auto probe included
-Prints A/C (target >= 20 on the MLP), C/B (targets: <= 0.5 on the MLP, <= 1.05 on ResNet-20),
-and the peak resident memory each engine run added (VmHWM, reset before each run).
+B, Bm, C1 and CK are timed in turns, each the fastest of REPEATS passes over the grid,
+so that the load of a shared machine touches all of them alike. Prints A/C
+(target >= 20 on the MLP), C/B (targets: <= 0.5 on the MLP, <= 1.05 on ResNet-20),
+C/Bm, and the peak resident memory each engine's first pass added (VmHWM).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from losslandscape.demo import digits_mlp, load_digits_split  # noqa: E402
 from reproductions.models import cifar_resnet  # noqa: E402
 
 BATCH_SIZE = 128
-REPEATS = 3  # each figure is the fastest of this many passes over the grid, against a noisy shared machine
+REPEATS = 5  # each figure is the fastest of this many passes over the grid, against a noisy shared machine
+NAIVE_REPEATS = 2  # the naive pass is 50-100 times slower; A/C is far from its target either way
 
 
 def grid(points_per_axis):
@@ -55,23 +60,14 @@ def time_naive(model, x, y, directions, coefficients):
                 variable.assign(w + alpha * d1 + beta * d2)
             model.evaluate(x, y, batch_size=BATCH_SIZE, verbose=0)
 
-    elapsed = fastest(one_pass)
+    elapsed = fastest_in_turns({"naive": one_pass}, repeats=NAIVE_REPEATS)["naive"]
     for variable, w in zip(model.trainable_variables, origin):
         variable.assign(w)
     return elapsed / len(coefficients)
 
 
-def fastest(run) -> float:
-    """The shortest wall time of REPEATS calls of `run`."""
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def time_floor(model, x, y, repeats):
+def floor_pass(model, x, y, points, with_metrics):
+    """A callable running `points` compiled passes at fixed weights: model and loss, or Keras' whole test step."""
     xs, ys = tf.constant(x), tf.constant(y)
     loss_fn = keras.losses.get(model.loss)
 
@@ -84,12 +80,21 @@ def time_floor(model, x, y, repeats):
             total += tf.reduce_sum(batch_loss)
         return total / len(x)
 
-    forward_pass()
-    return fastest(lambda: [forward_pass().numpy() for _ in range(repeats)]) / repeats
+    @tf.function
+    def test_step_pass():
+        for metric in model.metrics:
+            metric.reset_state()
+        for start in tf.range(0, len(x), BATCH_SIZE):
+            model.test_step((xs[start : start + BATCH_SIZE], ys[start : start + BATCH_SIZE]))
+        return model.get_metrics_result()
+
+    one_pass = test_step_pass if with_metrics else forward_pass
+    model.test_step((xs[:BATCH_SIZE], ys[:BATCH_SIZE]))  # builds the compiled metrics
+    return lambda: [tf.nest.map_structure(lambda t: t.numpy(), one_pass()) for _ in range(points)]
 
 
-def time_engine(model, x, y, directions, coefficients, points_per_call):
-    """Seconds per point after setup, and the peak memory (MiB) the run added."""
+def engine_pass(model, x, y, directions, coefficients, points_per_call):
+    """A callable evaluating the grid with the engine, and the peak memory (MiB) its setup and first pass added."""
     origin = [v.numpy() for v in model.trainable_variables]
     baseline = reset_peak_memory()
     batches = prepare_data((x, y), batch_size=BATCH_SIZE)
@@ -97,11 +102,19 @@ def time_engine(model, x, y, directions, coefficients, points_per_call):
         evaluator = CompiledPointEvaluator(model, batches, origin, directions)
     else:
         evaluator = VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=points_per_call)
-    evaluator.evaluate(coefficients[:points_per_call])  # traces the compiled function once
-    elapsed = fastest(lambda: evaluator.evaluate(coefficients))
-    for variable, w in zip(model.trainable_variables, origin):
-        variable.assign(w)
-    return elapsed / len(coefficients), peak_memory() - baseline
+    evaluator.evaluate(coefficients)
+    return lambda: evaluator.evaluate(coefficients), peak_memory() - baseline
+
+
+def fastest_in_turns(passes: dict, repeats: int = REPEATS) -> dict:
+    """The shortest wall time of each callable over `repeats` rounds, the callables taking turns."""
+    times = {name: [] for name in passes}
+    for _ in range(repeats):
+        for name, run in passes.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: min(values) for name, values in times.items()}
 
 
 def time_end_to_end(model, x, y, directions, axis):
@@ -138,16 +151,30 @@ def _status_mib(key) -> float:
 def measure(name, model, x, y, points_per_axis, points_per_call):
     coefficients, axis = grid(points_per_axis)
     directions = random_directions(model, seed=0)
+    origin = [v.numpy() for v in model.trainable_variables]
     naive = time_naive(model, x, y, directions, coefficients)
-    floor = time_floor(model, x, y, repeats=len(coefficients))
-    one, one_memory = time_engine(model, x, y, directions, coefficients, 1)
-    stacked, stacked_memory = time_engine(model, x, y, directions, coefficients, points_per_call)
-    engine = min(one, stacked)
+    one, one_memory = engine_pass(model, x, y, directions, coefficients, 1)
+    stacked, stacked_memory = engine_pass(model, x, y, directions, coefficients, points_per_call)
+    for variable, w in zip(model.trainable_variables, origin):
+        variable.assign(w)
+    passes = {
+        "floor": floor_pass(model, x, y, len(coefficients), with_metrics=False),
+        "floor_metrics": floor_pass(model, x, y, len(coefficients), with_metrics=True),
+        "one": one,
+        "stacked": stacked,
+    }
+    for run in passes.values():
+        run()
+    seconds = {key: value / len(coefficients) for key, value in fastest_in_turns(passes).items()}
+    for variable, w in zip(model.trainable_variables, origin):
+        variable.assign(w)
+    engine = min(seconds["one"], seconds["stacked"])
     end_to_end = time_end_to_end(model, x, y, directions, axis)
+    figures = [naive, seconds["floor"], seconds["floor_metrics"], seconds["one"], seconds["stacked"], end_to_end]
     print(
-        f"{name:<34} {len(coefficients):>6} {naive * 1e3:>9.2f} {floor * 1e3:>9.2f} {one * 1e3:>9.2f} "
-        f"{stacked * 1e3:>9.2f} {end_to_end * 1e3:>9.2f} {naive / engine:>7.1f} {engine / floor:>7.3f} "
-        f"{one_memory:>8.0f} {stacked_memory:>8.0f}",
+        f"{name:<34} {len(coefficients):>6} " + " ".join(f"{value * 1e3:>9.2f}" for value in figures)
+        + f" {naive / engine:>7.1f} {engine / seconds['floor']:>7.3f} {engine / seconds['floor_metrics']:>7.3f}"
+        f" {one_memory:>8.0f} {stacked_memory:>8.0f}",
         flush=True,
     )
 
@@ -158,15 +185,16 @@ def main():
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}; GPU: {bool(tf.config.list_physical_devices('GPU'))}")
-    print(f"{'model (data)':<34} {'points':>6} {'A naive':>9} {'B floor':>9} {'C1':>9} {'CK':>9} "
-          f"{'C* e2e':>9} {'A/C':>7} {'C/B':>7} {'MiB C1':>8} {'MiB CK':>8}   (ms per point; C = min(C1, CK))")
+    print(f"{'model (data)':<34} {'points':>6} {'A naive':>9} {'B floor':>9} {'Bm':>9} {'C1':>9} {'CK':>9} "
+          f"{'C* e2e':>9} {'A/C':>7} {'C/B':>7} {'C/Bm':>7} {'MiB C1':>8} {'MiB CK':>8}"
+          "   (ms per point; C = min(C1, CK))")
 
     (x_train, y_train), _ = load_digits_split()
     x_digits = np.concatenate([x_train, _[0]])
     y_digits = np.concatenate([y_train, _[1]])
     mlp = digits_mlp()
     mlp.fit(x_digits, y_digits, epochs=5, verbose=0)
-    measure("MLP 64-64-10 (digits, 1797), K=32", mlp, x_digits, y_digits, 8 if args.quick else 16, 32)
+    measure("MLP 64-64-10 (digits, 1797), K=16", mlp, x_digits, y_digits, 8 if args.quick else 16, 16)
 
     rng = np.random.default_rng(0)
     samples = 200 if args.quick else 1000

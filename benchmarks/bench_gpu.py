@@ -2,8 +2,10 @@
 
 Run: python benchmarks/bench_gpu.py [--samples 10000] [--points 5]
 
-Prints, from one run, seconds per grid point and points per second for one point per compiled call
-and for K points per call, with the data resident on the device, and the device that ran them.
+Prints, from one run, seconds per grid point and points per second for one point per compiled call,
+for K points per call, and for one point per call in bfloat16 (dtype_policy="mixed_bfloat16", with
+its largest relative loss difference to float32), with the data resident on the device, and the
+device that ran them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 from losslandscape import random_directions  # noqa: E402
 from losslandscape.backends.tensorflow import CompiledPointEvaluator, VectorizedPointEvaluator  # noqa: E402
 from losslandscape.datasets import prepare_data  # noqa: E402
+from losslandscape.precision import with_dtype_policy  # noqa: E402
 from reproductions.models import cifar_resnet  # noqa: E402
 
 
@@ -48,16 +51,23 @@ def main():
     evaluators = [("1 point per call", CompiledPointEvaluator(model, batches, origin, directions))]
     evaluators += [(f"{k} points per call", VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=k))
                    for k in args.k]
+    bfloat16_model = with_dtype_policy(model, "mixed_bfloat16")
+    evaluators.append(("bfloat16, 1 per call", CompiledPointEvaluator(bfloat16_model, batches, origin, directions)))
+    float32_losses = None
     for name, evaluator in evaluators:
         try:
             evaluator.evaluate(grid[: evaluator.points_per_call])  # compile
             started = time.perf_counter()
-            evaluator.evaluate(grid)
+            values = evaluator.evaluate(grid)
             seconds = (time.perf_counter() - started) / len(grid)
         except tf.errors.ResourceExhaustedError:
             print(f"{name:<20} out of device memory")
             continue
+        losses = np.array([v["loss"] for v in values])
+        float32_losses = losses if float32_losses is None else float32_losses
+        error = np.max(np.abs(losses - float32_losses) / np.abs(float32_losses))
         print(f"{name:<20} {seconds:8.3f} s per point  {1 / seconds:8.2f} points/s  "
+              f"max rel. loss difference to float32 {error:.1e}  "
               f"({args.samples} images, batch {args.batch_size})", flush=True)
     for variable, w in zip(model.trainable_variables, origin):
         variable.assign(w)

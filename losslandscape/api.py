@@ -29,6 +29,7 @@ def plot_loss(
     batch_size: Optional[int] = None,
     max_samples: Optional[int] = None,
     include_regularization: bool = True,
+    dtype_policy: Optional[str] = None,
     ax=None,
     save: Optional[Union[str, os.PathLike]] = None,
     show: Optional[bool] = None,
@@ -54,6 +55,8 @@ def plot_loss(
         batch_size: Batch size for arrays (default 128).
         max_samples: Evaluate only the first `max_samples` samples.
         include_regularization: If `False`, plot the data loss alone.
+        dtype_policy: Evaluate under this Keras dtype policy, e.g.
+            "mixed_bfloat16" (see `compute_surface`); `None` keeps the model's.
         ax: Matplotlib Axes to draw on; a new figure when `None`.
         save: File path to save the figure to.
         show: Call `plt.show()`; by default only when an interactive
@@ -85,6 +88,7 @@ def plot_loss(
         batch_size=batch_size,
         max_samples=max_samples,
         include_regularization=include_regularization,
+        dtype_policy=dtype_policy,
         verbose=verbose,
     )
     line.plot(metric=metric, ax=ax)
@@ -109,6 +113,7 @@ def plot_loss_3D(
     batch_size: Optional[int] = None,
     max_samples: Optional[int] = None,
     include_regularization: bool = True,
+    dtype_policy: Optional[str] = None,
     ax=None,
     save: Optional[Union[str, os.PathLike]] = None,
     show: Optional[bool] = None,
@@ -133,6 +138,8 @@ def plot_loss_3D(
         batch_size: Batch size (default 128).
         max_samples: Evaluate only the first `max_samples` samples.
         include_regularization: If `False`, plot the data loss alone.
+        dtype_policy: Evaluate under this Keras dtype policy, e.g.
+            "mixed_bfloat16" (see `compute_surface`); `None` keeps the model's.
         ax: One Axes per plot type (a single Axes for a single type); the
             "3d" one must be 3D. New figures when `None`.
         save: File path for the figure; with several plot types, the type
@@ -166,6 +173,7 @@ def plot_loss_3D(
         batch_size=batch_size,
         max_samples=max_samples,
         include_regularization=include_regularization,
+        dtype_policy=dtype_policy,
         verbose=verbose,
     )
     figures = []

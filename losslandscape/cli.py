@@ -82,6 +82,7 @@ def _add_compute_arguments(parser, default_out):
     parser.add_argument("--normalization", choices=("filter", "layer", "model", "none"), default="filter",
                         help="direction normalization (default: %(default)s)")
     parser.add_argument("--no-regularization", action="store_true", help="leave regularization losses out of the loss")
+    parser.add_argument("--dtype-policy", help='evaluate under a Keras dtype policy, e.g. "mixed_bfloat16" (GPU)')
     parser.add_argument("--workers", type=int, help="spread the points over N local worker processes")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="spread the points over a Dask cluster (tcp://host:8786)")
     parser.add_argument("--chunk-size", type=int, help="points per chunk saved or sent to a worker")
@@ -141,6 +142,7 @@ def _compute(args):
         batch_size=args.batch_size,
         max_samples=args.samples,
         include_regularization=not args.no_regularization,
+        dtype_policy=args.dtype_policy,
         path=args.out,
         chunk_size=args.chunk_size,
         verbose=0 if args.quiet else 1,

@@ -12,6 +12,7 @@ import numpy as np
 from losslandscape.datasets import labelled_datasets, prepare_data
 from losslandscape.directions import random_directions
 from losslandscape.engine import check_compiled, evaluate_grid
+from losslandscape.precision import with_dtype_policy
 from losslandscape.resume import check_resumable, run_fingerprint
 from losslandscape.surface import LossLine, LossSurface, load_line, load_surface
 
@@ -38,6 +39,7 @@ def compute_line(
     chunk_size: Optional[int] = None,
     points_per_call: Union[int, str] = "auto",
     stream: bool = False,
+    dtype_policy: Optional[str] = None,
     verbose: int = 1,
 ) -> LossLine:
     """Computes loss and metrics along one direction: L(θ0 + α·δ).
@@ -79,6 +81,11 @@ def compute_line(
         stream: For a `tf.data.Dataset` larger than memory: read it again
             at every point instead of keeping its batches (it must yield
             the same batches each time).
+        dtype_policy: Evaluate a copy of the model under this Keras dtype
+            policy, e.g. "mixed_bfloat16" for faster GPU passes; `None`
+            keeps the model's own. bfloat16 keeps 8 bits of mantissa:
+            on digits models the loss moved by 3e-3 to 4e-3 relative
+            (median), at most 2e-2 (see the README).
         verbose: 0 for silence, 1 for a progress bar.
 
     Returns:
@@ -110,7 +117,8 @@ def compute_line(
     options = dict(
         data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
         include_regularization=include_regularization, engine=engine, path=path,
-        executor=executor, chunk_size=chunk_size, points_per_call=points_per_call, verbose=verbose,
+        executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
+        dtype_policy=dtype_policy, verbose=verbose,
     )
     return _run(model, prepared, line, existing, coords[:, None], {"coords": coords}, options)
 
@@ -137,6 +145,7 @@ def compute_surface(
     chunk_size: Optional[int] = None,
     points_per_call: Union[int, str] = "auto",
     stream: bool = False,
+    dtype_policy: Optional[str] = None,
     verbose: int = 1,
 ) -> LossSurface:
     """Computes loss and metrics on a plane: L(θ0 + α·δ + β·η).
@@ -156,7 +165,7 @@ def compute_surface(
             `random_directions` when `directions` is `None`.
         batch_size, max_samples, max_batches, include_regularization,
         engine, path, executor, chunk_size, points_per_call, stream,
-        verbose: As in `compute_line`.
+        dtype_policy, verbose: As in `compute_line`.
 
     Returns:
         A `LossSurface` whose values are indexed `[i, j]` for
@@ -195,7 +204,8 @@ def compute_surface(
     options = dict(
         data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
         include_regularization=include_regularization, engine=engine, path=path,
-        executor=executor, chunk_size=chunk_size, points_per_call=points_per_call, verbose=verbose,
+        executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
+        dtype_policy=dtype_policy, verbose=verbose,
     )
     return _run(model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, options)
 
@@ -204,12 +214,17 @@ def _run(model, prepared, landscape, existing, coefficients, coords, options):
     """Fills `landscape` point by point, saving to `options["path"]` after each chunk."""
     path = options["path"]
     directions = landscape.directions if isinstance(landscape, LossSurface) else [landscape.direction]
+    settings_keys = ("batch_size", "max_samples", "max_batches", "include_regularization", "dtype_policy")
     landscape.settings.update(
         num_samples={label: batches.num_samples for label, batches in prepared.items()},
-        **{key: options[key] for key in ("batch_size", "max_samples", "max_batches", "include_regularization")},
+        **{key: options[key] for key in settings_keys},
     )
+    if options["dtype_policy"] is not None:
+        model = with_dtype_policy(model, options["dtype_policy"])
     if path is not None:
-        fingerprint = run_fingerprint(model, prepared, directions, coords, options["include_regularization"])
+        fingerprint = run_fingerprint(
+            model, prepared, directions, coords, options["include_regularization"], options["dtype_policy"]
+        )
         landscape.settings["fingerprint"] = fingerprint
         if existing is not None:
             check_resumable(path, existing.settings.get("fingerprint"), fingerprint)

@@ -20,7 +20,14 @@ def weights_fingerprint(arrays) -> str:
     return digest.hexdigest()
 
 
-def run_fingerprint(model: keras.Model, datasets: dict, directions, coords: dict, include_regularization: bool) -> dict:
+def run_fingerprint(
+    model: keras.Model,
+    datasets: dict,
+    directions,
+    coords: dict,
+    include_regularization: bool,
+    dtype_policy: Optional[str] = None,
+) -> dict:
     """Everything that must match for a saved file to be resumed by this run.
 
     Args:
@@ -29,6 +36,7 @@ def run_fingerprint(model: keras.Model, datasets: dict, directions, coords: dict
         directions: The directions of the run.
         coords: `{"xcoords": ..., "ycoords": ...}` (or `coords` for a line).
         include_regularization: Whether the loss includes regularization.
+        dtype_policy: The policy the model was evaluated under, `None` for its own.
 
     Returns:
         A JSON-serializable dict.
@@ -39,6 +47,7 @@ def run_fingerprint(model: keras.Model, datasets: dict, directions, coords: dict
         "data": {label: {"num_samples": b.num_samples, "hash": b.fingerprint()} for label, b in datasets.items()},
         "coords": {name: [float(c) for c in values] for name, values in coords.items()},
         "include_regularization": include_regularization,
+        **({} if dtype_policy is None else {"dtype_policy": dtype_policy}),
     }
 
 
@@ -49,11 +58,12 @@ def check_resumable(path: os.PathLike, saved: Optional[dict], expected: dict) ->
             f"{os.fspath(path)!r} holds a landscape without a run fingerprint, so it "
             "cannot be resumed. Pass another `path`, or delete the file to start over."
         )
-    differences = [key for key in expected if saved.get(key) != expected[key]]
+    keys = list(expected) + [key for key in saved if key not in expected]
+    differences = [key for key in keys if saved.get(key) != expected.get(key)]
     if differences:
         raise ValueError(
             f"{os.fspath(path)!r} was computed with a different {', '.join(differences)} "
             "than this run, so its points cannot be reused. Pass the same model, data, "
-            "directions (or seed) and coordinates to resume, or another `path` (or delete "
+            "directions (or seed), coordinates and settings to resume, or another `path` (or delete "
             "the file) to start over."
         )

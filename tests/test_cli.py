@@ -49,6 +49,11 @@ def test_line_command_and_its_plot(saved, tmp_path):
                "--y-key", "targets", "--points", 7, "--out", out, "--quiet") == 0
     assert load_line(out).losses["train"].shape == (7,)
     assert run("plot", out, "--out", tmp_path / "line.png") == 0
+    low = tmp_path / "line_bfloat16.h5"
+    assert run("line", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
+               "--y-key", "targets", "--points", 7, "--out", low, "--dtype-policy", "mixed_bfloat16", "--quiet") == 0
+    assert load_line(low).settings["dtype_policy"] == "mixed_bfloat16"
+    np.testing.assert_allclose(load_line(low).losses["train"], load_line(out).losses["train"], rtol=3e-2)
 
 
 @pytest.mark.parametrize(
@@ -60,6 +65,8 @@ def test_line_command_and_its_plot(saved, tmp_path):
         (["surface", "{folder}/model.keras", "--data", "{folder}/mismatch.npz", "--x-key", "inputs",
           "--y-key", "targets"], "same number of samples"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--points", "1"], "--points must be >= 2"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/train.npz", "--x-key", "inputs", "--y-key", "targets",
+          "--dtype-policy", "float12", "--out", "{folder}/never.h5"], "Unknown `dtype_policy`"),
         (["plot", "{folder}/nothing.h5", "--out", "x.png"], "no file at"),
         (["info", "{folder}/train.npz"], "not an HDF5 file"),
     ],

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from conftest import all_state, assert_same_state, evaluate_at, weights_at
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
+from losslandscape.backends import tensorflow as tensorflow_backend
 from losslandscape.datasets import prepare_data
 
 POINTS = np.array([[0.0, 0.0], [0.4, -0.3], [-1.0, 0.8]])
@@ -179,7 +180,10 @@ def test_unknown_engine_and_mismatched_directions_are_rejected(small_mlp, regres
 
 
 @pytest.mark.parametrize("include_regularization", [True, False])
-def test_vectorized_points_equal_model_evaluate(trained_cnn, image_data, include_regularization):
+@pytest.mark.parametrize("min_rows_per_step", [1, 4096])  # batches of 32 as given, or all 200 samples in one
+def test_vectorized_points_equal_model_evaluate(trained_cnn, image_data, include_regularization, min_rows_per_step,
+                                                monkeypatch):
+    monkeypatch.setattr(tensorflow_backend, "MIN_ROWS_PER_STEP", min_rows_per_step)
     x, y, sample_weight = image_data
     directions = random_directions(trained_cnn, seed=6)
     grid = np.random.default_rng(0).uniform(-1, 1, size=(7, 2))  # 7 points: the last call is padded

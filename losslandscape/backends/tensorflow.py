@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Optional, Sequence
 
 import keras
@@ -44,6 +46,12 @@ class DeviceBatches:
 
     def fingerprint(self) -> str:
         return weights_fingerprint(tf.nest.flatten(self.arrays))
+
+    def with_min_batch_size(self, batch_size: int) -> "DeviceBatches":
+        """The same resident arrays, sliced into batches of at least `batch_size` samples."""
+        rebatched = copy.copy(self)
+        rebatched.batch_size = max(self.batch_size, batch_size)
+        return rebatched
 
     def evaluate_arguments(self) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.arrays)
@@ -97,6 +105,10 @@ class StreamedBatches:
 
     def evaluate_arguments(self) -> dict:
         return dict(x=self.dataset)
+
+    def with_min_batch_size(self, batch_size: int) -> "StreamedBatches":
+        """Itself: a pipeline's batches are kept as it makes them."""
+        return self
 
 
 
@@ -289,6 +301,33 @@ def supports_vectorized(model: keras.Model) -> bool:
     )
 
 
+MIN_ROWS_PER_STEP = 4096
+
+
+def _vectorize_bitcast():
+    """Registers a `tf.vectorized_map` rule for Bitcast, which TensorFlow lacks.
+
+    Keras' argmax, which the categorical accuracy metrics use, bitcasts
+    floats to read their sign bit. Without a rule, `vectorized_map` runs
+    that op in a while loop, one point at a time. Bitcast only reshapes
+    trailing dimensions, so it applies to the stacked tensor as is.
+    """
+    try:
+        from tensorflow.python.ops.parallel_for import pfor
+    except ImportError:
+        return
+    registry = getattr(pfor, "_pfor_converter_registry", None)
+    if registry is None or "Bitcast" in registry:
+        return  # a TensorFlow laid out differently, or one with its own rule
+
+    @pfor.RegisterPFor("Bitcast")
+    def _convert_bitcast(pfor_input):
+        return pfor.wrap(tf.bitcast(pfor_input.stacked_input(0), pfor_input.get_attr("type")), True)
+
+
+_vectorize_bitcast()
+
+
 class VectorizedPointEvaluator:
     """Evaluates K grid points per compiled call, with the weights of the K points stacked.
 
@@ -298,12 +337,17 @@ class VectorizedPointEvaluator:
     state, through Keras' stateless APIs. The numbers equal
     `model.evaluate`'s; extra memory is K copies of the weights plus K
     batches of activations. The model's variables are never written.
+
+    Resident arrays are sliced into batches of at least
+    `MIN_ROWS_PER_STEP / K` samples: every batch step runs a few hundred
+    small vectorized ops whose fixed cost would otherwise dominate for
+    small models. The values do not depend on the batch size.
     """
 
     def __init__(self, model, batches, origin, directions, include_regularization: bool = True,
                  points_per_call: int = 8):
         self._model = model
-        self._batches = batches
+        self._batches = batches.with_min_batch_size(math.ceil(MIN_ROWS_PER_STEP / points_per_call))
         self._include_regularization = include_regularization
         self.points_per_call = points_per_call
         self._origin = [tf.constant(w, dtype=v.dtype) for w, v in zip(origin, model.trainable_variables)]
@@ -321,10 +365,8 @@ class VectorizedPointEvaluator:
         for start in range(0, len(rows), self.points_per_call):
             chunk = np.asarray(rows[start : start + self.points_per_call], dtype=np.float64)
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.points_per_call - len(chunk), axis=0)])
-            values = self._function(tf.constant(padded))
-            results.extend(
-                {name: float(value[k]) for name, value in values.items()} for k in range(len(chunk))
-            )
+            values = {name: value.numpy() for name, value in self._function(tf.constant(padded)).items()}
+            results.extend({name: float(value[k]) for name, value in values.items()} for k in range(len(chunk)))
         return results
 
     def _evaluate(self, coefficients):

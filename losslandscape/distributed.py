@@ -151,7 +151,8 @@ def make_job(model, labels, options, directions, coefficients) -> WorkerJob:
         directions=[list(d) for d in directions],
         coefficients=np.asarray(coefficients, np.float64),
         options={
-            key: options[key] for key in ("batch_size", "max_samples", "max_batches", "include_regularization")
+            key: options[key]
+            for key in ("batch_size", "max_samples", "max_batches", "include_regularization", "points_per_call")
         },
     )
     job.key = hashlib.blake2b(pickle.dumps(job), digest_size=16).hexdigest()
@@ -161,8 +162,7 @@ def make_job(model, labels, options, directions, coefficients) -> WorkerJob:
 def evaluate_chunk(job: WorkerJob, label: str, rows: np.ndarray) -> ChunkResult:
     """Runs in a worker: evaluates the points `rows` of dataset `label`."""
     state = _worker_state(job)
-    evaluator = state["evaluators"][label]
-    values = [evaluator(job.coefficients[row]) for row in rows]
+    values = state["evaluators"][label].evaluate(job.coefficients[rows])
     named = {name: np.array([v[name] for v in values]) for name in values[0]}
     return ChunkResult(label, np.asarray(rows), named, state["origin"][label], state["worker"])
 
@@ -176,9 +176,9 @@ def _worker_state(job: WorkerJob) -> dict:
     """The model, data and evaluators of `job`, built once per worker thread."""
     if getattr(_WORKER_STATE, "key", None) == job.key:
         return _WORKER_STATE.state
-    from losslandscape.backends import current_backend
     from losslandscape.datasets import prepare_data
     from losslandscape.directions import trainable_weight_values
+    from losslandscape.engine import build_evaluator
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.keras")
@@ -190,10 +190,11 @@ def _worker_state(job: WorkerJob) -> dict:
     evaluators, origin = {}, {}
     for label, data in job.data.items():
         batches = prepare_data(data, options["batch_size"], options["max_samples"], options["max_batches"])
-        evaluator = current_backend().CompiledPointEvaluator(
-            model, batches, origin_weights, job.directions, options["include_regularization"]
+        evaluator = build_evaluator(
+            model, batches, origin_weights, job.directions, include_regularization=options["include_regularization"],
+            points_per_call=options["points_per_call"], rows=job.coefficients,
         )
-        origin[label] = evaluator(np.zeros(len(job.directions)))
+        origin[label] = evaluator.evaluate(np.zeros((1, len(job.directions))))[0]
         evaluators[label] = evaluator
     state = {"evaluators": evaluators, "origin": origin, "worker": f"{socket.gethostname()}:{os.getpid()}"}
     _WORKER_STATE.key, _WORKER_STATE.state = job.key, state

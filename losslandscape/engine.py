@@ -141,9 +141,9 @@ def evaluate_grid(
             rows = np.asarray(pending.get(label, []), dtype=np.int64)
             if len(rows) == 0:
                 continue
-            evaluator = _evaluator(
-                model, batches, origin, directions, engine, include_regularization, variables,
-                trainable_only, points_per_call, coefficients[rows], verbose,
+            evaluator = build_evaluator(
+                model, batches, origin, directions, engine, include_regularization, points_per_call,
+                coefficients[rows], verbose, None if trainable_only else variables,
             )
             results[label] = {}
             per_call = evaluator.points_per_call
@@ -166,10 +166,17 @@ def evaluate_grid(
 PROBE_POINTS_PER_CALL = 16
 
 
-def _evaluator(model, batches, origin, directions, engine, include_regularization, variables,
-               trainable_only, points_per_call, rows, verbose):
-    """The per-point or vectorized evaluator for one dataset; "auto" times both on real points."""
+def build_evaluator(model, batches, origin, directions, engine="compiled", include_regularization=True,
+                    points_per_call=1, rows=(), verbose=0, variables=None):
+    """The per-point or vectorized evaluator for one dataset; "auto" times both on the first of `rows`.
+
+    Its `evaluate(rows)` returns one `{name: value}` per row of coefficients.
+    `variables` are the ones the directions move when not the model's
+    trainable variables; only those can be moved K points at a time.
+    """
     backend = current_backend()
+    trainable_only = variables is None
+    variables = list(model.trainable_variables) if trainable_only else variables
     if engine == "evaluate":
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
     per_point = backend.CompiledPointEvaluator(model, batches, origin, directions, include_regularization, variables)

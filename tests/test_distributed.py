@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import losslandscape.distributed as distributed
+from losslandscape.backends import tensorflow as tensorflow_backend
 from conftest import trained_classifier
 from losslandscape import NpzData, compute_line, compute_surface, process_pool
 
@@ -56,6 +57,26 @@ def test_a_failed_chunk_is_retried(classifier, monkeypatch):
     serial = compute_line(model, data, coords=np.linspace(-1, 1, 9), seed=0, verbose=0)
     assert len(failures) == 1
     np.testing.assert_array_equal(line.losses["train"], serial.losses["train"])
+
+
+def test_workers_evaluate_k_points_per_call(classifier, monkeypatch):
+    model, data, _ = classifier
+    original = tensorflow_backend.VectorizedPointEvaluator.evaluate
+    calls = []
+
+    def counted(self, rows):
+        calls.append(len(rows))
+        return original(self, rows)
+
+    monkeypatch.setattr(tensorflow_backend.VectorizedPointEvaluator, "evaluate", counted)
+    grid = np.linspace(-1, 1, 4)
+    with ThreadPoolExecutor(2) as pool:
+        spread = compute_surface(model, data, xcoords=grid, seed=3, executor=pool, chunk_size=8, points_per_call=4,
+                                 verbose=0)
+    assert calls.count(8) == 2  # the 16 points came as two chunks of 8, each to a stacked evaluator
+    serial = compute_surface(model, data, xcoords=grid, seed=3, points_per_call=1, verbose=0)
+    np.testing.assert_allclose(spread.losses["train"], serial.losses["train"], rtol=1e-5)
+    np.testing.assert_allclose(spread.metrics["train"]["accuracy"], serial.metrics["train"]["accuracy"], rtol=1e-6)
 
 
 def test_a_worker_with_other_values_at_the_origin_stops_the_run(classifier, monkeypatch):
@@ -107,7 +128,8 @@ def test_dask_cluster_with_a_worker_killed_mid_run_gives_the_serial_surface(clas
         watcher = threading.Thread(target=kill_a_worker_mid_run)
         watcher.start()
         spread = compute_surface(
-            model, npz, xcoords=grid, seed=4, batch_size=25, path=path, executor=client, chunk_size=8, verbose=0
+            model, npz, xcoords=grid, seed=4, batch_size=25, path=path, executor=client, chunk_size=8,
+            points_per_call=1, verbose=0,
         )
         watcher.join()
     assert killed.is_set()

@@ -35,7 +35,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from losslandscape import compute_surface, random_directions  # noqa: E402
-from losslandscape.backends.tensorflow import CompiledPointEvaluator, VectorizedPointEvaluator  # noqa: E402
+from losslandscape.backends.tensorflow import (  # noqa: E402
+    CompiledPointEvaluator,
+    VectorizedPointEvaluator,
+    build_metrics,
+)
 from losslandscape.datasets import prepare_data  # noqa: E402
 from losslandscape.demo import digits_mlp, load_digits_split  # noqa: E402
 from reproductions.models import cifar_resnet  # noqa: E402
@@ -89,7 +93,7 @@ def floor_pass(model, x, y, points, with_metrics):
         return model.get_metrics_result()
 
     one_pass = test_step_pass if with_metrics else forward_pass
-    model.test_step((xs[:BATCH_SIZE], ys[:BATCH_SIZE]))  # builds the compiled metrics
+    build_metrics(model, prepare_data((x, y), batch_size=BATCH_SIZE))
     return lambda: [tf.nest.map_structure(lambda t: t.numpy(), one_pass()) for _ in range(points)]
 
 

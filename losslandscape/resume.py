@@ -47,7 +47,7 @@ def run_fingerprint(
         "data": {label: {"num_samples": b.num_samples, "hash": b.fingerprint()} for label, b in datasets.items()},
         "coords": {name: [float(c) for c in values] for name, values in coords.items()},
         "include_regularization": include_regularization,
-        **({} if dtype_policy is None else {"dtype_policy": dtype_policy}),
+        "dtype_policy": dtype_policy,
     }
 
 

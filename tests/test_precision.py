@@ -37,13 +37,14 @@ def test_bfloat16_surface_equals_a_model_built_under_the_policy(classifier):
     assert low.settings["dtype_policy"] == "mixed_bfloat16"
 
     # Independently: the user's own way, a model built under the global policy, at θ0.
+    previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         built = keras.Sequential(
             [keras.Input((12,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(2, activation="softmax")]
         )
     finally:
-        keras.config.set_dtype_policy("float32")
+        keras.config.set_dtype_policy(previous)
     built.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     built.set_weights(model.get_weights())
     expected = built.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)

@@ -164,6 +164,9 @@ def evaluate_grid(
 
 
 PROBE_POINTS_PER_CALL = 16
+# The vectorized evaluator runs other kernels than `model.evaluate`; "auto" keeps it only where the
+# values agree this closely (they do in float32; TF32 convolutions on GPUs differ by about 1e-3).
+PROBE_AGREEMENT = 1e-5
 
 
 def build_evaluator(model, batches, origin, directions, engine="compiled", include_regularization=True,
@@ -192,20 +195,35 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
     if len(rows) < 8 * k:
         return per_point
     vectorized = backend.VectorizedPointEvaluator(model, batches, origin, directions, include_regularization, k)
-    seconds = {}
+    seconds, values = {}, {}
     for name, evaluator in (("vectorized", vectorized), ("per_point", per_point)):
-        evaluator.evaluate(rows[:k])  # compiles; its values are recomputed later, not kept
+        values[name] = evaluator.evaluate(rows[:k])  # compiles; recomputed later, not kept
         started = time.perf_counter()
         evaluator.evaluate(rows[k : 2 * k])
         seconds[name] = time.perf_counter() - started
-    faster = vectorized if seconds["vectorized"] < seconds["per_point"] else per_point
+    difference = _largest_relative_difference(values["vectorized"], values["per_point"])
+    agrees = difference <= PROBE_AGREEMENT
+    faster = vectorized if agrees and seconds["vectorized"] < seconds["per_point"] else per_point
     if verbose:
         print(
             f"losslandscape: {k} points per call take {1e3 * seconds['vectorized'] / k:.2f} ms per point, "
-            f"one at a time {1e3 * seconds['per_point'] / k:.2f} ms: using "
-            f"{'the vectorized evaluator' if faster is vectorized else 'one point per call'}"
+            f"one at a time {1e3 * seconds['per_point'] / k:.2f} ms"
+            + ("" if agrees else f", but their values differ by up to {difference:.1e} (relative; reduced-precision "
+               f"kernels, e.g. TF32 on NVIDIA GPUs)")
+            + f": using {'the vectorized evaluator' if faster is vectorized else 'one point per call'}"
         )
     return faster
+
+
+def _largest_relative_difference(values, reference) -> float:
+    """The largest |a - b| / max(|a|, |b|) over every named value of every point (0 where both are 0)."""
+    largest = 0.0
+    for point, expected in zip(values, reference):
+        for name, value in point.items():
+            scale = max(abs(value), abs(expected[name]))
+            if scale > 0:
+                largest = max(largest, abs(value - expected[name]) / scale)
+    return largest
 
 
 class _ModelEvaluatePerPoint:

@@ -7,6 +7,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
+# For behaviour only the TensorFlow backend has: tf.data streaming, writing the weights into the model.
+tensorflow_only = pytest.mark.skipif(not ON_TENSORFLOW, reason="TensorFlow backend only")
+jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")
+
 
 def regularized_cnn(seed=0):
     """A small CNN with every feature the engine must get right: L2, BatchNorm, Dropout."""

@@ -1,7 +1,14 @@
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 
+from conftest import jax_only, tensorflow_only
+from losslandscape.datasets import prepare_data
+
+
+@tensorflow_only
 def test_missing_backend_names_the_extra_to_install():
     code = "import sys; sys.modules['tensorflow'] = None; import losslandscape"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -9,8 +16,8 @@ def test_missing_backend_names_the_extra_to_install():
     assert "pip install 'losslandscape[tensorflow-cpu]'" in result.stderr
 
 
+@tensorflow_only
 def test_vectorized_map_converts_bitcast_without_a_per_point_loop():
-    import numpy as np
     import tensorflow as tf
 
     import losslandscape.backends.tensorflow  # noqa: F401  (registers the rule)
@@ -23,11 +30,8 @@ def test_vectorized_map_converts_bitcast_without_a_per_point_loop():
     np.testing.assert_array_equal(as_bytes.numpy(), values.view(np.uint8).reshape(5, 3, 4, 4))
 
 
+@tensorflow_only
 def test_rebatched_device_arrays_keep_every_sample_once():
-    import numpy as np
-
-    from losslandscape.datasets import prepare_data
-
     x = np.arange(10, dtype="float32")[:, None]
     batches = prepare_data((x, x), batch_size=3)
     wider = batches.with_min_batch_size(4)
@@ -37,3 +41,31 @@ def test_rebatched_device_arrays_keep_every_sample_once():
     wider.for_each_batch(lambda batch: seen.append(batch[0].numpy()))
     assert [len(b) for b in seen] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate(seen), x)
+
+
+@jax_only
+@pytest.mark.parametrize("samples", [10, 9, 2])  # full batches and a short last one, full ones only, a short one only
+def test_jax_batches_fold_over_every_sample_once(samples):
+    import jax
+
+    x = np.arange(samples, dtype="float32")[:, None]
+    batches = prepare_data((x, 2 * x), batch_size=3)
+
+    def step(batch, state):
+        total, count, largest = state
+        return total + batch[0].sum(), count + batch[0].shape[0], jax.numpy.maximum(largest, batch[1].max())
+
+    total, count, largest = jax.jit(lambda arrays: batches.fold(step, (0.0, 0, -1.0), arrays))(batches.arrays)
+    assert (float(total), int(count), float(largest)) == (x.sum(), samples, 2 * x.max())
+
+
+@jax_only
+def test_jax_backend_reads_a_tf_dataset_once_and_refuses_to_stream():
+    tf = pytest.importorskip("tensorflow")
+    x = np.arange(10, dtype="float32")[:, None]
+    dataset = tf.data.Dataset.from_tensor_slices((x, x)).shuffle(10, seed=0).batch(4)
+    batches = prepare_data(dataset)
+    assert (batches.num_samples, batches.batch_size) == (10, 4)
+    np.testing.assert_array_equal(np.sort(np.asarray(batches.arrays[0]), axis=0), x)
+    with pytest.raises(ValueError, match="stream=True.*TensorFlow backend"):
+        prepare_data(dataset, stream=True)

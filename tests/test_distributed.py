@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import losslandscape.distributed as distributed
-from losslandscape.backends import tensorflow as tensorflow_backend
+from losslandscape.backends import current_backend
 from conftest import trained_classifier
 from losslandscape import NpzData, compute_line, compute_surface, process_pool
 
@@ -61,14 +61,15 @@ def test_a_failed_chunk_is_retried(classifier, monkeypatch):
 
 def test_workers_evaluate_k_points_per_call(classifier, monkeypatch):
     model, data, _ = classifier
-    original = tensorflow_backend.VectorizedPointEvaluator.evaluate
+    vectorized = current_backend().VectorizedPointEvaluator
+    original = vectorized.evaluate
     calls = []
 
     def counted(self, rows):
         calls.append(len(rows))
         return original(self, rows)
 
-    monkeypatch.setattr(tensorflow_backend.VectorizedPointEvaluator, "evaluate", counted)
+    monkeypatch.setattr(vectorized, "evaluate", counted)
     grid = np.linspace(-1, 1, 4)
     with ThreadPoolExecutor(2) as pool:
         spread = compute_surface(model, data, xcoords=grid, seed=3, executor=pool, chunk_size=8, points_per_call=4,

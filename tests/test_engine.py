@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import all_state, assert_same_state, evaluate_at, weights_at
+import losslandscape.engine as engine_module
+from conftest import ON_TENSORFLOW, all_state, assert_same_state, evaluate_at, tensorflow_only, weights_at
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
 from losslandscape.backends import tensorflow as tensorflow_backend
 from losslandscape.datasets import prepare_data
@@ -90,6 +91,7 @@ def test_dataset_and_pydataset_inputs_match_arrays(trained_cnn, image_data):
         np.testing.assert_allclose(from_pydataset[name], arrays[name], rtol=1e-5)
 
 
+@tensorflow_only
 def test_batches_of_different_lengths_stream_from_a_cached_dataset():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -144,8 +146,8 @@ def test_state_is_restored_when_interrupted_mid_grid(trained_cnn, image_data, mo
     def add_then_fail(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            # The weights are at the second point now, far from θ0.
-            assert not np.array_equal(trained_cnn.trainable_weights[0].numpy(), before[0])
+            if ON_TENSORFLOW:  # the weights are at the second point now, far from θ0; JAX never writes them
+                assert not np.array_equal(trained_cnn.trainable_weights[0].numpy(), before[0])
             raise error("stopped")
 
     monkeypatch.setattr(keras.utils.Progbar, "add", add_then_fail)
@@ -217,6 +219,27 @@ def test_auto_probe_on_a_large_grid_keeps_values(small_mlp, regression_data, cap
         evaluate_grid(small_mlp, batches, directions, grid[:2], verbose=0, points_per_call=0)
 
 
+def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp, regression_data, capsys,
+                                                                      monkeypatch):
+    x, y = regression_data
+    directions = random_directions(small_mlp, seed=0)
+    grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
+    batches = {"train": prepare_data((x, y))}
+    monkeypatch.setattr(engine_module, "PROBE_AGREEMENT", -1.0)  # any difference, even 0, is too large
+    calls = []
+    original = engine_module.current_backend().CompiledPointEvaluator.evaluate
+    monkeypatch.setattr(engine_module.current_backend().CompiledPointEvaluator, "evaluate",
+                        lambda self, rows: calls.append(len(rows)) or original(self, rows))
+    auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
+    printed = capsys.readouterr().out
+    assert "values differ by up to" in printed and "using one point per call" in printed
+    assert sum(calls) == 2 * 16 + len(grid)  # the probe's two rounds, then every point one at a time
+    expected = evaluate_at(small_mlp, weights_at(small_mlp, [v.numpy() for v in small_mlp.trainable_weights],
+                                                 directions, grid[100]), x=x, y=y, batch_size=128)
+    np.testing.assert_allclose(auto["loss"][100], expected["loss"], rtol=1e-5)
+
+
+@tensorflow_only
 def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp, regression_data):
     x, y = regression_data
     passes = []

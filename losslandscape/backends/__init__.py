@@ -10,9 +10,10 @@ _INSTALL_HINT = (
     "losslandscape needs Keras 3 with an installed backend. Install one with "
     "`pip install 'losslandscape[tensorflow-cpu]'` (CPU only), "
     "`pip install 'losslandscape[tensorflow]'` or "
-    "`pip install 'losslandscape[and-cuda]'` (NVIDIA GPUs)."
+    "`pip install 'losslandscape[and-cuda]'` (NVIDIA GPUs), or JAX with "
+    "`pip install 'losslandscape[jax]'` and KERAS_BACKEND=jax."
 )
-SUPPORTED_BACKENDS = ("tensorflow",)
+SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
 
 def import_keras():
@@ -31,7 +32,7 @@ def current_backend():
         raise NotImplementedError(
             f"losslandscape supports the Keras backends {SUPPORTED_BACKENDS}, "
             f"but Keras runs on {name!r}. Set the environment variable "
-            "KERAS_BACKEND=tensorflow before importing keras."
+            "KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax before importing keras."
         )
     try:
         return importlib.import_module(f"{__name__}.{name}")

@@ -13,6 +13,15 @@ import tensorflow as tf
 from losslandscape.resume import weights_fingerprint
 
 
+OUT_OF_MEMORY_ERRORS = (tf.errors.ResourceExhaustedError,)
+
+
+def device_description() -> str:
+    """The framework's version and the accelerators it sees, for benchmark reports."""
+    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    return f"TensorFlow {tf.__version__}, GPUs: {gpus or 'none'}"
+
+
 def is_native_dataset(data) -> bool:
     """Whether `data` is a `tf.data.Dataset`."""
     return isinstance(data, tf.data.Dataset)

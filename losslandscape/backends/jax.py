@@ -1,0 +1,287 @@
+"""JAX implementation: device-resident batches and jit-compiled, `vmap`-vectorized point evaluators."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from losslandscape.resume import weights_fingerprint
+
+
+OUT_OF_MEMORY_ERRORS = (jax.errors.JaxRuntimeError,)
+
+
+def device_description() -> str:
+    """The framework's version and the devices it computes on, for benchmark reports."""
+    return f"JAX {jax.__version__}, devices: {[str(device) for device in jax.devices()]}"
+
+
+def is_native_dataset(data) -> bool:
+    """Whether `data` is a `tf.data.Dataset`, which the JAX backend reads once into arrays."""
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
+class DeviceBatches:
+    """Whole arrays held on the default JAX device, sliced into batches inside the compiled loop.
+
+    The arrays are passed to the compiled functions as arguments, never
+    captured as constants, so compiling does not copy the data.
+    """
+
+    def __init__(self, arrays: tuple, batch_size: int):
+        try:
+            self.arrays = jax.device_put(keras.tree.map_structure(np.asarray, arrays))
+        except jax.errors.JaxRuntimeError as error:
+            raise MemoryError(
+                "The data does not fit in the accelerator's memory, where the JAX backend keeps it. "
+                "Pass `max_samples=` to evaluate on fewer samples, or use the TensorFlow backend "
+                f"with a tf.data.Dataset and `stream=True`. ({error})"
+            ) from error
+        self.batch_size = batch_size
+        self.num_samples = int(keras.tree.flatten(self.arrays)[0].shape[0])
+
+    def first_batch(self):
+        return keras.tree.map_structure(lambda a: a[: self.batch_size], self.arrays)
+
+    def fold(self, step, state, arrays):
+        """Threads `state` through `step(batch, state)` over the batches of `arrays` (traced), in a compiled loop.
+
+        Full batches run in a `fori_loop`; a last, shorter batch runs after it,
+        as in `model.evaluate`.
+        """
+        size = self.batch_size
+        full_batches, remainder = divmod(self.num_samples, size)
+
+        def body(index, state):
+            batch = keras.tree.map_structure(lambda a: jax.lax.dynamic_slice_in_dim(a, index * size, size), arrays)
+            return step(batch, state)
+
+        if full_batches:
+            state = jax.lax.fori_loop(0, full_batches, body, state)
+        if remainder:
+            state = step(keras.tree.map_structure(lambda a: a[full_batches * size :], arrays), state)
+        return state
+
+    def fingerprint(self) -> str:
+        return weights_fingerprint(np.asarray(a) for a in keras.tree.flatten(self.arrays))
+
+    def evaluate_arguments(self) -> dict:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.arrays)
+        return dict(x=x, y=y, sample_weight=sample_weight, batch_size=self.batch_size)
+
+
+def arrays_to_batches(arrays: tuple, batch_size: int) -> DeviceBatches:
+    """Puts `(x, y[, sample_weight])` on the device once."""
+    return DeviceBatches(arrays, batch_size)
+
+
+def native_dataset_to_batches(dataset, batch_size: int, max_samples: Optional[int], max_batches: Optional[int],
+                              stream: bool = False):
+    """Runs a batched `tf.data.Dataset` once and joins its batches into device-resident arrays.
+
+    Every grid point then sees the same samples in the same order, even from a
+    shuffling or augmenting pipeline.
+    """
+    if stream:
+        raise ValueError(
+            "`stream=True` needs the TensorFlow backend: the JAX backend keeps the data in the "
+            "accelerator's memory. Set KERAS_BACKEND=tensorflow, or pass stream=False."
+        )
+    if max_samples is not None:
+        dataset = dataset.unbatch().take(max_samples).batch(batch_size)
+    if max_batches is not None:
+        dataset = dataset.take(max_batches)
+    batches = [keras.tree.map_structure(np.asarray, batch) for batch in dataset]
+    if not batches:
+        return None
+    try:
+        arrays = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *batches)
+    except ValueError as error:
+        raise ValueError(
+            "The dataset's batches could not be joined into arrays (their shapes differ beyond "
+            "the batch axis), which the JAX backend needs. Pad them to one shape, or use the "
+            f"TensorFlow backend. ({error})"
+        ) from error
+    return DeviceBatches(tuple(arrays), len(keras.tree.flatten(batches[0])[0]))
+
+
+def build_metrics(model: keras.Model, batches) -> None:
+    """Builds the model, its compiled loss and its compiled metrics for one batch, as `model.evaluate` does."""
+    model._symbolic_build(data_batch=batches.first_batch())
+
+
+def supports_vectorized(model: keras.Model) -> bool:
+    """Whether the model evaluates with Keras' own test step, which the vectorized evaluator reproduces."""
+    own = keras.Model
+    return (
+        type(model).test_step is own.test_step
+        and type(model).compute_loss is own.compute_loss
+        and type(model).compute_metrics is own.compute_metrics
+        and getattr(model, "_compile_loss", None) is not None
+    )
+
+
+class _PointsEvaluator:
+    """Loss and compiled metrics at θ0 + Σ_k c_k·d_k, computed by one jit-compiled function.
+
+    The function builds each point's weights from θ0 and the directions,
+    folds the model's `test_step` (the step `model.evaluate` runs) over the
+    resident batches, and reads the metric results, all on the device. It is
+    pure: the model's variables are never written.
+    """
+
+    points_per_call = 1
+
+    def __init__(self, model, batches, origin, directions, include_regularization=True, variables=None):
+        if not include_regularization and model._compile_loss is None:
+            raise ValueError(
+                "`include_regularization=False` needs a loss passed to "
+                "`model.compile(loss=...)`; this model's only losses come from "
+                "its layers."
+            )
+        self._model = model
+        self._batches = batches
+        self._include_regularization = include_regularization
+        build_metrics(model, batches)
+        for metric in model.metrics:
+            metric.reset_state()
+        moved = list(model.trainable_variables) if variables is None else list(variables)
+        position = {id(v): p for p, v in enumerate(moved)}
+        self._trainable_positions = [position.get(id(v)) for v in model.trainable_variables]
+        self._non_trainable_positions = [position.get(id(v)) for v in model.non_trainable_variables]
+        self._inputs = dict(
+            origin=[jnp.asarray(w, dtype=v.dtype) for w, v in zip(origin, moved)],
+            directions=[jnp.asarray(np.stack([d[p] for d in directions]), dtype=v.dtype) for p, v in enumerate(moved)],
+            trainable=[v.value for v in model.trainable_variables],
+            non_trainable=[v.value for v in model.non_trainable_variables],
+            metric_states=[v.value for v in model.metrics_variables],
+            arrays=batches.arrays,
+        )
+        self._function = jax.jit(self._evaluate_points)
+
+    def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
+        """Values at each row of coefficients, `points_per_call` rows per compiled call."""
+        results = []
+        k = self.points_per_call
+        for start in range(0, len(rows), k):
+            chunk = np.asarray(rows[start : start + k], dtype=np.float32)
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], k - len(chunk), axis=0)])
+            values = {name: np.asarray(value) for name, value in self._function(padded, self._inputs).items()}
+            results.extend({name: float(value[i]) for name, value in values.items()} for i in range(len(chunk)))
+        return results
+
+    def _evaluate_points(self, rows, inputs):
+        return jax.lax.map(lambda row: self._evaluate_point(row, inputs), rows)
+
+    def _evaluate_point(self, coefficients, inputs):
+        moved = [
+            w + jnp.tensordot(coefficients.astype(w.dtype), d, axes=1)
+            for w, d in zip(inputs["origin"], inputs["directions"])
+        ]
+
+        def place(values, positions):
+            return [value if p is None else moved[p] for value, p in zip(values, positions)]
+
+        trainable = place(inputs["trainable"], self._trainable_positions)
+        non_trainable = place(inputs["non_trainable"], self._non_trainable_positions)
+
+        def step(batch, states):
+            return self._step(batch, trainable, non_trainable, states)
+
+        states = self._batches.fold(step, inputs["metric_states"], inputs["arrays"])
+        return self._results(states)
+
+    def _step(self, batch, trainable, non_trainable, states):
+        model = self._model
+        if self._include_regularization:
+            _, (_, _, states) = model.test_step((trainable, non_trainable, states), batch)
+            return states
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        loss = model._compile_loss(y, y_pred, sample_weight)
+        with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, states))) as scope:
+            model._loss_tracker.update_state(loss, sample_weight=keras.tree.flatten(x)[0].shape[0])
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return [scope.get_current_value(v) for v in model.metrics_variables]
+
+    def _results(self, states):
+        with keras.StatelessScope(state_mapping=list(zip(self._model.metrics_variables, states))):
+            return dict(self._model.get_metrics_result())
+
+
+class CompiledPointEvaluator(_PointsEvaluator):
+    """One grid point per compiled call: `variables` (default: the trainable ones) move along the directions."""
+
+    def __call__(self, coefficients: Sequence[float]) -> dict[str, float]:
+        return self.evaluate(np.asarray([coefficients]))[0]
+
+
+class VectorizedPointEvaluator(_PointsEvaluator):
+    """K grid points per compiled call: the point function is `jax.vmap`-ed over the K points.
+
+    Extra memory is K copies of the weights plus K batches of activations.
+    The values equal `model.evaluate`'s.
+    """
+
+    def __init__(self, model, batches, origin, directions, include_regularization: bool = True,
+                 points_per_call: int = 8):
+        super().__init__(model, batches, origin, directions, include_regularization)
+        self.points_per_call = points_per_call
+
+    def _evaluate_points(self, rows, inputs):
+        return jax.vmap(lambda row: self._evaluate_point(row, inputs))(rows)
+
+
+class HessianVectorProduct:
+    """Computes H·v for the Hessian H of the compiled loss at the model's current weights.
+
+    The loss is the one `model.evaluate` reports (batch losses weighted by
+    batch size, in inference mode), so H is exactly the Hessian of the
+    landscape at θ0. Each product is one compiled pass over the resident
+    batches, forward-over-reverse (`jax.jvp` of `jax.grad`).
+    """
+
+    def __init__(self, model: keras.Model, batches, include_regularization: bool = True):
+        if not include_regularization and model._compile_loss is None:
+            raise ValueError("`include_regularization=False` needs a loss passed to `model.compile(loss=...)`.")
+        self._model = model
+        self._batches = batches
+        self._include_regularization = include_regularization
+        self._variables = list(model.trainable_variables)
+        self._function = jax.jit(self._product)
+
+    def __call__(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+        model = self._model
+        products = self._function(
+            [v.value for v in self._variables],
+            [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.metrics_variables],
+            [jnp.asarray(a, dtype=v.dtype) for a, v in zip(vector, self._variables)],
+            self._batches.arrays,
+        )
+        return [np.asarray(h, dtype=np.float64) for h in products]
+
+    def _product(self, weights, non_trainable, metric_states, vector, arrays):
+        model = self._model
+
+        def batch_loss(trainable, batch):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+            if self._include_regularization:
+                loss, _ = model.compute_loss_and_updates(
+                    trainable, non_trainable, metric_states, x, y, sample_weight, training=False
+                )
+                return loss
+            y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return model._compile_loss(y, y_pred, sample_weight)
+
+        def step(batch, totals):
+            _, product = jax.jvp(lambda w: jax.grad(batch_loss)(w, batch), (weights,), (vector,))
+            size = keras.tree.flatten(batch)[0].shape[0]
+            return [total + h * size for total, h in zip(totals, product)]
+
+        totals = self._batches.fold(step, [jnp.zeros_like(w) for w in weights], arrays)
+        return [total / self._batches.num_samples for total in totals]

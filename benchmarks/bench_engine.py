@@ -1,6 +1,6 @@
 """Seconds per grid point: naive model.evaluate vs. compiled forward-pass floors vs. our engine.
 
-Run: python benchmarks/bench_engine.py [--quick]
+Run: python benchmarks/bench_engine.py [--quick]   (KERAS_BACKEND=jax or tensorflow picks the backend)
 
 For each model, from one run on the same data and directions:
   A  naive: trainable weights assigned from numpy, then `model.evaluate`, per point
@@ -32,14 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from losslandscape import compute_surface, random_directions  # noqa: E402
-from losslandscape.backends.tensorflow import (  # noqa: E402
-    CompiledPointEvaluator,
-    VectorizedPointEvaluator,
-    build_metrics,
-)
+from losslandscape.backends import current_backend  # noqa: E402
 from losslandscape.datasets import prepare_data  # noqa: E402
 from losslandscape.demo import digits_mlp, load_digits_split  # noqa: E402
 from reproductions.models import cifar_resnet  # noqa: E402
@@ -72,6 +67,14 @@ def time_naive(model, x, y, directions, coefficients):
 
 def floor_pass(model, x, y, points, with_metrics):
     """A callable running `points` compiled passes at fixed weights: model and loss, or Keras' whole test step."""
+    floor = _jax_floor if keras.backend.backend() == "jax" else _tensorflow_floor
+    one_pass = floor(model, x, y, with_metrics)
+    return lambda: [keras.tree.map_structure(np.asarray, one_pass()) for _ in range(points)]
+
+
+def _tensorflow_floor(model, x, y, with_metrics):
+    import tensorflow as tf
+
     xs, ys = tf.constant(x), tf.constant(y)
     loss_fn = keras.losses.get(model.loss)
 
@@ -92,9 +95,42 @@ def floor_pass(model, x, y, points, with_metrics):
             model.test_step((xs[start : start + BATCH_SIZE], ys[start : start + BATCH_SIZE]))
         return model.get_metrics_result()
 
+    current_backend().build_metrics(model, prepare_data((x, y), batch_size=BATCH_SIZE))
+    return test_step_pass if with_metrics else forward_pass
+
+
+def _jax_floor(model, x, y, with_metrics):
+    import jax
+
+    batches = prepare_data((x, y), batch_size=BATCH_SIZE)
+    current_backend().build_metrics(model, batches)
+    loss_fn = keras.losses.get(model.loss)
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    for metric in model.metrics:
+        metric.reset_state()
+    metric_states = [v.value for v in model.metrics_variables]
+
+    @jax.jit
+    def forward_pass(trainable, non_trainable, metric_states, arrays):
+        def step(batch, total):
+            y_pred, _ = model.stateless_call(trainable, non_trainable, batch[0], training=False)
+            return total + jax.numpy.sum(loss_fn(batch[1], y_pred))
+
+        return batches.fold(step, 0.0, arrays) / len(x)
+
+    @jax.jit
+    def test_step_pass(trainable, non_trainable, metric_states, arrays):
+        def step(batch, states):
+            _, (_, _, states) = model.test_step((trainable, non_trainable, states), batch)
+            return states
+
+        states = batches.fold(step, metric_states, arrays)
+        with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, states))):
+            return dict(model.get_metrics_result())
+
     one_pass = test_step_pass if with_metrics else forward_pass
-    build_metrics(model, prepare_data((x, y), batch_size=BATCH_SIZE))
-    return lambda: [tf.nest.map_structure(lambda t: t.numpy(), one_pass()) for _ in range(points)]
+    return lambda: one_pass(trainable, non_trainable, metric_states, batches.arrays)
 
 
 def engine_pass(model, x, y, directions, coefficients, points_per_call):
@@ -102,10 +138,11 @@ def engine_pass(model, x, y, directions, coefficients, points_per_call):
     origin = [v.numpy() for v in model.trainable_variables]
     baseline = reset_peak_memory()
     batches = prepare_data((x, y), batch_size=BATCH_SIZE)
+    backend = current_backend()
     if points_per_call == 1:
-        evaluator = CompiledPointEvaluator(model, batches, origin, directions)
+        evaluator = backend.CompiledPointEvaluator(model, batches, origin, directions)
     else:
-        evaluator = VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=points_per_call)
+        evaluator = backend.VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=points_per_call)
     evaluator.evaluate(coefficients)
     return lambda: evaluator.evaluate(coefficients), peak_memory() - baseline
 
@@ -188,7 +225,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller grids, for a smoke run")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"TensorFlow {tf.__version__}, Keras {keras.__version__}; GPU: {bool(tf.config.list_physical_devices('GPU'))}")
+          f"Keras {keras.__version__} on {current_backend().device_description()}")
     print(f"{'model (data)':<34} {'points':>6} {'A naive':>9} {'B floor':>9} {'Bm':>9} {'C1':>9} {'CK':>9} "
           f"{'C* e2e':>9} {'A/C':>7} {'C/B':>7} {'C/Bm':>7} {'MiB C1':>8} {'MiB CK':>8}"
           "   (ms per point; C = min(C1, CK))")
@@ -198,7 +235,7 @@ def main():
     y_digits = np.concatenate([y_train, _[1]])
     mlp = digits_mlp()
     mlp.fit(x_digits, y_digits, epochs=5, verbose=0)
-    measure("MLP 64-64-10 (digits, 1797), K=16", mlp, x_digits, y_digits, 8 if args.quick else 16, 16)
+    measure("MLP 64-64-10 (digits, 1797), K=128", mlp, x_digits, y_digits, 8 if args.quick else 16, 128)
 
     rng = np.random.default_rng(0)
     samples = 200 if args.quick else 1000

@@ -76,8 +76,10 @@ def compute_line(
         points_per_call: Grid points per compiled call: 1, K > 1 (weights
             of K points stacked, one vectorized pass per batch), or "auto"
             (on grids of 128 points or more, time K = 16 against one point
-            per call on the first points and keep the faster). Values agree
-            either way to float32 rounding.
+            per call on the first points and keep the faster, unless their
+            values differ by more than 1e-5 relative, as TF32 kernels on
+            NVIDIA GPUs make them). In float32 values agree either way to
+            float32 rounding.
         stream: For a `tf.data.Dataset` larger than memory: read it again
             at every point instead of keeping its batches (it must yield
             the same batches each time).

@@ -98,7 +98,8 @@ def evaluate_grid(
         points_per_call: Grid points evaluated per compiled call: 1 (one
             forward pass per point), K > 1 (K points' weights stacked, one
             vectorized pass per batch), or "auto" (time both on the first
-            points of a large grid and keep the faster). Only the model's
+            points of a large grid and keep the faster, if their values
+            agree to 1e-5 relative). Only the model's
             trainable weights can be moved K at a time.
 
     Returns:

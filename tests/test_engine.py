@@ -8,6 +8,7 @@ from conftest import ON_TENSORFLOW, all_state, assert_same_state, evaluate_at, t
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
 from losslandscape.backends import tensorflow as tensorflow_backend
 from losslandscape.datasets import prepare_data
+from losslandscape.input_layer_fold import foldable_input_dense
 
 POINTS = np.array([[0.0, 0.0], [0.4, -0.3], [-1.0, 0.8]])
 
@@ -260,3 +261,43 @@ def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp,
     np.testing.assert_allclose(values["loss"], kept["loss"], rtol=1e-6)
     with pytest.raises(ValueError, match="stream=True"):
         prepare_data((x, y), stream=True)
+
+
+def test_k_points_through_a_folded_first_dense_layer_equal_model_evaluate(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(150, 6)).astype("float32")
+    y = rng.integers(0, 3, size=150)
+    sample_weight = rng.uniform(0.1, 2.0, size=150).astype("float32")
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(12, activation="relu", kernel_regularizer=keras.regularizers.l2(1e-2))(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert foldable_input_dense(model) is model.layers[1]
+    directions = random_directions(model, seed=1)
+    grid = np.random.default_rng(4).uniform(-1, 1, size=(5, 2))
+    batches = {"train": prepare_data((x, y, sample_weight), batch_size=32)}
+    called = []
+    original_call = keras.layers.Dense.call
+    monkeypatch.setattr(keras.layers.Dense, "call",
+                        lambda self, *args, **kwargs: called.append(self.name) or original_call(self, *args, **kwargs))
+    stacked = evaluate_grid(model, batches, directions, grid, verbose=0, points_per_call=4)["train"]
+    # Building the metrics calls both layers alike; the vectorized pass traced the first one folded, past `call`.
+    assert called.count(model.layers[2].name) > called.count(model.layers[1].name)
+    expected = evaluate_at(model, weights_at(model, [v.numpy() for v in model.trainable_weights], directions, grid[3]),
+                           x=x, y=y, sample_weight=sample_weight, batch_size=32)
+    np.testing.assert_allclose(stacked["loss"][3], expected["loss"], rtol=1e-5)
+    np.testing.assert_allclose(stacked["accuracy"][3], expected["accuracy"], rtol=1e-6)
+
+
+def test_only_a_plain_dense_layer_reading_the_input_once_is_folded(trained_cnn):
+    assert foldable_input_dense(trained_cnn) is None  # a Conv2D reads the input
+    inputs = keras.Input((4,))
+    shared = keras.layers.Dense(4)
+    twice = keras.Model(inputs, shared(shared(inputs)))
+    assert foldable_input_dense(twice) is None
+    half = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, dtype="mixed_bfloat16")])
+    assert foldable_input_dense(half) is None
+    frozen = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    frozen.layers[0].trainable = False
+    assert foldable_input_dense(frozen) is None

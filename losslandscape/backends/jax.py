@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.resume import weights_fingerprint
 
 
@@ -224,16 +225,27 @@ class VectorizedPointEvaluator(_PointsEvaluator):
     """K grid points per compiled call: the point function is `jax.vmap`-ed over the K points.
 
     Extra memory is K copies of the weights plus K batches of activations.
-    The values equal `model.evaluate`'s.
+    The values equal `model.evaluate`'s. A first Dense layer runs once per
+    batch for all K points (`losslandscape.input_layer_fold`).
     """
 
     def __init__(self, model, batches, origin, directions, include_regularization: bool = True,
                  points_per_call: int = 8):
         super().__init__(model, batches, origin, directions, include_regularization)
         self.points_per_call = points_per_call
+        self._folded_layer = foldable_input_dense(model)
 
     def _evaluate_points(self, rows, inputs):
         return jax.vmap(lambda row: self._evaluate_point(row, inputs))(rows)
+
+    def _evaluate_point(self, coefficients, inputs):
+        if self._folded_layer is None:
+            return super()._evaluate_point(coefficients, inputs)
+        origin, directions = fold_arguments(
+            self._folded_layer, self._model.trainable_variables, inputs["origin"], inputs["directions"]
+        )
+        with folded_dense(self._folded_layer, origin, directions, coefficients):
+            return super()._evaluate_point(coefficients, inputs)
 
 
 class HessianVectorProduct:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import Optional, Sequence
@@ -10,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.resume import weights_fingerprint
 
 
@@ -347,7 +349,8 @@ class VectorizedPointEvaluator:
     `model.evaluate`'s; extra memory is K copies of the weights plus K
     batches of activations. The model's variables are never written.
 
-    Resident arrays are sliced into batches of at least
+    A first Dense layer runs once per batch for all K points
+    (`losslandscape.input_layer_fold`). Resident arrays are sliced into batches of at least
     `MIN_ROWS_PER_STEP / K` samples: every batch step runs a few hundred
     small vectorized ops whose fixed cost would otherwise dominate for
     small models. The values do not depend on the batch size.
@@ -366,6 +369,7 @@ class VectorizedPointEvaluator:
         ]
         build_metrics(model, batches)
         self._metric_variables = list(model.metrics_variables)
+        self._folded_layer = foldable_input_dense(model)
         self._function = tf.function(self._evaluate)
 
     def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
@@ -388,10 +392,11 @@ class VectorizedPointEvaluator:
 
         def step(batch, states):
             def one_point(point):
-                point_weights, point_states = point
-                return self._point_step(batch, point_weights, non_trainable, point_states)
+                point_coefficients, point_weights, point_states = point
+                with self._folding(point_coefficients):
+                    return self._point_step(batch, point_weights, non_trainable, point_states)
 
-            return tf.vectorized_map(one_point, (weights, states), fallback_to_while_loop=True)
+            return tf.vectorized_map(one_point, (coefficients, weights, states), fallback_to_while_loop=True)
 
         states = self._batches.fold(step, states)
         results = {}
@@ -401,6 +406,14 @@ class VectorizedPointEvaluator:
                 for name, value in self._model.get_metrics_result().items():
                     results.setdefault(name, []).append(value)
         return {name: tf.stack(values) for name, values in results.items()}
+
+    def _folding(self, coefficients):
+        if self._folded_layer is None:
+            return contextlib.nullcontext()
+        origin, directions = fold_arguments(
+            self._folded_layer, self._model.trainable_variables, self._origin, self._directions
+        )
+        return folded_dense(self._folded_layer, origin, directions, coefficients)
 
     def _point_step(self, batch, weights, non_trainable, states):
         model = self._model

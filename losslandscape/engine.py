@@ -59,6 +59,16 @@ def check_compiled(model: keras.Model) -> None:
         )
 
 
+def check_data_loss(model: keras.Model, include_regularization: bool) -> None:
+    """Raises a ValueError if `include_regularization=False` leaves no loss: the model's loss comes only from its layers."""
+    if not include_regularization and model._compile_loss is None:
+        raise ValueError(
+            "`include_regularization=False` needs a loss passed to "
+            "`model.compile(loss=...)`; this model's only losses come from "
+            "its layers."
+        )
+
+
 def evaluate_grid(
     model: keras.Model,
     datasets: Mapping[str, object],
@@ -183,8 +193,9 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
     variables = list(model.trainable_variables) if trainable_only else variables
     if engine == "evaluate":
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
+    check_data_loss(model, include_regularization)
     per_point = backend.CompiledPointEvaluator(model, batches, origin, directions, include_regularization, variables)
-    if points_per_call == 1 or not trainable_only or not backend.supports_vectorized(model):
+    if points_per_call == 1 or not trainable_only or not _supports_vectorized(model):
         return per_point
     if points_per_call != "auto":
         if not isinstance(points_per_call, (int, np.integer)) or points_per_call < 1:
@@ -214,6 +225,17 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
             + f": using {'the vectorized evaluator' if faster is vectorized else 'one point per call'}"
         )
     return faster
+
+
+def _supports_vectorized(model: keras.Model) -> bool:
+    """Whether the model evaluates with Keras' own test step, which the vectorized evaluators reproduce."""
+    own = keras.Model
+    return (
+        type(model).test_step is own.test_step
+        and type(model).compute_loss is own.compute_loss
+        and type(model).compute_metrics is own.compute_metrics
+        and getattr(model, "_compile_loss", None) is not None
+    )
 
 
 def _largest_relative_difference(values, reference) -> float:

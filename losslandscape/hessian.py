@@ -11,7 +11,7 @@ import numpy as np
 from losslandscape.backends import current_backend
 from losslandscape.datasets import prepare_data
 from losslandscape.directions import trainable_weight_values
-from losslandscape.engine import check_compiled
+from losslandscape.engine import check_compiled, check_data_loss
 
 
 @dataclass
@@ -124,6 +124,7 @@ def hessian_spectrum_summary(
 def _hessian_vector_product(model, data, batch_size, max_samples, include_regularization):
     """The product H·v at θ0, and θ0 itself (whose shapes and dtypes the vectors take)."""
     check_compiled(model)
+    check_data_loss(model, include_regularization)
     weights = trainable_weight_values(model)
     batches = prepare_data(data, batch_size, max_samples)
     return current_backend().HessianVectorProduct(model, batches, include_regularization), weights

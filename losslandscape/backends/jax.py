@@ -115,17 +115,6 @@ def build_metrics(model: keras.Model, batches) -> None:
     model._symbolic_build(data_batch=batches.first_batch())
 
 
-def supports_vectorized(model: keras.Model) -> bool:
-    """Whether the model evaluates with Keras' own test step, which the vectorized evaluator reproduces."""
-    own = keras.Model
-    return (
-        type(model).test_step is own.test_step
-        and type(model).compute_loss is own.compute_loss
-        and type(model).compute_metrics is own.compute_metrics
-        and getattr(model, "_compile_loss", None) is not None
-    )
-
-
 class _PointsEvaluator:
     """Loss and compiled metrics at θ0 + Σ_k c_k·d_k, computed by one jit-compiled function.
 
@@ -138,12 +127,6 @@ class _PointsEvaluator:
     points_per_call = 1
 
     def __init__(self, model, batches, origin, directions, include_regularization=True, variables=None):
-        if not include_regularization and model._compile_loss is None:
-            raise ValueError(
-                "`include_regularization=False` needs a loss passed to "
-                "`model.compile(loss=...)`; this model's only losses come from "
-                "its layers."
-            )
         self._model = model
         self._batches = batches
         self._include_regularization = include_regularization
@@ -258,8 +241,6 @@ class HessianVectorProduct:
     """
 
     def __init__(self, model: keras.Model, batches, include_regularization: bool = True):
-        if not include_regularization and model._compile_loss is None:
-            raise ValueError("`include_regularization=False` needs a loss passed to `model.compile(loss=...)`.")
         self._model = model
         self._batches = batches
         self._include_regularization = include_regularization

@@ -207,12 +207,6 @@ class CompiledPointEvaluator:
                         tf.constant(stacked, dtype=variable.dtype),
                     )
                 )
-        if not include_regularization and model._compile_loss is None:
-            raise ValueError(
-                "`include_regularization=False` needs a loss passed to "
-                "`model.compile(loss=...)`; this model's only losses come from "
-                "its layers."
-            )
         self._data_loss = None if include_regularization else keras.metrics.Mean()
         build_metrics(model, batches)
         self._function = tf.function(self._evaluate, reduce_retracing=True)
@@ -299,17 +293,6 @@ class HessianVectorProduct:
         batch_size = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], self._variables[0].dtype)
         for total, product in zip(self._sums, products):
             total.assign_add(product * batch_size)
-
-
-def supports_vectorized(model: keras.Model) -> bool:
-    """Whether the model evaluates with Keras' own test step, which the vectorized evaluator reproduces."""
-    own = keras.Model
-    return (
-        type(model).test_step is own.test_step
-        and type(model).compute_loss is own.compute_loss
-        and type(model).compute_metrics is own.compute_metrics
-        and getattr(model, "_compile_loss", None) is not None
-    )
 
 
 MIN_ROWS_PER_STEP = 4096

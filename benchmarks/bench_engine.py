@@ -13,6 +13,7 @@ For each model, from one run on the same data and directions:
   CK engine, K points per call: the vectorized evaluator (weights of K points stacked)
   C  the engine as `compute_surface` runs it with points_per_call="auto": the faster of C1, CK
   C* `compute_surface` end to end: wall time / points, setup and the auto probe included
+     ("auto K": the points per call the probe chose)
 B, Bm, C1 and CK are timed in turns, each the fastest of REPEATS passes over the grid,
 so that the load of a shared machine touches all of them alike. Prints A/C
 (target >= 20 on the MLP), C/B (targets: <= 0.5 on the MLP, <= 1.05 on ResNet-20),
@@ -22,8 +23,11 @@ C/Bm, and the peak resident memory each engine's first pass added (VmHWM).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
+import re
 import sys
 import time
 
@@ -159,9 +163,14 @@ def fastest_in_turns(passes: dict, repeats: int = REPEATS) -> dict:
 
 
 def time_end_to_end(model, x, y, directions, axis):
+    """Seconds per point of `compute_surface`, and the points per call its "auto" probe chose."""
+    printed = io.StringIO()
     started = time.perf_counter()
-    compute_surface(model, (x, y), directions, xcoords=axis, batch_size=BATCH_SIZE, verbose=0)
-    return (time.perf_counter() - started) / len(axis) ** 2
+    with contextlib.redirect_stdout(printed):
+        compute_surface(model, (x, y), directions, xcoords=axis, batch_size=BATCH_SIZE, verbose=1)
+    seconds = (time.perf_counter() - started) / len(axis) ** 2
+    chosen = re.search(r"using (one|\d+) points? per call", printed.getvalue())
+    return seconds, "1" if chosen is None or chosen.group(1) == "one" else chosen.group(1)
 
 
 def reset_peak_memory() -> float:
@@ -210,12 +219,12 @@ def measure(name, model, x, y, points_per_axis, points_per_call):
     for variable, w in zip(model.trainable_variables, origin):
         variable.assign(w)
     engine = min(seconds["one"], seconds["stacked"])
-    end_to_end = time_end_to_end(model, x, y, directions, axis)
+    end_to_end, auto_points_per_call = time_end_to_end(model, x, y, directions, axis)
     figures = [naive, seconds["floor"], seconds["floor_metrics"], seconds["one"], seconds["stacked"], end_to_end]
     print(
         f"{name:<34} {len(coefficients):>6} " + " ".join(f"{value * 1e3:>9.2f}" for value in figures)
         + f" {naive / engine:>7.1f} {engine / seconds['floor']:>7.3f} {engine / seconds['floor_metrics']:>7.3f}"
-        f" {one_memory:>8.0f} {stacked_memory:>8.0f}",
+        f" {one_memory:>8.0f} {stacked_memory:>8.0f} {auto_points_per_call:>6}",
         flush=True,
     )
 
@@ -223,22 +232,33 @@ def measure(name, model, x, y, points_per_axis, points_per_call):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller grids, for a smoke run")
+    parser.add_argument("--models", nargs="+", choices=("mlp", "resnet"), default=("mlp", "resnet"),
+                        help="which models to measure (default: both)")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"Keras {keras.__version__} on {current_backend().device_description()}")
     print(f"{'model (data)':<34} {'points':>6} {'A naive':>9} {'B floor':>9} {'Bm':>9} {'C1':>9} {'CK':>9} "
-          f"{'C* e2e':>9} {'A/C':>7} {'C/B':>7} {'C/Bm':>7} {'MiB C1':>8} {'MiB CK':>8}"
+          f"{'C* e2e':>9} {'A/C':>7} {'C/B':>7} {'C/Bm':>7} {'MiB C1':>8} {'MiB CK':>8} {'auto K':>6}"
           "   (ms per point; C = min(C1, CK))")
 
-    (x_train, y_train), _ = load_digits_split()
-    x_digits = np.concatenate([x_train, _[0]])
-    y_digits = np.concatenate([y_train, _[1]])
+    if "mlp" in args.models:
+        measure_mlp(args.quick)
+    if "resnet" in args.models:
+        measure_resnet(args.quick)
+
+
+def measure_mlp(quick):
+    (x_train, y_train), (x_test, y_test) = load_digits_split()
+    x_digits = np.concatenate([x_train, x_test])
+    y_digits = np.concatenate([y_train, y_test])
     mlp = digits_mlp()
     mlp.fit(x_digits, y_digits, epochs=5, verbose=0)
-    measure("MLP 64-64-10 (digits, 1797), K=128", mlp, x_digits, y_digits, 8 if args.quick else 16, 128)
+    measure("MLP 64-64-10 (digits, 1797), K=128", mlp, x_digits, y_digits, 8 if quick else 16, 128)
 
+
+def measure_resnet(quick):
     rng = np.random.default_rng(0)
-    samples = 200 if args.quick else 1000
+    samples = 200 if quick else 1000
     x_images = rng.normal(size=(samples, 32, 32, 3)).astype("float32")
     y_images = rng.integers(0, 10, size=samples)
     resnet = cifar_resnet(20)

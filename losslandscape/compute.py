@@ -75,11 +75,12 @@ def compute_line(
         chunk_size: Points per chunk (default 8 locally, 16 on an executor).
         points_per_call: Grid points per compiled call: 1, K > 1 (weights
             of K points stacked, one vectorized pass per batch), or "auto"
-            (on grids of 128 points or more, time K = 16 against one point
-            per call on the first points and keep the faster, unless their
-            values differ by more than 1e-5 relative, as TF32 kernels on
-            NVIDIA GPUs make them). In float32 values agree either way to
-            float32 rounding.
+            (on grids of 128 points or more, time one point per call, then
+            K = 16, 64, 256... on the first points and keep the fastest; K
+            grows while it pays and the grid can repay its compile time, and
+            K points are kept only if their values agree with one point
+            per call to 1e-5 relative, which TF32 kernels on NVIDIA GPUs
+            do not). In float32 values agree either way to float32 rounding.
         stream: For a `tf.data.Dataset` larger than memory: read it again
             at every point instead of keeping its batches (it must yield
             the same batches each time).

@@ -107,9 +107,10 @@ def evaluate_grid(
             model's trainable variables by default.
         points_per_call: Grid points evaluated per compiled call: 1 (one
             forward pass per point), K > 1 (K points' weights stacked, one
-            vectorized pass per batch), or "auto" (time both on the first
-            points of a large grid and keep the faster, if their values
-            agree to 1e-5 relative). Only the model's
+            vectorized pass per batch), or "auto" (time one point and
+            K = 16, 64, 256... points per call on the first points of a
+            large grid and keep the fastest whose values agree with one
+            point per call to 1e-5 relative). Only the model's
             trainable weights can be moved K at a time.
 
     Returns:
@@ -175,6 +176,9 @@ def evaluate_grid(
 
 
 PROBE_POINTS_PER_CALL = 16
+PROBE_GROWTH = 4
+# K × trainable parameters the probe may stack: 2**26 float32 values are 256 MiB of weights.
+PROBE_MAX_STACKED_VALUES = 2**26
 # The vectorized evaluator runs other kernels than `model.evaluate`; "auto" keeps it only where the
 # values agree this closely (they do in float32; TF32 convolutions on GPUs differ by about 1e-3).
 PROBE_AGREEMENT = 1e-5
@@ -182,7 +186,7 @@ PROBE_AGREEMENT = 1e-5
 
 def build_evaluator(model, batches, origin, directions, engine="compiled", include_regularization=True,
                     points_per_call=1, rows=(), verbose=0, variables=None):
-    """The per-point or vectorized evaluator for one dataset; "auto" times both on the first of `rows`.
+    """The per-point or vectorized evaluator for one dataset; "auto" probes them on the first of `rows`.
 
     Its `evaluate(rows)` returns one `{name: value}` per row of coefficients.
     `variables` are the ones the directions move when not the model's
@@ -203,28 +207,69 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
         return backend.VectorizedPointEvaluator(
             model, batches, origin, directions, include_regularization, int(points_per_call)
         )
-    k = PROBE_POINTS_PER_CALL
-    if len(rows) < 8 * k:
+    if len(rows) < 8 * PROBE_POINTS_PER_CALL:
         return per_point
-    vectorized = backend.VectorizedPointEvaluator(model, batches, origin, directions, include_regularization, k)
-    seconds, values = {}, {}
-    for name, evaluator in (("vectorized", vectorized), ("per_point", per_point)):
-        values[name] = evaluator.evaluate(rows[:k])  # compiles; recomputed later, not kept
-        started = time.perf_counter()
-        evaluator.evaluate(rows[k : 2 * k])
-        seconds[name] = time.perf_counter() - started
-    difference = _largest_relative_difference(values["vectorized"], values["per_point"])
-    agrees = difference <= PROBE_AGREEMENT
-    faster = vectorized if agrees and seconds["vectorized"] < seconds["per_point"] else per_point
+
+    def build_vectorized(k):
+        return backend.VectorizedPointEvaluator(model, batches, origin, directions, include_regularization, k)
+
+    parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    return _probe(per_point, build_vectorized, rows, parameters, verbose)
+
+
+def _probe(per_point, build_vectorized, rows, parameters, verbose):
+    """The fastest evaluator on the first of `rows`: one point per call, or K = 16, 64, 256... per call.
+
+    K grows while each step was faster than the last, the values agree
+    with one point per call to PROBE_AGREEMENT, the grid has at least 8·K
+    points, and the compile time of the last K is small next to what the
+    rest of the grid still costs (a larger K compiles longer).
+    """
+    k = PROBE_POINTS_PER_CALL
+    reference, best_seconds, _ = _time_evaluator(per_point, rows, k)
+    best, timings, reason = per_point, {1: best_seconds}, None
+    while reason is None:
+        try:
+            candidate = build_vectorized(k)
+            values, seconds, setup = _time_evaluator(candidate, rows, k)
+        except (MemoryError, *current_backend().OUT_OF_MEMORY_ERRORS):
+            reason = f"{k} points per call run out of memory"
+            break
+        timings[k] = seconds
+        difference = _largest_relative_difference(values[: len(reference)], reference)
+        if difference > PROBE_AGREEMENT:
+            reason = (f"the values of {k} points per call differ by up to {difference:.1e} from one point "
+                      "per call (relative; reduced-precision kernels, e.g. TF32 on NVIDIA GPUs)")
+        elif seconds >= best_seconds:
+            reason = f"{k} points per call are not faster"
+        else:
+            best, best_seconds = candidate, seconds
+            k *= PROBE_GROWTH
+            if len(rows) < 8 * k:
+                reason = "the grid is too small to probe more points per call"
+            elif k * parameters > PROBE_MAX_STACKED_VALUES:
+                reason = "more points per call would stack too many weights"
+            elif setup > 0.5 * len(rows) * best_seconds:
+                reason = "compiling more points per call would cost more than it can save"
     if verbose:
-        print(
-            f"losslandscape: {k} points per call take {1e3 * seconds['vectorized'] / k:.2f} ms per point, "
-            f"one at a time {1e3 * seconds['per_point'] / k:.2f} ms"
-            + ("" if agrees else f", but their values differ by up to {difference:.1e} (relative; reduced-precision "
-               f"kernels, e.g. TF32 on NVIDIA GPUs)")
-            + f": using {'the vectorized evaluator' if faster is vectorized else 'one point per call'}"
-        )
-    return faster
+        measured = ", ".join(f"{points} per call {1e3 * seconds:.3g}" for points, seconds in timings.items())
+        using = "one point" if best.points_per_call == 1 else f"{best.points_per_call} points"
+        print(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
+    return best
+
+
+def _time_evaluator(evaluator, rows, k):
+    """`(values at rows[:k], seconds per point at rows[k:2k], seconds of the first call beyond that)`.
+
+    The first call compiles; its values are recomputed later, not kept.
+    """
+    started = time.perf_counter()
+    values = evaluator.evaluate(rows[:k])
+    first_call = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluator.evaluate(rows[k : 2 * k])
+    seconds = (time.perf_counter() - started) / k
+    return values, seconds, max(first_call - seconds * k, 0.0)
 
 
 def _supports_vectorized(model: keras.Model) -> bool:

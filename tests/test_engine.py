@@ -183,10 +183,10 @@ def test_unknown_engine_and_mismatched_directions_are_rejected(small_mlp, regres
 
 
 @pytest.mark.parametrize("include_regularization", [True, False])
-@pytest.mark.parametrize("min_rows_per_step", [1, 4096])  # batches of 32 as given, or all 200 samples in one
-def test_vectorized_points_equal_model_evaluate(trained_cnn, image_data, include_regularization, min_rows_per_step,
+@pytest.mark.parametrize("min_values_per_step", [1, 2**30])  # batches of 32 as given, or all 200 samples in one
+def test_vectorized_points_equal_model_evaluate(trained_cnn, image_data, include_regularization, min_values_per_step,
                                                 monkeypatch):
-    monkeypatch.setattr(tensorflow_backend, "MIN_ROWS_PER_STEP", min_rows_per_step)
+    monkeypatch.setattr(tensorflow_backend, "MIN_INPUT_VALUES_PER_STEP", min_values_per_step)
     x, y, sample_weight = image_data
     directions = random_directions(trained_cnn, seed=6)
     grid = np.random.default_rng(0).uniform(-1, 1, size=(7, 2))  # 7 points: the last call is padded
@@ -213,7 +213,7 @@ def test_auto_probe_on_a_large_grid_keeps_values(small_mlp, regression_data, cap
     grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
     batches = {"train": prepare_data((x, y))}
     auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
-    assert "points per call take" in capsys.readouterr().out
+    assert "ms per point with 1 per call" in capsys.readouterr().out
     one = evaluate_grid(small_mlp, batches, directions, grid, verbose=0, points_per_call=1)["train"]
     np.testing.assert_allclose(auto["loss"], one["loss"], rtol=1e-5)
     with pytest.raises(ValueError, match="points_per_call"):
@@ -233,7 +233,7 @@ def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp,
                         lambda self, rows: calls.append(len(rows)) or original(self, rows))
     auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
     printed = capsys.readouterr().out
-    assert "values differ by up to" in printed and "using one point per call" in printed
+    assert "values of 16 points per call differ by up to" in printed and "using one point per call" in printed
     assert sum(calls) == 2 * 16 + len(grid)  # the probe's two rounds, then every point one at a time
     expected = evaluate_at(small_mlp, weights_at(small_mlp, [v.numpy() for v in small_mlp.trainable_weights],
                                                  directions, grid[100]), x=x, y=y, batch_size=128)
@@ -301,3 +301,69 @@ def test_only_a_plain_dense_layer_reading_the_input_once_is_folded(trained_cnn):
     frozen = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     frozen.layers[0].trainable = False
     assert foldable_input_dense(frozen) is None
+
+
+class _FakeEvaluator:
+    """Stands in for an evaluator in the probe's logic: `points_per_call` and nothing else."""
+
+    def __init__(self, points_per_call):
+        self.points_per_call = points_per_call
+
+
+@pytest.mark.parametrize(
+    "grid_points, parameters, failing_k, setup, chosen",
+    [
+        (10_000, 100, None, 0.0, 64),  # 256 per call is slower than 64
+        (600, 100, None, 0.0, 64),  # 256 per call needs a grid of 2048 points to probe
+        (10_000, 100, 256, 0.0, 64),  # 256 per call runs out of memory
+        (10_000, 2**23, None, 0.0, 16),  # 64 x 2**23 weights are more than PROBE_MAX_STACKED_VALUES
+        (10_000, 100, None, 60.0, 16),  # compiling 16 per call took longer than half the grid costs at 16
+    ],
+)
+def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, grid_points, parameters, failing_k,
+                                                        setup, chosen):
+    seconds_per_point = {1: 1e-2, 16: 4e-3, 64: 2e-3, 256: 3e-3}
+
+    def fake_time_evaluator(evaluator, rows, k):
+        return [{"loss": 1.0}] * k, seconds_per_point[evaluator.points_per_call], setup
+
+    def build_vectorized(k):
+        if k == failing_k:
+            raise MemoryError("fake")
+        return _FakeEvaluator(k)
+
+    monkeypatch.setattr(engine_module, "_time_evaluator", fake_time_evaluator)
+    rows = np.zeros((grid_points, 2))
+    best = engine_module._probe(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=1)
+    assert best.points_per_call == chosen
+    assert f"using {chosen} points per call" in capsys.readouterr().out
+
+
+@tensorflow_only
+def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regression_data):
+    class NumpyIdentity(keras.layers.Layer):
+        def call(self, inputs):
+            return tf.ensure_shape(tf.numpy_function(lambda a: a, [inputs], tf.float32), inputs.shape)
+
+    x, y = regression_data
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), NumpyIdentity(), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    directions = random_directions(model, seed=0)
+    origin = [v.numpy() for v in model.trainable_weights]
+    grid = np.random.default_rng(2).uniform(-1, 1, size=(3, 2))
+    batches = prepare_data((x, y), batch_size=32)
+    fallback = tensorflow_backend.VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=2)
+    with pytest.warns(UserWarning, match="XLA cannot compile"):
+        values = fallback.evaluate(grid)
+    assert fallback.uses_xla is False
+    expected = evaluate_at(model, weights_at(model, origin, directions, grid[2]), x=x, y=y, batch_size=32)
+    np.testing.assert_allclose(values[2]["loss"], expected["loss"], rtol=1e-5)
+    plain = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    plain.compile(loss="mse")
+    compiled = tensorflow_backend.VectorizedPointEvaluator(
+        plain, batches, [v.numpy() for v in plain.trainable_weights], random_directions(plain, seed=0),
+        points_per_call=2,
+    )
+    compiled.evaluate(grid)
+    assert compiled.uses_xla is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from typing import Optional, Sequence
 
 import keras
@@ -50,9 +51,18 @@ class DeviceBatches:
             step(self._slice(start))
 
     def fold(self, step, state):
-        """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop."""
-        for start in tf.range(0, self.num_samples, self.batch_size):
-            state = step(self._slice(start), state)
+        """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop.
+
+        The full batches run in a loop with a static batch shape and the
+        last, shorter batch runs after it, so that XLA compiles the loop
+        body once for fixed shapes.
+        """
+        full_batches, remainder = divmod(self.num_samples, self.batch_size)
+        if full_batches:  # XLA compiles a loop body even if it never runs: its slice must fit the data
+            for index in tf.range(full_batches):
+                state = step(self._fixed_slice(index * self.batch_size, self.batch_size), state)
+        if remainder:
+            state = step(self._fixed_slice(full_batches * self.batch_size, remainder), state)
         return state
 
     def fingerprint(self) -> str:
@@ -70,6 +80,12 @@ class DeviceBatches:
 
     def _slice(self, start):
         return tf.nest.map_structure(lambda a: a[start : start + self.batch_size], self.arrays)
+
+    def _fixed_slice(self, start, size: int):
+        return tf.nest.map_structure(
+            lambda a: tf.slice(a, [start] + [0] * (a.shape.rank - 1), [size] + [-1] * (a.shape.rank - 1)),
+            self.arrays,
+        )
 
 
 def _on_accelerator_if_it_fits(arrays):
@@ -295,7 +311,8 @@ class HessianVectorProduct:
             total.assign_add(product * batch_size)
 
 
-MIN_ROWS_PER_STEP = 4096
+# A batch step of K stacked points reads at least this many input values (K × samples × values per sample).
+MIN_INPUT_VALUES_PER_STEP = 2**19
 
 
 def _vectorize_bitcast():
@@ -322,6 +339,11 @@ def _vectorize_bitcast():
 _vectorize_bitcast()
 
 
+def _input_values_per_sample(batches) -> int:
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(batches.first_batch())
+    return max(sum(math.prod(leaf.shape[1:]) for leaf in tf.nest.flatten(x)), 1)
+
+
 class VectorizedPointEvaluator:
     """Evaluates K grid points per compiled call, with the weights of the K points stacked.
 
@@ -332,17 +354,22 @@ class VectorizedPointEvaluator:
     `model.evaluate`'s; extra memory is K copies of the weights plus K
     batches of activations. The model's variables are never written.
 
-    A first Dense layer runs once per batch for all K points
-    (`losslandscape.input_layer_fold`). Resident arrays are sliced into batches of at least
-    `MIN_ROWS_PER_STEP / K` samples: every batch step runs a few hundred
-    small vectorized ops whose fixed cost would otherwise dominate for
-    small models. The values do not depend on the batch size.
+    The function is compiled with XLA, which fuses the K points'
+    element-wise work, unless XLA cannot compile the model (then with a
+    warning, without). A first Dense layer runs once per batch for all K
+    points (`losslandscape.input_layer_fold`). On small inputs, resident
+    arrays are sliced into larger batches, so that a step reads at least
+    `MIN_INPUT_VALUES_PER_STEP` input values: every step has a fixed cost
+    that would otherwise dominate for small models. Images keep the given
+    batch size. The values do not depend on the batch size.
     """
 
     def __init__(self, model, batches, origin, directions, include_regularization: bool = True,
                  points_per_call: int = 8):
         self._model = model
-        self._batches = batches.with_min_batch_size(math.ceil(MIN_ROWS_PER_STEP / points_per_call))
+        self._batches = batches.with_min_batch_size(
+            math.ceil(MIN_INPUT_VALUES_PER_STEP / (points_per_call * _input_values_per_sample(batches)))
+        )
         self._include_regularization = include_regularization
         self.points_per_call = points_per_call
         self._origin = [tf.constant(w, dtype=v.dtype) for w, v in zip(origin, model.trainable_variables)]
@@ -353,7 +380,8 @@ class VectorizedPointEvaluator:
         build_metrics(model, batches)
         self._metric_variables = list(model.metrics_variables)
         self._folded_layer = foldable_input_dense(model)
-        self._function = tf.function(self._evaluate)
+        self._function = tf.function(self._evaluate, jit_compile=True)
+        self.uses_xla = None  # known after the first call
 
     def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, `points_per_call` rows per compiled call."""
@@ -361,9 +389,31 @@ class VectorizedPointEvaluator:
         for start in range(0, len(rows), self.points_per_call):
             chunk = np.asarray(rows[start : start + self.points_per_call], dtype=np.float64)
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.points_per_call - len(chunk), axis=0)])
-            values = {name: value.numpy() for name, value in self._function(tf.constant(padded)).items()}
+            values = {name: value.numpy() for name, value in self._call(tf.constant(padded)).items()}
             results.extend({name: float(value[k]) for name, value in values.items()} for k in range(len(chunk)))
         return results
+
+    def _call(self, coefficients):
+        """One compiled call; the first one falls back to a graph without XLA if XLA cannot compile the model."""
+        if self.uses_xla is not None:
+            return self._function(coefficients)
+        try:
+            values = self._function(coefficients)
+            self.uses_xla = True
+        except OUT_OF_MEMORY_ERRORS:
+            raise
+        except tf.errors.OpError as error:
+            # XLA fuses the K points' element-wise work (2-3 times faster on CPUs),
+            # but some ops (strings, py_function, some custom kernels) have no XLA kernel.
+            warnings.warn(
+                f"XLA cannot compile this model ({error.message.splitlines()[0]}); evaluating "
+                f"{self.points_per_call} points per call without XLA, which is slower.",
+                stacklevel=3,
+            )
+            self._function = tf.function(self._evaluate)
+            values = self._function(coefficients)
+            self.uses_xla = False
+        return values
 
     def _evaluate(self, coefficients):
         weights = [

@@ -68,7 +68,8 @@ def folded_dense(layer: keras.layers.Dense, origin: dict, directions: dict, coef
         for k in range(directions["kernel"].shape[0]):
             bias = None if directions["bias"] is None else directions["bias"][k]
             terms.append(_affine(inputs, directions["kernel"][k], bias))
-        weights = keras.ops.concatenate([keras.ops.ones((1,), terms[0].dtype), keras.ops.cast(coefficients, terms[0].dtype)])
+        dtype = terms[0].dtype
+        weights = keras.ops.concatenate([keras.ops.ones((1,), dtype), keras.ops.cast(coefficients, dtype)])
         # One contraction: vectorized over the points it is a single matrix product
         # that writes each point's output once, instead of a multiply and an add per direction.
         outputs = keras.ops.tensordot(weights, keras.ops.stack(terms), axes=1)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.resume import weights_fingerprint
 
@@ -149,14 +150,9 @@ class _PointsEvaluator:
 
     def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, `points_per_call` rows per compiled call."""
-        results = []
-        k = self.points_per_call
-        for start in range(0, len(rows), k):
-            chunk = np.asarray(rows[start : start + k], dtype=np.float32)
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], k - len(chunk), axis=0)])
-            values = {name: np.asarray(value) for name, value in self._function(padded, self._inputs).items()}
-            results.extend({name: float(value[i]) for name, value in values.items()} for i in range(len(chunk)))
-        return results
+        return evaluate_in_padded_calls(
+            rows, self.points_per_call, lambda padded: self._function(padded, self._inputs), np.float32
+        )
 
     def _evaluate_points(self, rows, inputs):
         return jax.lax.map(lambda row: self._evaluate_point(row, inputs), rows)

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.resume import weights_fingerprint
 
@@ -385,13 +386,9 @@ class VectorizedPointEvaluator:
 
     def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, `points_per_call` rows per compiled call."""
-        results = []
-        for start in range(0, len(rows), self.points_per_call):
-            chunk = np.asarray(rows[start : start + self.points_per_call], dtype=np.float64)
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.points_per_call - len(chunk), axis=0)])
-            values = {name: value.numpy() for name, value in self._call(tf.constant(padded)).items()}
-            results.extend({name: float(value[k]) for name, value in values.items()} for k in range(len(chunk)))
-        return results
+        return evaluate_in_padded_calls(
+            rows, self.points_per_call, lambda padded: self._call(tf.constant(padded)), np.float64
+        )
 
     def _call(self, coefficients):
         """One compiled call; the first one falls back to a graph without XLA if XLA cannot compile the model."""

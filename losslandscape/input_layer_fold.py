@@ -21,9 +21,10 @@ import keras
 def foldable_input_dense(model: keras.Model) -> Optional[keras.layers.Dense]:
     """The plain `Dense` layer that reads the model's only input and nothing else, if there is one.
 
-    It must be called once, in full precision, without LoRA or quantization,
-    and its kernel must be trainable, so that the folded form computes the
-    same function.
+    Every call of it must read that input (a Sequential model reloaded from
+    a `.keras` file has two such calls, one from building it), it must run
+    in full precision, without LoRA or quantization, and its kernel must be
+    trainable, so that the folded form computes the same function.
     """
     inputs = _model_inputs(model)
     if inputs is None or len(inputs) != 1:
@@ -32,9 +33,8 @@ def foldable_input_dense(model: keras.Model) -> Optional[keras.layers.Dense]:
         nodes = getattr(layer, "_inbound_nodes", [])
         if (
             type(layer) is keras.layers.Dense
-            and len(nodes) == 1
-            and len(nodes[0].input_tensors) == 1
-            and nodes[0].input_tensors[0] is inputs[0]
+            and nodes
+            and all(len(node.input_tensors) == 1 and node.input_tensors[0] is inputs[0] for node in nodes)
             and not getattr(layer, "lora_enabled", False)
             and getattr(layer, "quantization_mode", None) is None
             and layer.dtype_policy.compute_dtype == layer.dtype_policy.variable_dtype

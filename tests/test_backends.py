@@ -38,7 +38,7 @@ def test_rebatched_device_arrays_keep_every_sample_once():
     assert (batches.batch_size, wider.batch_size) == (3, 4)
     assert batches.with_min_batch_size(2).batch_size == 3
     seen = []
-    wider.for_each_batch(lambda batch: seen.append(batch[0].numpy()))
+    wider.fold(lambda batch, state: seen.append(batch[0].numpy()) or state, 0)
     assert [len(b) for b in seen] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate(seen), x)
 

@@ -21,6 +21,7 @@ JAX_MODULES = [
     "tests/test_precision.py",
     "tests/test_resume.py",
     "tests/test_distributed.py",
+    "tests/test_conformance.py",
 ]
 
 

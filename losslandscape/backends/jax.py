@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
+from losslandscape.backends.stateless_step import stateless_metric_results, stateless_predict, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.resume import weights_fingerprint
 
@@ -178,19 +179,13 @@ class _PointsEvaluator:
     def _step(self, batch, trainable, non_trainable, states):
         model = self._model
         if self._include_regularization:
+            # The model's own step, which a subclass may override (one point per call only).
             _, (_, _, states) = model.test_step((trainable, non_trainable, states), batch)
             return states
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-        loss = model._compile_loss(y, y_pred, sample_weight)
-        with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, states))) as scope:
-            model._loss_tracker.update_state(loss, sample_weight=keras.tree.flatten(x)[0].shape[0])
-            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        return [scope.get_current_value(v) for v in model.metrics_variables]
+        return stateless_test_step(model, trainable, non_trainable, model.metrics_variables, states, batch, False)
 
     def _results(self, states):
-        with keras.StatelessScope(state_mapping=list(zip(self._model.metrics_variables, states))):
-            return dict(self._model.get_metrics_result())
+        return stateless_metric_results(self._model, self._model.metrics_variables, states)
 
 
 class CompiledPointEvaluator(_PointsEvaluator):
@@ -264,7 +259,7 @@ class HessianVectorProduct:
                     trainable, non_trainable, metric_states, x, y, sample_weight, training=False
                 )
                 return loss
-            y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            y_pred = stateless_predict(model, trainable, non_trainable, x)
             return model._compile_loss(y, y_pred, sample_weight)
 
         def step(batch, totals):

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
+from losslandscape.backends.stateless_step import stateless_metric_results, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.resume import weights_fingerprint
 
@@ -46,10 +47,6 @@ class DeviceBatches:
 
     def first_batch(self):
         return self._slice(0)
-
-    def for_each_batch(self, step):
-        for start in tf.range(0, self.num_samples, self.batch_size):
-            step(self._slice(start))
 
     def fold(self, step, state):
         """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop.
@@ -117,10 +114,6 @@ class StreamedBatches:
 
     def first_batch(self):
         return next(iter(self.dataset))
-
-    def for_each_batch(self, step):
-        for batch in self.dataset:
-            step(batch)
 
     def fold(self, step, state):
         """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop."""
@@ -241,7 +234,7 @@ class CompiledPointEvaluator:
             shift = tf.tensordot(tf.cast(coefficients, variable.dtype), stacked, axes=1)
             variable.assign(origin + shift)
         self._reset_metrics()
-        self._batches.for_each_batch(self._step)
+        self._batches.fold(_stateful(self._step), tf.constant(0))
         return self._results()
 
     def _step(self, batch):
@@ -268,6 +261,16 @@ class CompiledPointEvaluator:
         return results
 
 
+def _stateful(step):
+    """`step(batch)`, which works by writing variables, as a step of `fold` with a dummy state."""
+
+    def step_with_state(batch, state):
+        step(batch)
+        return state
+
+    return step_with_state
+
+
 class HessianVectorProduct:
     """Computes H·v for the Hessian H of the compiled loss at the model's current weights.
 
@@ -292,7 +295,7 @@ class HessianVectorProduct:
     def _product(self, vector):
         for total in self._sums:
             total.assign(tf.zeros_like(total))
-        self._batches.for_each_batch(lambda batch: self._accumulate(batch, vector))
+        self._batches.fold(_stateful(lambda batch: self._accumulate(batch, vector)), tf.constant(0))
         return [total / self._batches.num_samples for total in self._sums]
 
     def _accumulate(self, batch, vector):
@@ -431,10 +434,9 @@ class VectorizedPointEvaluator:
         states = self._batches.fold(step, states)
         results = {}
         for k in range(self.points_per_call):
-            mapping = [(v, state[k]) for v, state in zip(self._metric_variables, states)]
-            with keras.StatelessScope(state_mapping=mapping):
-                for name, value in self._model.get_metrics_result().items():
-                    results.setdefault(name, []).append(value)
+            point_states = [state[k] for state in states]
+            for name, value in stateless_metric_results(self._model, self._metric_variables, point_states).items():
+                results.setdefault(name, []).append(value)
         return {name: tf.stack(values) for name, values in results.items()}
 
     def _folding(self, coefficients):
@@ -446,16 +448,6 @@ class VectorizedPointEvaluator:
         return folded_dense(self._folded_layer, origin, directions, coefficients)
 
     def _point_step(self, batch, weights, non_trainable, states):
-        model = self._model
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred, _ = model.stateless_call(weights, non_trainable, x, training=False)
-        if self._include_regularization:
-            loss, _ = model.stateless_compute_loss(
-                weights, non_trainable, states, x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
-            )
-        else:
-            loss = model._compile_loss(y, y_pred, sample_weight)
-        with keras.StatelessScope(state_mapping=list(zip(self._metric_variables, states))) as scope:
-            model._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
-            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        return [scope.get_current_value(v) for v in self._metric_variables]
+        return stateless_test_step(
+            self._model, weights, non_trainable, self._metric_variables, states, batch, self._include_regularization
+        )

@@ -5,20 +5,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import shlex
 import sys
 from typing import Optional, Sequence
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (128 + SIGINT)
 
 
 class CommandError(Exception):
     """Bad input on the command line: printed as one line, exit code 2."""
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (argparse's default prints the usage first)."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of the `losslandscape` command and its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="losslandscape",
         description="Loss landscapes of Keras models along filter-normalized random directions.",
     )
@@ -103,6 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     >>> main(["demo", "--points", "5", "--epochs", "1", "--out", "/tmp/demo", "--quiet"])
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     import matplotlib
 
@@ -110,6 +121,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commands = {"surface": _compute, "line": _compute, "plot": _plot, "info": _info, "demo": _demo}
     try:
         commands[args.command](args)
+    except KeyboardInterrupt:
+        print(f"losslandscape {args.command}: interrupted{_resume_hint(args, argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (CommandError, ValueError, KeyError, TypeError, OSError) as error:
         message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
         first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
@@ -122,10 +136,7 @@ def _compute(args):
     from losslandscape.compute import compute_line, compute_surface
     from losslandscape.datasets import NpzData
 
-    if args.points < 2:
-        raise CommandError(f"--points must be >= 2, received {args.points}")
-    if args.workers is not None and args.scheduler is not None:
-        raise CommandError("use either --workers or --scheduler, not both")
+    _check_compute_arguments(args)
     model = _load_model(args.model)
     keys = dict(x_key=args.x_key, y_key=args.y_key, sample_weight_key=args.sample_weight_key)
     data = {"train": NpzData(args.data, **keys)}
@@ -154,6 +165,35 @@ def _compute(args):
             result = compute_line(model, data, coords=coords, executor=executor, **options)
     if not args.quiet:
         print(f"wrote {args.out}: {result}")
+
+
+def _check_compute_arguments(args) -> None:
+    """One-line errors for bad numbers, before the model or the data is read."""
+    if args.points < 2:
+        raise CommandError(f"--points must be >= 2, received {args.points}")
+    low, high = args.range
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise CommandError(f"--range MIN MAX needs finite MIN < MAX, received {low:g} {high:g}")
+    for option in ("samples", "batch_size", "chunk_size", "workers"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise CommandError(f"--{option.replace('_', '-')} must be >= 1, received {value}")
+    if args.workers is not None and args.scheduler is not None:
+        raise CommandError("use either --workers or --scheduler, not both")
+
+
+def _resume_hint(args, argv) -> str:
+    """How many points the output file holds and the command that goes on, for an interrupted computation."""
+    if args.command not in ("surface", "line") or not os.path.exists(args.out):
+        return ""
+    try:
+        landscape = _load_any(args.out)
+    except (CommandError, ValueError, KeyError, OSError):
+        return ""
+    done = sum(int(mask.sum()) for mask in landscape.computed.values())
+    total = sum(mask.size for mask in landscape.computed.values())
+    command = " ".join(["losslandscape", *map(shlex.quote, argv)])
+    return f"; {done} of {total} points are saved in {args.out}; run `{command}` again to resume"
 
 
 def _plot(args):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import Executor
 from typing import Optional, Sequence, Union
@@ -9,12 +10,15 @@ from typing import Optional, Sequence, Union
 import keras
 import numpy as np
 
-from losslandscape.datasets import labelled_datasets, prepare_data
+from losslandscape.data_checks import check_data_fits_model
+from losslandscape.datasets import NpzData, labelled_datasets, prepare_data
 from losslandscape.directions import random_directions
-from losslandscape.engine import check_compiled, evaluate_grid
+from losslandscape.engine import check_compiled, check_points_per_call, evaluate_grid
+from losslandscape.output_lock import exclusive_output
 from losslandscape.precision import with_dtype_policy
 from losslandscape.resume import check_resumable, run_fingerprint
 from losslandscape.surface import LossLine, LossSurface, load_line, load_surface
+from losslandscape.validation import check_positive_int, check_writable, checked_coords
 
 PathLike = Union[str, os.PathLike]
 
@@ -103,27 +107,30 @@ def compute_line(
     >>> line.losses["train"].shape
     (5,)
     """
-    coords = _checked_coords("coords", coords)
+    coords = checked_coords("coords", coords)
+    _check_run_arguments(chunk_size, points_per_call, path)
     prepared = _prepare(model, data, labels, batch_size, max_samples, max_batches, stream)
-    existing = load_line(path) if _resuming(path) else None
-    directions, settings = _directions(
-        model, 1, None if direction is None else [direction], existing, seed, normalization, ignore, False
-    )
-    line = LossLine(
-        coords,
-        {label: np.full(len(coords), np.nan) for label in prepared},
-        {},
-        direction=directions[0],
-        settings=settings,
-        computed={label: np.zeros(len(coords), bool) for label in prepared},
-    )
-    options = dict(
-        data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
-        include_regularization=include_regularization, engine=engine, path=path,
-        executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
-        dtype_policy=dtype_policy, verbose=verbose,
-    )
-    return _run(model, prepared, line, existing, coords[:, None], {"coords": coords}, options)
+    with _exclusive(path):
+        existing = load_line(path) if _resuming(path) else None
+        directions, settings = _directions(
+            model, 1, None if direction is None else [direction], existing, seed, normalization, ignore, False
+        )
+        line = LossLine(
+            coords,
+            {label: np.full(len(coords), np.nan) for label in prepared},
+            {},
+            direction=directions[0],
+            settings=settings,
+            computed={label: np.zeros(len(coords), bool) for label in prepared},
+        )
+        options = dict(
+            data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
+            include_regularization=include_regularization, engine=engine, path=path,
+            executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
+            dtype_policy=dtype_policy, verbose=verbose,
+            drawn=_drawn_settings(direction, normalization, ignore, False),
+        )
+        return _run(model, prepared, line, existing, coords[:, None], {"coords": coords}, options)
 
 
 def compute_surface(
@@ -184,33 +191,36 @@ def compute_surface(
     >>> surface.losses["train"].shape
     (3, 4)
     """
-    xcoords = _checked_coords("xcoords", xcoords)
-    ycoords = xcoords if ycoords is None else _checked_coords("ycoords", ycoords)
+    xcoords = checked_coords("xcoords", xcoords)
+    ycoords = xcoords if ycoords is None else checked_coords("ycoords", ycoords)
     if directions is not None and len(directions) != 2:
         raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
+    _check_run_arguments(chunk_size, points_per_call, path)
     prepared = _prepare(model, data, labels, batch_size, max_samples, max_batches, stream)
-    existing = load_surface(path) if _resuming(path) else None
-    directions, settings = _directions(
-        model, 2, directions, existing, seed, normalization, ignore, orthogonal
-    )
-    shape = (len(xcoords), len(ycoords))
-    surface = LossSurface(
-        xcoords,
-        ycoords,
-        {label: np.full(shape, np.nan) for label in prepared},
-        {},
-        directions=directions,
-        settings=settings,
-        computed={label: np.zeros(shape, bool) for label in prepared},
-    )
-    grid = np.stack(np.meshgrid(xcoords, ycoords, indexing="ij"), axis=-1).reshape(-1, 2)
-    options = dict(
-        data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
-        include_regularization=include_regularization, engine=engine, path=path,
-        executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
-        dtype_policy=dtype_policy, verbose=verbose,
-    )
-    return _run(model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, options)
+    with _exclusive(path):
+        existing = load_surface(path) if _resuming(path) else None
+        drawn = _drawn_settings(directions, normalization, ignore, orthogonal)
+        directions, settings = _directions(
+            model, 2, directions, existing, seed, normalization, ignore, orthogonal
+        )
+        shape = (len(xcoords), len(ycoords))
+        surface = LossSurface(
+            xcoords,
+            ycoords,
+            {label: np.full(shape, np.nan) for label in prepared},
+            {},
+            directions=directions,
+            settings=settings,
+            computed={label: np.zeros(shape, bool) for label in prepared},
+        )
+        grid = np.stack(np.meshgrid(xcoords, ycoords, indexing="ij"), axis=-1).reshape(-1, 2)
+        options = dict(
+            data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
+            include_regularization=include_regularization, engine=engine, path=path,
+            executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
+            dtype_policy=dtype_policy, verbose=verbose, drawn=drawn,
+        )
+        return _run(model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, options)
 
 
 def _run(model, prepared, landscape, existing, coefficients, coords, options):
@@ -224,13 +234,20 @@ def _run(model, prepared, landscape, existing, coefficients, coords, options):
     )
     if options["dtype_policy"] is not None:
         model = with_dtype_policy(model, options["dtype_policy"])
+    points_per_call = options["points_per_call"]
     if path is not None:
         fingerprint = run_fingerprint(
-            model, prepared, directions, coords, options["include_regularization"], options["dtype_policy"]
+            model, prepared, directions, coords, options["include_regularization"], options["dtype_policy"],
+            batch_size=options["batch_size"], drawn=options["drawn"],
         )
         landscape.settings["fingerprint"] = fingerprint
         if existing is not None:
             check_resumable(path, existing.settings.get("fingerprint"), fingerprint)
+            used = existing.settings.get("points_per_call_used", {})
+            if points_per_call == "auto" and set(prepared) <= set(used):
+                # Resumed points are computed as the first ones were: the same K gives bitwise the same values.
+                points_per_call = {label: used[label] for label in prepared}
+            landscape.settings["points_per_call_used"] = dict(used)
             existing.settings = landscape.settings
             landscape = existing
     pending = {label: np.flatnonzero(~landscape.computed[label].reshape(-1)) for label in prepared}
@@ -240,18 +257,39 @@ def _run(model, prepared, landscape, existing, coefficients, coords, options):
         if path is not None:
             landscape.save(path)
 
+    def chosen(label, per_call):
+        landscape.settings.setdefault("points_per_call_used", {})[label] = int(per_call)
+
     if options["executor"] is None:
         evaluate_grid(
             model, prepared, directions, coefficients, options["engine"],
             options["include_regularization"], options["verbose"],
             pending=pending, on_chunk=record, chunk_size=options["chunk_size"] or 8,
-            points_per_call=options["points_per_call"],
+            points_per_call=points_per_call, on_evaluator=chosen,
         )
     else:
         from losslandscape.distributed import evaluate_on_executor
 
         evaluate_on_executor(model, prepared, directions, coefficients, pending, record, options)
     return landscape
+
+
+def _check_run_arguments(chunk_size, points_per_call, path) -> None:
+    check_positive_int("chunk_size", chunk_size)
+    check_points_per_call(points_per_call)
+    if path is not None:
+        check_writable(path)
+
+
+def _exclusive(path):
+    return contextlib.nullcontext() if path is None else exclusive_output(path)
+
+
+def _drawn_settings(given, normalization, ignore, orthogonal) -> dict:
+    """What decides the directions a run draws (nothing, when they are given)."""
+    if given is not None:
+        return {"given": True}
+    return {"normalization": normalization, "ignore": ignore, "orthogonal": orthogonal}
 
 
 def _directions(model, count, given, existing, seed, normalization, ignore, orthogonal):
@@ -274,23 +312,13 @@ def _directions(model, count, given, existing, seed, normalization, ignore, orth
 
 def _prepare(model, data, labels, batch_size, max_samples, max_batches, stream=False):
     check_compiled(model)
-    return {
-        label: prepare_data(dataset, batch_size, max_samples, max_batches, stream)
-        for label, dataset in labelled_datasets(data, labels).items()
-    }
+    prepared = {}
+    for label, dataset in labelled_datasets(data, labels).items():
+        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
+        name = f"{label!r}" + (f" ({dataset.path!r})" if isinstance(dataset, NpzData) else "")
+        check_data_fits_model(model, prepared[label], name)
+    return prepared
 
 
 def _resuming(path) -> bool:
     return path is not None and os.path.exists(path)
-
-
-def _checked_coords(name, coords):
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim != 1 or len(coords) < 2:
-        raise ValueError(
-            f"Expected `{name}` to be a 1D sequence of at least 2 values, "
-            f"received shape {coords.shape}. Use e.g. np.linspace(-1, 1, 21)."
-        )
-    if not np.all(np.isfinite(coords)):
-        raise ValueError(f"`{name}` must be finite, received: {coords}")
-    return coords

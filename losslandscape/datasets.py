@@ -42,16 +42,22 @@ class NpzData:
     def load(self) -> tuple:
         """Reads the arrays: `(x, y)` or `(x, y, sample_weight)`."""
         try:
-            with np.load(self.path) as file:
-                keys = [self.x_key, self.y_key] + ([self.sample_weight_key] if self.sample_weight_key else [])
-                missing = [key for key in keys if key not in file.files]
-                if missing:
-                    raise KeyError(
-                        f"{self.path!r} has no array named {missing[0]!r}; it holds {sorted(file.files)}."
-                    )
-                return tuple(file[key] for key in keys)
+            loaded = np.load(self.path)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"No data file at {self.path!r}.") from error
+        except (ValueError, OSError, EOFError) as error:
+            raise ValueError(f"{self.path!r} is not a .npz file (write one with np.savez): {error}") from None
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"{self.path!r} holds one array, not a .npz archive of named arrays; write one with "
+                "np.savez(path, x=x, y=y)."
+            )
+        with loaded as file:
+            keys = [self.x_key, self.y_key] + ([self.sample_weight_key] if self.sample_weight_key else [])
+            missing = [key for key in keys if key not in file.files]
+            if missing:
+                raise KeyError(f"{self.path!r} has no array named {missing[0]!r}; it holds {sorted(file.files)}.")
+            return tuple(file[key] for key in keys)
 
 
 def is_single_dataset(data) -> bool:

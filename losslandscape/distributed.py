@@ -2,9 +2,11 @@
 
 The driver (the process that called `compute_surface`) sends each worker a
 `WorkerJob`: the model as `.keras` bytes, the data (arrays or an `NpzData`
-that names a file), the directions and the grid. A worker builds the model
-and the compiled evaluator once per job, checks its value at the origin,
-and answers chunks of point indices with their values. Only the driver
+that names a file), the directions, the grid, and content hashes of the
+driver's weights and data. A worker builds the model and the compiled
+evaluator once per job, checks that the weights and the data it reads hash
+as the driver's, and that its value at the origin agrees, then answers
+chunks of point indices with their values. Only the driver
 writes files. Any `concurrent.futures.Executor` works: `process_pool` for
 several processes or GPUs on one host, Dask's `client.get_executor()` (or a
 `distributed.Client` itself) for clusters.
@@ -19,12 +21,14 @@ import pickle
 import socket
 import tempfile
 import threading
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import keras
 import numpy as np
+
+from losslandscape.resume import model_fingerprint
 
 ORIGIN_TOLERANCE = 1e-4
 MAX_ATTEMPTS = 3
@@ -39,6 +43,7 @@ class WorkerJob:
     directions: list
     coefficients: np.ndarray
     options: dict
+    fingerprints: dict = field(default_factory=dict)  # "model" and {label: data hash}, as the driver has them
     key: str = field(default="", compare=False)
 
 
@@ -102,6 +107,10 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
         include_regularization=options["include_regularization"],
     )
     job = make_job(model, list(prepared), options, directions, coefficients)
+    job.fingerprints = {
+        "model": model_fingerprint(model),
+        "data": {label: batches.fingerprint() for label, batches in prepared.items()},
+    }
     chunk_size = options["chunk_size"] or 16
     chunks = [
         (label, rows[start : start + chunk_size])
@@ -119,7 +128,9 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
                 label, rows, attempt = in_flight.pop(future)
                 try:
                     result = future.result()
-                except Exception as error:  # a worker died or failed: try the chunk elsewhere
+                except Exception as error:
+                    if not _lost_worker(error):
+                        raise  # it would fail the same way on any worker
                     if attempt >= MAX_ATTEMPTS:
                         raise RuntimeError(
                             f"A chunk of {len(rows)} points failed {attempt} times; the last error "
@@ -185,20 +196,42 @@ def _worker_state(job: WorkerJob) -> dict:
         with open(path, "wb") as file:
             file.write(job.model_bytes)
         model = keras.models.load_model(path, safe_mode=True)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    _check_same(worker, "model weights", model_fingerprint(model), job.fingerprints.get("model"))
     origin_weights = trainable_weight_values(model)
     options = job.options
     evaluators, origin = {}, {}
     for label, data in job.data.items():
         batches = prepare_data(data, options["batch_size"], options["max_samples"], options["max_batches"])
+        _check_same(worker, f"data {label!r}", batches.fingerprint(), job.fingerprints.get("data", {}).get(label))
         evaluator = build_evaluator(
             model, batches, origin_weights, job.directions, include_regularization=options["include_regularization"],
             points_per_call=options["points_per_call"], rows=job.coefficients,
         )
         origin[label] = evaluator.evaluate(np.zeros((1, len(job.directions))))[0]
         evaluators[label] = evaluator
-    state = {"evaluators": evaluators, "origin": origin, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    state = {"evaluators": evaluators, "origin": origin, "worker": worker}
     _WORKER_STATE.key, _WORKER_STATE.state = job.key, state
     return state
+
+
+class WorkerMismatchError(ValueError):
+    """A worker holds other weights or data than the driver."""
+
+
+def _check_same(worker, what, found, expected) -> None:
+    if expected is not None and found != expected:
+        raise WorkerMismatchError(
+            f"Worker {worker} reads other {what} than the driver (content hash {found[:12]} vs "
+            f"{expected[:12]}): give every worker the same model and the same data files."
+        )
+
+
+def _lost_worker(error: BaseException) -> bool:
+    """Whether `error` says a worker was lost (then its chunk may succeed elsewhere), not that the work fails."""
+    return isinstance(error, (BrokenExecutor, ConnectionError, EOFError, TimeoutError)) or type(error).__name__ in (
+        "KilledWorker", "CommClosedError", "StreamClosedError",
+    )
 
 
 def _check_origin(result: ChunkResult, expected: dict) -> None:

@@ -24,8 +24,11 @@ class WeightSnapshot:
     Example:
 
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> before = model.layers[0].kernel.numpy()
     >>> with WeightSnapshot(model):
-    ...     model.layers[0].kernel.assign(np.zeros((2, 1)))
+    ...     _ = model.layers[0].kernel.assign(np.zeros((2, 1)))
+    >>> bool((model.layers[0].kernel.numpy() == before).all())
+    True
     """
 
     def __init__(self, model: keras.Model):
@@ -82,7 +85,8 @@ def evaluate_grid(
     on_chunk: Optional[Callable[[str, np.ndarray, dict], None]] = None,
     chunk_size: int = 32,
     variables: Optional[Sequence] = None,
-    points_per_call: Union[int, str] = 1,
+    points_per_call: Union[int, str, Mapping[str, int]] = 1,
+    on_evaluator: Optional[Callable[[str, int], None]] = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
 
@@ -110,8 +114,10 @@ def evaluate_grid(
             vectorized pass per batch), or "auto" (time one point and
             K = 16, 64, 256... points per call on the first points of a
             large grid and keep the fastest whose values agree with one
-            point per call to 1e-5 relative). Only the model's
-            trainable weights can be moved K at a time.
+            point per call to 1e-5 relative), or `{label: K}`. Only the
+            model's trainable weights can be moved K at a time.
+        on_evaluator: Called as `on_evaluator(label, points_per_call)` with
+            the points per call chosen for a dataset, before its first point.
 
     Returns:
         `{label: {metric_name: values}}` with one value per row of
@@ -153,12 +159,15 @@ def evaluate_grid(
             rows = np.asarray(pending.get(label, []), dtype=np.int64)
             if len(rows) == 0:
                 continue
+            per_call_asked = points_per_call[label] if isinstance(points_per_call, Mapping) else points_per_call
             evaluator = build_evaluator(
-                model, batches, origin, directions, engine, include_regularization, points_per_call,
+                model, batches, origin, directions, engine, include_regularization, per_call_asked,
                 coefficients[rows], verbose, None if trainable_only else variables,
             )
             results[label] = {}
             per_call = evaluator.points_per_call
+            if on_evaluator is not None:
+                on_evaluator(label, per_call)
             step = max(chunk_size, per_call)
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
@@ -199,11 +208,10 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
     check_data_loss(model, include_regularization)
     per_point = backend.CompiledPointEvaluator(model, batches, origin, directions, include_regularization, variables)
+    check_points_per_call(points_per_call)
     if points_per_call == 1 or not trainable_only or not _supports_vectorized(model):
         return per_point
     if points_per_call != "auto":
-        if not isinstance(points_per_call, (int, np.integer)) or points_per_call < 1:
-            raise ValueError(f'Expected `points_per_call` to be a positive integer or "auto", received: {points_per_call!r}')
         return backend.VectorizedPointEvaluator(
             model, batches, origin, directions, include_regularization, int(points_per_call)
         )
@@ -215,6 +223,14 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
 
     parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     return _probe(per_point, build_vectorized, rows, parameters, verbose)
+
+
+def check_points_per_call(points_per_call) -> None:
+    """Raises a ValueError unless `points_per_call` is a positive integer or "auto"."""
+    if points_per_call != "auto" and (
+        isinstance(points_per_call, bool) or not isinstance(points_per_call, (int, np.integer)) or points_per_call < 1
+    ):
+        raise ValueError(f'Expected `points_per_call` to be a positive integer or "auto", received: {points_per_call!r}')
 
 
 def _probe(per_point, build_vectorized, rows, parameters, verbose):
@@ -236,10 +252,10 @@ def _probe(per_point, build_vectorized, rows, parameters, verbose):
             reason = f"{k} points per call run out of memory"
             break
         timings[k] = seconds
-        difference = _largest_relative_difference(values[: len(reference)], reference)
+        difference, name, value, expected = _largest_relative_difference(values[: len(reference)], reference)
         if difference > PROBE_AGREEMENT:
-            reason = (f"the values of {k} points per call differ by up to {difference:.1e} from one point "
-                      "per call (relative; reduced-precision kernels, e.g. TF32 on NVIDIA GPUs)")
+            reason = (f"with {k} points per call, `{name}` was {value:.7g} where one point per call gave "
+                      f"{expected:.7g} (relative difference {difference:.1e}, more than {PROBE_AGREEMENT:.0e})")
         elif seconds >= best_seconds:
             reason = f"{k} points per call are not faster"
         else:
@@ -283,14 +299,21 @@ def _supports_vectorized(model: keras.Model) -> bool:
     )
 
 
-def _largest_relative_difference(values, reference) -> float:
-    """The largest |a - b| / max(|a|, |b|) over every named value of every point (0 where both are 0)."""
-    largest = 0.0
+def _largest_relative_difference(values, reference) -> tuple:
+    """`(difference, name, value, expected)` for the largest |a - b| / max(|a|, |b|) over every named value.
+
+    The difference is 0 where both values are 0, and 1 where one of them is NaN.
+    """
+    largest = (-1.0, None, None, None)
     for point, expected in zip(values, reference):
         for name, value in point.items():
             scale = max(abs(value), abs(expected[name]))
-            if scale > 0:
-                largest = max(largest, abs(value - expected[name]) / scale)
+            if np.isnan(scale):
+                difference = 0.0 if np.isnan(value) and np.isnan(expected[name]) else 1.0
+            else:
+                difference = abs(value - expected[name]) / scale if scale > 0 else 0.0
+            if difference > largest[0]:
+                largest = (difference, name, value, expected[name])
     return largest
 
 

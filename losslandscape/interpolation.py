@@ -7,10 +7,11 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-from losslandscape.compute import _checked_coords, _prepare
+from losslandscape.compute import _prepare
 from losslandscape.directions import variables_values
 from losslandscape.engine import evaluate_grid
 from losslandscape.surface import LossLine
+from losslandscape.validation import checked_coords
 
 
 def interpolate(
@@ -50,7 +51,7 @@ def interpolate(
     ...                    ((x_train, y_train), (x_test, y_test)))  # doctest: +SKIP
     >>> plot_interpolation(line)  # doctest: +SKIP
     """
-    coords = _checked_coords("coords", coords)
+    coords = checked_coords("coords", coords)
     variables_a = list(model_a.weights)
     differences = _weight_differences(model_a, model_b)
     prepared = _prepare(model_a, data, labels, batch_size, max_samples, None)

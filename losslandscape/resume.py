@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Optional
 
@@ -27,28 +28,51 @@ def run_fingerprint(
     coords: dict,
     include_regularization: bool,
     dtype_policy: Optional[str] = None,
+    *,
+    batch_size: Optional[int] = None,
+    drawn: Optional[dict] = None,
 ) -> dict:
     """Everything that must match for a saved file to be resumed by this run.
 
     Args:
-        model: The model at θ0 (all its weights are hashed).
+        model: The model at θ0 (all its weights are hashed, and its compiled
+            loss, loss weights and metrics).
         datasets: `{label: batches}` from `prepare_data`.
         directions: The directions of the run.
         coords: `{"xcoords": ..., "ycoords": ...}` (or `coords` for a line).
         include_regularization: Whether the loss includes regularization.
         dtype_policy: The policy the model was evaluated under, `None` for its own.
+        batch_size: The batch size asked for (it changes float rounding).
+        drawn: What the directions were drawn with (`normalization`,
+            `ignore`, `orthogonal`), or `{"given": True}`.
 
     Returns:
         A JSON-serializable dict.
     """
     return {
-        "model": weights_fingerprint(keras.ops.convert_to_numpy(v) for v in model.weights),
+        "model": model_fingerprint(model),
+        "compiled loss and metrics": compile_fingerprint(model),
         "directions": weights_fingerprint(np.asarray(d) for direction in directions for d in direction),
+        **(drawn or {}),
         "data": {label: {"num_samples": b.num_samples, "hash": b.fingerprint()} for label, b in datasets.items()},
         "coords": {name: [float(c) for c in values] for name, values in coords.items()},
         "include_regularization": include_regularization,
         "dtype_policy": dtype_policy,
+        "batch_size": batch_size,
     }
+
+
+def model_fingerprint(model: keras.Model) -> str:
+    """A short hash of the values of all the model's weights."""
+    return weights_fingerprint(keras.ops.convert_to_numpy(v) for v in model.weights)
+
+
+def compile_fingerprint(model: keras.Model) -> str:
+    """A short hash of the model's compiled loss (with its config), loss weights and metrics."""
+    config = model.get_compile_config() or {}
+    compiled = {key: config.get(key) for key in ("loss", "loss_weights", "metrics", "weighted_metrics")}
+    text = json.dumps(compiled, sort_keys=True, default=repr)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def check_resumable(path: os.PathLike, saved: Optional[dict], expected: dict) -> None:

@@ -14,6 +14,7 @@ hold NaN; a real loss can be NaN too, so NaN alone does not mean missing).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Optional
@@ -149,14 +150,21 @@ class _Landscape:
         """Writes a complete file next to `path`, then renames it over `path`.
 
         A reader, or a run killed mid-write (even by SIGKILL), only ever sees
-        the old file or the new one, never a half-written one.
+        the old file or the new one, never a half-written one. The HDF5 file
+        is built in memory and written with plain file I/O, so a failed
+        write (a full disk) is one `OSError` and leaves HDF5 in a sound state.
         """
         path = os.fspath(path)
+        image = io.BytesIO()
+        with h5py.File(image, "w") as file:
+            write(file)
         temporary = f"{path}.{os.getpid()}.tmp"
         try:
-            with h5py.File(temporary, "w") as file:
-                write(file)
+            with open(temporary, "wb") as file:
+                file.write(image.getbuffer())
             os.replace(temporary, path)
+        except OSError as error:
+            raise OSError(f"Could not write {path!r} ({error.strerror or error}); the previous file is kept.") from None
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
@@ -177,7 +185,7 @@ class LossLine(_Landscape):
     Example:
 
     >>> line = LossLine(np.linspace(-1, 1, 3), {"train": np.array([2., 1., 2.])}, {"train": {}})
-    >>> line.values("train").argmin()
+    >>> int(line.values("train").argmin())
     1
     """
 
@@ -366,8 +374,9 @@ def load_surface(path) -> LossSurface:
     >>> load_surface("/tmp/s.h5").losses["train"].shape
     (3, 2)
     """
-    with h5py.File(path, "r") as file:
+    with _open_landscape(path) as file:
         _check_kind(file, path, "surface", "load_line")
+        _check_layout(file, path, ("xcoordinates", "ycoordinates"))
         losses, metrics, settings, computed = _Landscape._read_values(file, np.transpose)
         directions = load_directions(file) if "xdirection" in file else None
         return LossSurface(
@@ -396,8 +405,9 @@ def load_line(path) -> LossLine:
     >>> load_line("/tmp/l.h5").coords
     array([-1.,  0.,  1.])
     """
-    with h5py.File(path, "r") as file:
+    with _open_landscape(path) as file:
         _check_kind(file, path, "line", "load_surface")
+        _check_layout(file, path, ("xcoordinates",))
         losses, metrics, settings, computed = _Landscape._read_values(file, lambda values: values)
         direction = load_directions(file)[0] if "xdirection" in file else None
         return LossLine(
@@ -414,3 +424,35 @@ def _check_kind(file, path, expected, other_loader):
         )
     if kind != expected:
         raise ValueError(f"{str(path)!r} holds a {kind}, not a {expected}; use `{other_loader}`.")
+
+
+def _open_landscape(path):
+    """The HDF5 file at `path` opened for reading, or an error naming the file and what is wrong."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No landscape file at {str(path)!r}.")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(
+            f"{str(path)!r} is not a readable HDF5 file (empty, truncated or of another format): {error}"
+        ) from None
+
+
+def _check_layout(file, path, coordinate_keys) -> None:
+    """Raises a ValueError naming the file and the first missing or wrongly shaped dataset."""
+    missing = [key for key in coordinate_keys if key not in file]
+    if missing:
+        raise ValueError(f"{str(path)!r} has no `{missing[0]}`: it is damaged or not a landscape file.")
+    shape = tuple(len(file[key]) for key in reversed(coordinate_keys))  # the reference's (y, x) order
+    for label in json.loads(file.attrs["labels"]):
+        names = [f"{label}_loss", f"computed/{label}"] + [f"metrics/{label}/{name}" for name in file.get(f"metrics/{label}", {})]
+        for name in names:
+            if name not in file:
+                if name.startswith("computed/"):
+                    continue  # files of other tools: every point counts as computed
+                raise ValueError(f"{str(path)!r} has no `{name}`: it is damaged or not a landscape file.")
+            if file[name].shape != shape:
+                raise ValueError(
+                    f"{str(path)!r}: `{name}` has shape {file[name].shape}, but the coordinates make "
+                    f"{shape}; the file is damaged."
+                )

@@ -1,9 +1,19 @@
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import trained_classifier
-from losslandscape import compute_surface, load_line, load_surface
+from losslandscape import compute_line, compute_surface, load_line, load_surface
 from losslandscape.cli import main
 
 
@@ -15,6 +25,13 @@ def saved(tmp_path_factory):
     np.savez(folder / "train.npz", inputs=x, targets=y)
     np.savez(folder / "test.npz", inputs=x[:100], targets=y[:100])
     np.savez(folder / "mismatch.npz", inputs=x, targets=y[:-1])
+    np.savez(folder / "narrow.npz", inputs=x[:, :4], targets=y)
+    np.savez(folder / "labels.npz", inputs=x, targets=np.where(np.arange(len(y)) == 5, 7, y))
+    np.save(folder / "array.npy", x)
+    (folder / "notes.txt").write_text("not data")
+    (folder / "empty.h5").write_bytes(b"")
+    compute_line(model, (x, y), coords=[0.0, 1.0], path=folder / "complete.h5", verbose=0)
+    (folder / "truncated.h5").write_bytes((folder / "complete.h5").read_bytes()[:600])
     return folder, model, (x, y)
 
 
@@ -69,13 +86,33 @@ def test_line_command_and_its_plot(saved, tmp_path):
           "--dtype-policy", "float12", "--out", "{folder}/never.h5"], "Unknown `dtype_policy`"),
         (["plot", "{folder}/nothing.h5", "--out", "x.png"], "no file at"),
         (["info", "{folder}/train.npz"], "not an HDF5 file"),
+        (["info", "{folder}/empty.h5"], "not an HDF5 file"),
+        (["info", "{folder}/truncated.h5"], "not an HDF5 file"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--range", "1", "-1"],
+         "--range MIN MAX needs finite MIN < MAX, received 1 -1"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--range", "0", "0"],
+         "--range MIN MAX needs finite MIN < MAX, received 0 0"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--chunk-size", "-1"],
+         "--chunk-size must be >= 1, received -1"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/train.npz", "--samples", "0"], "--samples must be >= 1"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/train.npz", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/train.npz", "--workers", "0"], "--workers must be >= 1"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/array.npy"], "holds one array, not a .npz archive"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/notes.txt"], "is not a .npz file"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/narrow.npz", "--x-key", "inputs", "--y-key", "targets",
+          "--out", "{folder}/never.h5"], "'train' ('{folder}/narrow.npz') has samples of shape (4,), but the model expects (6,)"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/labels.npz", "--x-key", "inputs", "--y-key", "targets",
+          "--out", "{folder}/never.h5"], "has the label 7, but the model's sparse loss takes labels 0 to 1"),
+        (["line", "{folder}/model.keras", "--data", "{folder}/train.npz", "--x-key", "inputs", "--y-key", "targets",
+          "--out", "{folder}/no/such/line.h5"], "the folder '{folder}/no/such' does not exist"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(saved, capsys, argv, message):
     folder, _, _ = saved
     assert main([a.format(folder=folder) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message.format(folder=folder) in err and len(err.splitlines()) == 1
+    assert not (folder / "never.h5").exists()
 
 
 def test_unsafe_model_files_are_refused(saved, tmp_path, capsys):
@@ -103,3 +140,84 @@ def test_surface_on_two_local_workers_equals_the_serial_surface(saved, tmp_path)
                "--y-key", "targets", "--points", 3, "--workers", 2, "--out", out, "--quiet") == 0
     serial = compute_surface(model, (x, y), xcoords=np.linspace(-1, 1, 3), seed=0, points_per_call=1, verbose=0)
     np.testing.assert_allclose(load_surface(out).losses["train"], serial.losses["train"], rtol=1e-6)
+
+
+def test_line_command_saves_its_range_and_the_values_of_compute_line(saved, tmp_path):
+    folder, model, (x, y) = saved
+    out = tmp_path / "line.h5"
+    assert run("line", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
+               "--y-key", "targets", "--points", 7, "--range", -0.3, 0.9, "--seed", 4, "--out", out, "--quiet") == 0
+    line = load_line(out)
+    np.testing.assert_array_equal(line.coords, np.linspace(-0.3, 0.9, 7))
+    expected = compute_line(model, (x, y), coords=np.linspace(-0.3, 0.9, 7), seed=4, verbose=0)
+    np.testing.assert_allclose(line.losses["train"], expected.losses["train"], rtol=1e-6)
+    np.testing.assert_allclose(line.metrics["train"]["accuracy"], expected.metrics["train"]["accuracy"])
+
+
+def test_ctrl_c_is_one_line_with_exit_130_and_the_command_that_resumes(saved, tmp_path):
+    folder, _, _ = saved
+    out = tmp_path / "surface.h5"
+    argv = ["surface", str(folder / "model.keras"), "--data", str(folder / "train.npz"), "--x-key", "inputs",
+            "--y-key", "targets", "--points", "60", "--chunk-size", "4", "--out", str(out), "--quiet"]
+    process = subprocess.Popen([sys.executable, "-m", "losslandscape", *argv], stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None and not out.exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # TensorFlow's and XLA's own C++ log lines (absl format) are theirs, not the command's.
+    lines = [line for line in err.splitlines() if line.strip() and not re.match(r"([IWE]\d{4} |WARNING: All log)", line)]
+    assert process.returncode == 130, err
+    assert len(lines) == 1 and lines[0].startswith("losslandscape surface: interrupted; ")
+    done = int(load_surface(out).computed["train"].sum())
+    assert f"{done} of 3600 points are saved in {out}" in lines[0]
+    assert "losslandscape surface " + " ".join(argv[1:]) in lines[0] and lines[0].endswith("again to resume")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    option=st.sampled_from(["--points", "--chunk-size", "--samples", "--batch-size", "--workers", "--range"]),
+    value=st.one_of(st.integers(-10**6, 0), st.sampled_from(["nan", "inf", "-inf", "1.5", "", "many"])),
+)
+def test_fuzzed_bad_numbers_are_one_line_exit_2_and_write_nothing(saved, tmp_path, capsys, option, value):
+    folder, _, _ = saved
+    out = tmp_path / "fuzzed.h5"
+    values = [str(value), str(value)] if option == "--range" else [str(value)]  # a range MIN = MAX is empty
+    argv = ["surface", str(folder / "model.keras"), "--data", str(folder / "train.npz"), "--x-key", "inputs",
+            "--y-key", "targets", "--points", "3", option, *values, "--out", str(out), "--quiet"]
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # argparse refuses what is not a number
+        code = exit_info.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert len(err) == 1 and err[0].startswith("losslandscape surface: error: ")
+
+
+def test_a_failed_write_is_one_line_and_keeps_the_previous_file(saved, tmp_path):
+    import resource
+
+    folder, _, _ = saved
+    out = tmp_path / "surface.h5"
+    argv = [sys.executable, "-m", "losslandscape", "surface", str(folder / "model.keras"), "--data",
+            str(folder / "train.npz"), "--x-key", "inputs", "--y-key", "targets", "--points", "5", "--out", str(out), "--quiet"]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run(argv, check=True, env=environment, capture_output=True)
+    with h5py.File(out, "r+") as file:
+        computed = file["computed/train"][()]
+        computed[2:] = False
+        file["computed/train"][...] = computed
+    before = out.read_bytes()
+    limit = len(before) - 1000  # the next save cannot fit, as on a full disk
+
+    def small_file_limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(argv, env=environment, capture_output=True, text=True, preexec_fn=small_file_limit)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("losslandscape") or "Error" in line
+             or "Exception" in line]
+    assert result.returncode == 2, result.stderr
+    assert lines == [f"losslandscape surface: error: Could not write {str(out)!r} (File too large); the previous file is kept."]
+    assert out.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -103,3 +105,47 @@ def test_model_problems_give_clear_errors(regression_data):
     frozen.compile(loss="mse")
     with pytest.raises(ValueError, match="no trainable weights"):
         compute_line(frozen, regression_data, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(xcoords=[1.0, 0.0, -1.0]), "strictly increasing"),
+        (dict(xcoords=[0.0, 0.0, 1.0]), "strictly increasing"),
+        (dict(ycoords=[0.5, 0.2]), "`ycoords` to be strictly increasing"),
+        (dict(chunk_size=0), "`chunk_size` to be a positive integer"),
+        (dict(chunk_size=-1), "`chunk_size` to be a positive integer"),
+        (dict(points_per_call=0), "`points_per_call` to be a positive integer"),
+        (dict(batch_size=0), "`batch_size` to be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_point(small_mlp, regression_data, monkeypatch, arguments, message):
+    import losslandscape.compute as compute_module
+
+    monkeypatch.setattr(compute_module, "evaluate_grid", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=message):
+        compute_surface(small_mlp, regression_data, **dict(dict(xcoords=[-1.0, 1.0], verbose=0), **arguments))
+
+
+def test_unwritable_output_paths_are_refused_before_any_point(small_mlp, regression_data, tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="the folder .* does not exist"):
+        compute_line(small_mlp, regression_data, path=tmp_path / "missing" / "line.h5", verbose=0)
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    # As root every folder is writable, so the permission is taken away where the check asks for it.
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != os.fspath(read_only))
+    with pytest.raises(PermissionError, match="no permission"):
+        compute_line(small_mlp, regression_data, path=read_only / "line.h5", verbose=0)
+
+
+def test_labels_outside_the_output_and_wrong_feature_counts_are_named():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.zeros((20, 8), "float32")
+    y = np.arange(20) % 3
+    with pytest.raises(ValueError, match="has the label 3, but the model's sparse loss takes labels 0 to 2"):
+        compute_line(model, (x, np.where(y == 2, 3, y)), verbose=0)
+    with pytest.raises(ValueError, match=r"samples of shape \(5,\), but the model expects \(8,\)"):
+        compute_line(model, (x[:, :5], y), verbose=0)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1))
+    compute_line(model, (x, np.where(y == 2, -1, y)), coords=[0.0, 1.0], verbose=0)

@@ -109,11 +109,11 @@ def test_transposed_depthwise_and_embedding_fan_in_axes():
     model = keras.Sequential(
         [
             keras.Input((5,)),
-            keras.layers.Embedding(10, 4),
+            keras.layers.Embedding(10, 4, name="embedding"),
             keras.layers.Reshape((5, 4, 1)),
-            keras.layers.Conv2DTranspose(3, 2),
-            keras.layers.DepthwiseConv2D(2, depth_multiplier=2),
-            keras.layers.SeparableConv2D(2, 2),
+            keras.layers.Conv2DTranspose(3, 2, name="conv2d_transpose"),
+            keras.layers.DepthwiseConv2D(2, depth_multiplier=2, name="depthwise_conv2d"),
+            keras.layers.SeparableConv2D(2, 2, name="separable_conv2d"),
         ]
     )
     axes = dict(zip([v.path for v in model.trainable_weights], filter_fan_in_axes(model)))
@@ -159,3 +159,16 @@ def test_model_without_trainable_weights_is_rejected():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Flatten()])
     with pytest.raises(ValueError, match="no trainable weights"):
         random_directions(model)
+
+
+def test_orthogonal_filters_of_a_transposed_convolution_are_orthogonal():
+    """Conv2DTranspose keeps its output units on axis 2 (kh, kw, out, in): each unit is orthogonalized on its own."""
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2DTranspose(5, 2, name="conv2d_transpose")])
+    d1, d2 = random_directions(model, seed=1, orthogonal=True)
+    kernel = model.trainable_weights[0].numpy().astype(np.float64)
+    assert kernel.shape == (2, 2, 5, 3)
+    for o in range(kernel.shape[2]):
+        a_o, b_o = d1[0][:, :, o, :].astype(np.float64), d2[0][:, :, o, :].astype(np.float64)
+        assert abs(np.sum(a_o * b_o)) <= 1e-5 * np.linalg.norm(a_o) * np.linalg.norm(b_o)
+        np.testing.assert_allclose(np.linalg.norm(b_o), np.linalg.norm(kernel[:, :, o, :]), rtol=1e-5)

@@ -5,6 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
@@ -138,3 +139,40 @@ def test_dask_cluster_with_a_worker_killed_mid_run_gives_the_serial_surface(clas
     serial = compute_surface(model, data, xcoords=grid, seed=4, batch_size=25, points_per_call=1, verbose=0)
     np.testing.assert_array_equal(spread.losses["train"], serial.losses["train"])
     np.testing.assert_array_equal(spread.metrics["train"]["accuracy"], serial.metrics["train"]["accuracy"])
+
+
+@pytest.mark.parametrize("change", ["one_sample", "one_bias"])
+def test_a_worker_with_slightly_other_data_or_weights_is_refused(classifier, tmp_path, monkeypatch, change):
+    """Differences the origin check cannot see (one sample of 1,500, one bias by 0.01) are caught by content hashes."""
+    model, (x, y), npz = classifier
+    original_make_job = distributed.make_job
+
+    def job_with_a_difference(model, labels, options, directions, coefficients):
+        if change == "one_sample":
+            other = x.copy()
+            other[7, 3] += 0.5
+            np.savez(tmp_path / "other.npz", features=other, labels=y)
+            options = dict(options, data=NpzData(str(tmp_path / "other.npz"), x_key="features", y_key="labels"))
+        else:
+            model = keras.models.clone_model(model)
+            model.set_weights([w + 0.01 if i == 1 else w for i, w in enumerate(classifier[0].get_weights())])
+        return original_make_job(model, labels, options, directions, coefficients)
+
+    monkeypatch.setattr(distributed, "make_job", job_with_a_difference)
+    what = "data 'train'" if change == "one_sample" else "model weights"
+    with ThreadPoolExecutor(1) as pool, pytest.raises(distributed.WorkerMismatchError, match=f"reads other {what}"):
+        compute_line(model, npz, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
+
+
+def test_a_chunk_that_fails_the_same_way_everywhere_is_not_retried(classifier, monkeypatch):
+    model, data, _ = classifier
+    calls = []
+
+    def refuse(job, label, rows):
+        calls.append(rows)
+        raise ValueError("Unknown layer: 'MyLayer'")
+
+    monkeypatch.setattr(distributed, "evaluate_chunk", refuse)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="Unknown layer"):
+        compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, chunk_size=3, verbose=0)
+    assert len(calls) == 1

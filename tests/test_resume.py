@@ -107,6 +107,11 @@ def test_resume_computes_only_the_missing_points(saved_run, tmp_path, monkeypatc
         ({"seed": 2}, "directions"),
         ({"xcoords": np.linspace(-1, 1, 5)}, "coords"),
         ({"max_samples": 1000}, "data"),
+        ({"include_regularization": False}, "include_regularization"),
+        ({"normalization": "layer"}, "normalization"),
+        ({"orthogonal": True}, "orthogonal"),
+        ({"ignore": None}, "ignore"),
+        ({"batch_size": 64}, "batch_size"),
     ],
 )
 def test_resuming_with_other_settings_is_refused(saved_run, tmp_path, change, difference):
@@ -127,3 +132,93 @@ def test_resuming_with_other_weights_is_refused(saved_run, tmp_path):
     model.layers[0].kernel.assign(model.layers[0].kernel.numpy() * 1.01)
     with pytest.raises(ValueError, match="different model"):
         compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
+
+
+def test_finished_points_with_a_real_nan_loss_are_not_recomputed(saved_run, tmp_path, monkeypatch):
+    """The `computed` mask decides what is done: a finished point whose loss is NaN stays done."""
+    model, data = load_saved(saved_run)
+    path = tmp_path / "line.h5"
+    compute_line(model, data, coords=GRID, seed=1, path=path, verbose=0)
+    with h5py.File(path, "r+") as file:
+        losses = file["train_loss"][()]
+        losses[[2, 5]] = np.nan  # finished points whose loss overflowed
+        losses[[7, 8, 9]] = np.nan  # unfinished points
+        file["train_loss"][...] = losses
+        computed = file["computed/train"][()]
+        computed[[7, 8, 9]] = False
+        file["computed/train"][...] = computed
+    evaluated = []
+    monkeypatch.setattr(keras.utils.Progbar, "add", lambda self, n, *a, **k: evaluated.append(n))
+    resumed = compute_line(model, data, coords=GRID, path=path, verbose=0)
+    assert sum(evaluated) == 3
+    assert np.isnan(resumed.losses["train"][[2, 5]]).all()
+    assert np.isfinite(np.delete(resumed.losses["train"], [2, 5])).all()
+    assert resumed.computed["train"].all()
+
+
+def test_resuming_with_another_compiled_loss_is_refused(saved_run, tmp_path):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), seed=1, path=path, verbose=0)
+    before = path.read_bytes()
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0), metrics=["accuracy"])
+    with pytest.raises(ValueError, match="different compiled loss and metrics"):
+        compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), seed=1, path=path, verbose=0)
+    assert path.read_bytes() == before
+
+
+def test_a_resumed_run_uses_the_points_per_call_of_the_first_and_is_bitwise_equal(saved_run, tmp_path, monkeypatch):
+    import losslandscape.engine as engine
+
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    grid = np.linspace(-1, 1, 12)  # 144 points: "auto" probes
+    first = compute_surface(model, data, xcoords=grid, seed=2, path=path, verbose=0)
+    chosen = first.settings["points_per_call_used"]["train"]
+    with h5py.File(path, "r+") as file:
+        computed = file["computed/train"][()]
+        computed[6:, :] = False  # as if killed half way; 60 points are left, too few to probe
+        file["computed/train"][...] = computed
+    probes = []
+    monkeypatch.setattr(engine, "_probe", lambda *args: probes.append(args) or args[0])
+    resumed = compute_surface(model, data, xcoords=grid, seed=2, path=path, verbose=0)
+    assert not probes and resumed.settings["points_per_call_used"]["train"] == chosen
+    np.testing.assert_array_equal(resumed.losses["train"], first.losses["train"])
+    assert load_surface(path).settings["points_per_call_used"] == {"train": chosen}
+
+
+def test_a_second_writer_of_the_same_file_is_refused(saved_run, tmp_path):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from losslandscape.output_lock import exclusive_output
+            with exclusive_output({str(path)!r}):
+                print("locked", flush=True)
+                time.sleep(60)
+            """)],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OSError, match=f"Another process \\(pid {holder.pid}\\) is computing into"):
+            compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
+        assert not path.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The lock died with its process: the file can be written now.
+    compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
+    assert load_surface(path).is_complete and not (tmp_path / "surface.h5.lock").exists()
+
+
+def test_temporaries_of_killed_saves_are_removed_when_the_file_is_next_opened(saved_run, tmp_path):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    stale = tmp_path / "surface.h5.4194999.tmp"
+    stale.write_bytes(b"half an HDF5 file")
+    unrelated = tmp_path / "surface.h5.notes.tmp"
+    unrelated.write_text("mine")
+    compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
+    assert not stale.exists() and unrelated.exists()

@@ -2,6 +2,8 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import trained_classifier
+
 from losslandscape import LossLine, LossSurface, compute_line, compute_surface, load_line, load_surface
 
 
@@ -68,3 +70,50 @@ def test_values_reports_unknown_labels_and_metrics():
         surface.values("test")
     with pytest.raises(KeyError, match="mae"):
         surface.values(metric="accuracy")
+
+
+def test_accuracy_in_the_file_is_in_percent(tmp_path):
+    model, x, y = trained_classifier(400, 6, 16, epochs=5)
+    surface = compute_surface(model, (x, y), xcoords=np.linspace(-0.2, 0.2, 3), seed=0, verbose=0)
+    accuracy = surface.metrics["train"]["accuracy"]
+    assert 0.6 < accuracy[1, 1] <= 1.0
+    surface.save(tmp_path / "surface.h5")
+    with h5py.File(tmp_path / "surface.h5", "r") as file:
+        np.testing.assert_allclose(file["train_acc"][()], 100 * accuracy.T)
+    np.testing.assert_allclose(load_surface(tmp_path / "surface.h5").metrics["train"]["accuracy"], accuracy)
+
+
+def _saved_surface(path):
+    x = np.linspace(-1, 1, 4)
+    LossSurface(x, x[:3], {"train": np.ones((4, 3))}, {"train": {"accuracy": np.ones((4, 3))}}).save(path)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f.__delitem__("train_loss"), f.create_dataset("train_loss", data=np.ones(3))), "`train_loss` has shape (3,)"),
+        (lambda f: (f.__delitem__("computed/train"), f.create_dataset("computed/train", data=np.ones((2, 2), bool))),
+         "`computed/train` has shape (2, 2)"),
+        (lambda f: f.__delitem__("ycoordinates"), "has no `ycoordinates`"),
+        (lambda f: f.__delitem__("train_loss"), "has no `train_loss`"),
+        (lambda f: (f.__delitem__("metrics/train/accuracy"), f.create_dataset("metrics/train/accuracy", data=np.ones(12))),
+         "`metrics/train/accuracy` has shape (12,)"),
+    ],
+)
+def test_damaged_files_are_refused_naming_the_file_and_the_dataset(tmp_path, damage, message):
+    path = tmp_path / "surface.h5"
+    _saved_surface(path)
+    with h5py.File(path, "r+") as file:
+        damage(file)
+    with pytest.raises(ValueError, match="surface.h5") as error:
+        load_surface(path)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("size", [0, 700])
+def test_empty_or_truncated_files_are_refused(tmp_path, size):
+    path = tmp_path / "surface.h5"
+    _saved_surface(path)
+    path.write_bytes(path.read_bytes()[:size])
+    with pytest.raises(ValueError, match="is not a readable HDF5 file"):
+        load_surface(path)

@@ -1,0 +1,78 @@
+"""Checks that data fits the model it is evaluated on, made once before the first grid point."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import numpy as np
+
+_SPARSE_LOSS_NAMES = ("sparse_categorical_crossentropy",)
+
+
+def check_data_fits_model(model: keras.Model, batches, name: str) -> None:
+    """Raises a ValueError if the inputs' shapes or the labels of a sparse loss cannot fit `model`.
+
+    Args:
+        model: The compiled model.
+        batches: Batches from `prepare_data`; resident arrays are checked in
+            full, a streamed dataset by its first batch.
+        name: How the error names the data, e.g. "'train' ('data.npz')".
+    """
+    arrays = getattr(batches, "arrays", None)
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(arrays if arrays is not None else batches.first_batch())
+    _check_input_shapes(model, x, name)
+    _check_sparse_labels(model, y, name)
+
+
+def _check_input_shapes(model, x, name) -> None:
+    expected = _input_shapes(model)
+    if expected is None:
+        return
+    given = keras.tree.flatten(x)
+    if len(given) != len(expected):
+        return  # inputs by name in another structure: Keras itself reports a mismatch clearly
+    for position, (array, shape) in enumerate(zip(given, expected)):
+        found = tuple(array.shape[1:])
+        wanted = tuple(shape[1:])
+        if len(found) != len(wanted) or any(w is not None and w != f for w, f in zip(wanted, found)):
+            which = "" if len(expected) == 1 else f" (input {position})"
+            raise ValueError(
+                f"The data {name} has samples of shape {found}{which}, but the model expects "
+                f"{_describe(wanted)}. Pass data that matches the model's input."
+            )
+
+
+def _input_shapes(model) -> Optional[list]:
+    try:
+        return [tuple(tensor.shape) for tensor in model.inputs]
+    except (AttributeError, ValueError):
+        return None  # a subclassed model: its inputs are only known from its `call`
+
+
+def _check_sparse_labels(model, y, name) -> None:
+    loss = model.loss
+    config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
+    loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", None) or config.get("name")
+    if loss_name not in _SPARSE_LOSS_NAMES or y is None or keras.tree.is_nested(y):
+        return
+    try:
+        classes = model.outputs[0].shape[-1]
+    except (AttributeError, ValueError, IndexError):
+        return
+    labels = np.asarray(keras.ops.convert_to_numpy(y)).ravel()
+    if classes is None or labels.size == 0 or not np.issubdtype(labels.dtype, np.number):
+        return
+    ignored = config.get("ignore_class")
+    if ignored is not None:
+        labels = labels[labels != ignored]
+    outside = labels[(labels < 0) | (labels >= classes) | (labels != np.round(labels))]
+    if outside.size:
+        raise ValueError(
+            f"The data {name} has the label {outside[0]:g}, but the model's sparse loss takes labels "
+            f"0 to {classes - 1} (its output has {classes} units). Pass labels in that range."
+        )
+
+
+def _describe(shape) -> str:
+    return "(" + ", ".join("any" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

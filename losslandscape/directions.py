@@ -373,14 +373,18 @@ def _fan_in_axes(layer, variable):
 
 
 def _innermost_owning_layers(model):
-    """Maps id(variable) to the smallest layer that holds it."""
+    """Maps id(variable) to the smallest layer that holds it.
+
+    Layers come outermost first, so on a tie (a model whose one layer holds
+    all its weights, a wrapper around one layer) the inner layer wins.
+    """
     owners = {}
     sizes = {}
     for layer in model._flatten_layers(include_self=True, recursive=True):
         size = len(layer.weights)
         for variable in layer.weights:
             key = id(variable)
-            if key not in owners or size < sizes[key]:
+            if key not in owners or size <= sizes[key]:
                 owners[key] = layer
                 sizes[key] = size
     return owners

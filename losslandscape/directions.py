@@ -340,7 +340,8 @@ def _orthogonalize_whole(raw, earlier):
 def _unit_projection(d, o, axes):
     dot = np.sum(d * o, axis=axes, keepdims=True)
     norm_sq = np.sum(o * o, axis=axes, keepdims=True)
-    return np.where(norm_sq > 0, dot / np.where(norm_sq > 0, norm_sq, 1.0), 0.0) * o
+    # A unit where `o` is zero (an ignored bias) projects to zero; the guard only avoids 0 / 0.
+    return dot / np.where(norm_sq > 0, norm_sq, 1.0) * o
 
 
 def _unit_axes(fan_in_axes, ndim, normalization):

@@ -172,3 +172,24 @@ def test_orthogonal_filters_of_a_transposed_convolution_are_orthogonal():
         a_o, b_o = d1[0][:, :, o, :].astype(np.float64), d2[0][:, :, o, :].astype(np.float64)
         assert abs(np.sum(a_o * b_o)) <= 1e-5 * np.linalg.norm(a_o) * np.linalg.norm(b_o)
         np.testing.assert_allclose(np.linalg.norm(b_o), np.linalg.norm(kernel[:, :, o, :]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("normalization", [None, "model"])
+def test_without_per_unit_normalization_the_whole_vector_is_orthogonalized(normalization):
+    """The second direction is the raw draw minus its projection on the first, over all weights at once."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, use_bias=False), keras.layers.Dense(2, use_bias=False)])
+    d1, d2 = random_directions(model, seed=7, normalization=normalization, ignore=None, orthogonal=True)
+    weights = [v.numpy().astype(np.float64) for v in model.trainable_weights]
+    generator = np.random.default_rng(7)
+    raw1 = np.concatenate([generator.standard_normal(w.shape).ravel() for w in weights])
+    raw2 = np.concatenate([generator.standard_normal(w.shape).ravel() for w in weights])
+    first = np.concatenate([d.astype(np.float64).ravel() for d in d1])
+    second = np.concatenate([d.astype(np.float64).ravel() for d in d2])
+    expected = raw2 - (raw2 @ first) / (first @ first) * first
+    if normalization == "model":
+        theta = np.concatenate([w.ravel() for w in weights])
+        expected = expected * np.linalg.norm(theta) / np.linalg.norm(expected)
+        raw1 = raw1 * np.linalg.norm(theta) / np.linalg.norm(raw1)
+    np.testing.assert_allclose(first, raw1, rtol=1e-6)
+    np.testing.assert_allclose(second, expected, rtol=1e-5, atol=1e-6)

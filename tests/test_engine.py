@@ -263,14 +263,16 @@ def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp,
         prepare_data((x, y), stream=True)
 
 
-def test_k_points_through_a_folded_first_dense_layer_equal_model_evaluate(monkeypatch):
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_k_points_through_a_folded_first_dense_layer_equal_model_evaluate(monkeypatch, use_bias):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(150, 6)).astype("float32")
     y = rng.integers(0, 3, size=150)
     sample_weight = rng.uniform(0.1, 2.0, size=150).astype("float32")
     keras.utils.set_random_seed(3)
     inputs = keras.Input((6,))
-    hidden = keras.layers.Dense(12, activation="relu", kernel_regularizer=keras.regularizers.l2(1e-2))(inputs)
+    hidden = keras.layers.Dense(12, activation="relu", use_bias=use_bias,
+                                kernel_regularizer=keras.regularizers.l2(1e-2))(inputs)
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     assert foldable_input_dense(model) is model.layers[1]

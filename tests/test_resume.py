@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import trained_classifier
-from losslandscape import compute_line, compute_surface, load_surface
+from losslandscape import LossSurface, compute_line, compute_surface, load_surface
+from losslandscape.resume import check_resumable
 
 GRID = np.linspace(-1, 1, 21)
 
@@ -222,3 +223,28 @@ def test_temporaries_of_killed_saves_are_removed_when_the_file_is_next_opened(sa
     unrelated.write_text("mine")
     compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
     assert not stale.exists() and unrelated.exists()
+
+
+def test_the_message_names_every_setting_that_differs_also_ones_only_the_file_has():
+    expected = {"model": "a", "seed": 1, "coords": [0.0, 1.0]}
+    with pytest.raises(ValueError) as error:
+        check_resumable("run.h5", dict(expected, seed=2, coords=[0.0], written_by="a later version"), expected)
+    assert str(error.value) == (
+        "'run.h5' was computed with a different seed, coords, written_by than this run, so its points cannot be "
+        "reused. Pass the same model, data, directions (or seed), coordinates and settings to resume, or another "
+        "`path` (or delete the file) to start over."
+    )
+    check_resumable("run.h5", dict(expected), expected)
+
+
+def test_a_file_without_a_run_fingerprint_is_not_resumed(saved_run, tmp_path):
+    model, data = load_saved(saved_run)
+    path = tmp_path / "surface.h5"
+    grid = np.linspace(-1, 1, 3)
+    LossSurface(grid, grid, {"train": np.zeros((3, 3))}, {"train": {}}).save(path)
+    with pytest.raises(ValueError) as error:
+        compute_surface(model, data, xcoords=grid, path=path, verbose=0)
+    assert str(error.value) == (
+        f"{str(path)!r} holds a landscape without a run fingerprint, so it cannot be resumed. Pass another "
+        "`path`, or delete the file to start over."
+    )

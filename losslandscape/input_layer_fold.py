@@ -30,13 +30,14 @@ def foldable_input_dense(model: keras.Model) -> Optional[keras.layers.Dense]:
     if inputs is None or len(inputs) != 1:
         return None
     for layer in model.layers:
-        nodes = getattr(layer, "_inbound_nodes", [])
+        if type(layer) is not keras.layers.Dense:
+            continue
+        nodes = layer._inbound_nodes
         if (
-            type(layer) is keras.layers.Dense
-            and nodes
+            nodes
             and all(len(node.input_tensors) == 1 and node.input_tensors[0] is inputs[0] for node in nodes)
-            and not getattr(layer, "lora_enabled", False)
-            and getattr(layer, "quantization_mode", None) is None
+            and not layer.lora_enabled
+            and layer.quantization_mode is None
             and layer.dtype_policy.compute_dtype == layer.dtype_policy.variable_dtype
             and layer.kernel.trainable
             and (layer.bias is None or layer.bias.trainable)

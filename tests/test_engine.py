@@ -276,7 +276,9 @@ def test_k_points_through_a_folded_first_dense_layer_equal_model_evaluate(monkey
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     assert foldable_input_dense(model) is model.layers[1]
-    directions = random_directions(model, seed=1)
+    if use_bias:  # a trained bias, moved by its own direction
+        model.layers[1].bias.assign(rng.normal(size=12).astype("float32"))
+    directions = random_directions(model, seed=1, ignore=None)
     grid = np.random.default_rng(4).uniform(-1, 1, size=(5, 2))
     batches = {"train": prepare_data((x, y, sample_weight), batch_size=32)}
     called = []
@@ -303,6 +305,18 @@ def test_only_a_plain_dense_layer_reading_the_input_once_is_folded(trained_cnn):
     frozen = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     frozen.layers[0].trainable = False
     assert foldable_input_dense(frozen) is None
+    low_rank = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    low_rank.layers[0].enable_lora(1)
+    assert foldable_input_dense(low_rank) is None
+    quantized = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    quantized.layers[0].quantize("int8")
+    assert foldable_input_dense(quantized) is None
+    # Conservative: only a model with one input is folded, even where a Dense reads one of two inputs.
+    first, second = keras.Input((4,)), keras.Input((3,))
+    two_inputs = keras.Model([first, second], keras.layers.Concatenate()([keras.layers.Dense(2)(first), second]))
+    assert foldable_input_dense(two_inputs) is None
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert foldable_input_dense(plain) is plain.layers[0]
 
 
 class _FakeEvaluator:

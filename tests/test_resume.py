@@ -157,12 +157,22 @@ def test_finished_points_with_a_real_nan_loss_are_not_recomputed(saved_run, tmp_
     assert resumed.computed["train"].all()
 
 
-def test_resuming_with_another_compiled_loss_is_refused(saved_run, tmp_path):
+@pytest.mark.parametrize(
+    "compiled",
+    [
+        dict(loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0), metrics=["accuracy"]),
+        dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"], loss_weights=[0.5]),
+        dict(loss="sparse_categorical_crossentropy", metrics=["sparse_top_k_categorical_accuracy"]),
+        dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"]),
+    ],
+    ids=["loss_config", "loss_weights", "metrics", "weighted_metrics"],
+)
+def test_resuming_with_another_compiled_loss_is_refused(saved_run, tmp_path, compiled):
     model, data = load_saved(saved_run)
     path = tmp_path / "surface.h5"
     compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), seed=1, path=path, verbose=0)
     before = path.read_bytes()
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0), metrics=["accuracy"])
+    model.compile(**compiled)
     with pytest.raises(ValueError, match="different compiled loss and metrics"):
         compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), seed=1, path=path, verbose=0)
     assert path.read_bytes() == before

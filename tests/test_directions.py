@@ -178,9 +178,12 @@ def test_orthogonal_filters_of_a_transposed_convolution_are_orthogonal():
 def test_without_per_unit_normalization_the_whole_vector_is_orthogonalized(normalization):
     """The second direction is the raw draw minus its projection on the first, over all weights at once."""
     keras.utils.set_random_seed(5)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, use_bias=False), keras.layers.Dense(2, use_bias=False)])
+    model = keras.Sequential(
+        [keras.Input((3,)), *[keras.layers.Dense(units, use_bias=False) for units in (4, 5, 2)]]
+    )
     d1, d2 = random_directions(model, seed=7, normalization=normalization, ignore=None, orthogonal=True)
     weights = [v.numpy().astype(np.float64) for v in model.trainable_weights]
+    assert [d.shape for d in d2] == [w.shape for w in weights] == [(3, 4), (4, 5), (5, 2)]
     generator = np.random.default_rng(7)
     raw1 = np.concatenate([generator.standard_normal(w.shape).ravel() for w in weights])
     raw2 = np.concatenate([generator.standard_normal(w.shape).ravel() for w in weights])

@@ -63,8 +63,8 @@ def _locked_descriptor(lock_path, fcntl) -> int:
         os.close(descriptor)
 
 
-def remove_stale_temporaries(path) -> list[str]:
-    """Removes the `path.PID.tmp` files that runs killed while saving left behind; returns their names."""
+def remove_stale_temporaries(path) -> None:
+    """Removes the `path.PID.tmp` files that runs killed while saving left behind."""
     pattern = re.compile(re.escape(os.path.basename(os.fspath(path))) + r"\.\d+\.tmp$")
     stale = [
         candidate for candidate in glob.glob(glob.escape(os.fspath(path)) + ".*.tmp")
@@ -73,4 +73,3 @@ def remove_stale_temporaries(path) -> list[str]:
     for candidate in stale:
         with contextlib.suppress(FileNotFoundError):
             os.remove(candidate)
-    return stale

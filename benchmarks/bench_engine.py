@@ -121,7 +121,7 @@ def _jax_floor(model, x, y, with_metrics):
             y_pred, _ = model.stateless_call(trainable, non_trainable, batch[0], training=False)
             return total + jax.numpy.sum(loss_fn(batch[1], y_pred))
 
-        return batches.fold(step, 0.0, arrays) / len(x)
+        return batches.with_arrays(arrays).accumulate(step, 0.0) / len(x)
 
     @jax.jit
     def test_step_pass(trainable, non_trainable, metric_states, arrays):
@@ -129,7 +129,7 @@ def _jax_floor(model, x, y, with_metrics):
             _, (_, _, states) = model.test_step((trainable, non_trainable, states), batch)
             return states
 
-        states = batches.fold(step, metric_states, arrays)
+        states = batches.with_arrays(arrays).accumulate(step, metric_states)
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, states))):
             return dict(model.get_metrics_result())
 
@@ -144,9 +144,9 @@ def engine_pass(model, x, y, directions, coefficients, points_per_call):
     batches = prepare_data((x, y), batch_size=BATCH_SIZE)
     backend = current_backend()
     if points_per_call == 1:
-        evaluator = backend.CompiledPointEvaluator(model, batches, origin, directions)
+        evaluator = backend.point_evaluator(model, batches, origin, directions)
     else:
-        evaluator = backend.VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=points_per_call)
+        evaluator = backend.vectorized_evaluator(model, batches, origin, directions, points_per_call=points_per_call)
     evaluator.evaluate(coefficients)
     return lambda: evaluator.evaluate(coefficients), peak_memory() - baseline
 

@@ -84,7 +84,7 @@ def main():
             started = time.perf_counter()
             values = evaluator.evaluate(grid)
             seconds = (time.perf_counter() - started) / len(grid)
-        except backend.OUT_OF_MEMORY_ERRORS as error:
+        except backend.out_of_memory_errors as error:
             print(f"{name:<28} out of device memory ({str(error)[:80]})", flush=True)
             continue
         losses = np.array([v["loss"] for v in values[: len(checked)]])

@@ -28,7 +28,7 @@ from losslandscape.trajectory import (  # noqa: E402
     pca_directions,
 )
 
-__version__ = "0.1.0"
+from losslandscape.version import __version__  # noqa: E402, F401
 
 __all__ = [
     "DatasetLabelError",

@@ -10,15 +10,16 @@ from typing import Optional, Sequence, Union
 import keras
 import numpy as np
 
-from losslandscape.data_checks import check_data_fits_model
-from losslandscape.datasets import NpzData, labelled_datasets, prepare_data
+from losslandscape.datasets import prepare_labelled_data
 from losslandscape.directions import random_directions
-from losslandscape.engine import check_compiled, check_points_per_call, evaluate_grid
+from losslandscape.distributed import evaluate_on_executor
+from losslandscape.engine import check_compiled, evaluate_grid
+from losslandscape.evaluation_settings import EvaluationSettings
 from losslandscape.output_lock import exclusive_output
 from losslandscape.precision import with_dtype_policy
 from losslandscape.resume import check_resumable, run_fingerprint
 from losslandscape.surface import LossLine, LossSurface, load_line, load_surface
-from losslandscape.validation import check_positive_int, check_writable, checked_coords
+from losslandscape.validation import check_writable, checked_coords
 
 PathLike = Union[str, os.PathLike]
 
@@ -108,13 +109,17 @@ def compute_line(
     (5,)
     """
     coords = checked_coords("coords", coords)
-    _check_run_arguments(chunk_size, points_per_call, path)
-    prepared = _prepare(model, data, labels, batch_size, max_samples, max_batches, stream)
+    evaluation = EvaluationSettings(
+        batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
+        include_regularization=include_regularization, engine=engine, points_per_call=points_per_call,
+        stream=stream, dtype_policy=dtype_policy, chunk_size=chunk_size, verbose=verbose,
+    )
+    prepared = _prepare(model, data, labels, evaluation, path)
+    drawing = dict(seed=seed, normalization=normalization, ignore=ignore, orthogonal=False)
     with _exclusive(path):
         existing = load_line(path) if _resuming(path) else None
-        directions, settings = _directions(
-            model, 1, None if direction is None else [direction], existing, seed, normalization, ignore, False
-        )
+        given = None if direction is None else [direction]
+        directions, settings = _directions(model, 1, given, existing, **drawing)
         line = LossLine(
             coords,
             {label: np.full(len(coords), np.nan) for label in prepared},
@@ -123,14 +128,10 @@ def compute_line(
             settings=settings,
             computed={label: np.zeros(len(coords), bool) for label in prepared},
         )
-        options = dict(
-            data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
-            include_regularization=include_regularization, engine=engine, path=path,
-            executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
-            dtype_policy=dtype_policy, verbose=verbose,
-            drawn=_drawn_settings(direction, normalization, ignore, False),
+        return _run(
+            model, prepared, line, existing, coords[:, None], {"coords": coords}, evaluation,
+            data=data, path=path, executor=executor, drawn=_drawn_settings(given, **drawing),
         )
-        return _run(model, prepared, line, existing, coords[:, None], {"coords": coords}, options)
 
 
 def compute_surface(
@@ -195,14 +196,17 @@ def compute_surface(
     ycoords = xcoords if ycoords is None else checked_coords("ycoords", ycoords)
     if directions is not None and len(directions) != 2:
         raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
-    _check_run_arguments(chunk_size, points_per_call, path)
-    prepared = _prepare(model, data, labels, batch_size, max_samples, max_batches, stream)
+    evaluation = EvaluationSettings(
+        batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
+        include_regularization=include_regularization, engine=engine, points_per_call=points_per_call,
+        stream=stream, dtype_policy=dtype_policy, chunk_size=chunk_size, verbose=verbose,
+    )
+    prepared = _prepare(model, data, labels, evaluation, path)
+    drawing = dict(seed=seed, normalization=normalization, ignore=ignore, orthogonal=orthogonal)
     with _exclusive(path):
         existing = load_surface(path) if _resuming(path) else None
-        drawn = _drawn_settings(directions, normalization, ignore, orthogonal)
-        directions, settings = _directions(
-            model, 2, directions, existing, seed, normalization, ignore, orthogonal
-        )
+        drawn = _drawn_settings(directions, **drawing)
+        directions, settings = _directions(model, 2, directions, existing, **drawing)
         shape = (len(xcoords), len(ycoords))
         surface = LossSurface(
             xcoords,
@@ -214,32 +218,23 @@ def compute_surface(
             computed={label: np.zeros(shape, bool) for label in prepared},
         )
         grid = np.stack(np.meshgrid(xcoords, ycoords, indexing="ij"), axis=-1).reshape(-1, 2)
-        options = dict(
-            data=data, batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
-            include_regularization=include_regularization, engine=engine, path=path,
-            executor=executor, chunk_size=chunk_size, points_per_call=points_per_call,
-            dtype_policy=dtype_policy, verbose=verbose, drawn=drawn,
+        return _run(
+            model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, evaluation,
+            data=data, path=path, executor=executor, drawn=drawn,
         )
-        return _run(model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, options)
 
 
-def _run(model, prepared, landscape, existing, coefficients, coords, options):
-    """Fills `landscape` point by point, saving to `options["path"]` after each chunk."""
-    path = options["path"]
+def _run(model, prepared, landscape, existing, coefficients, coords, evaluation, *, data, path, executor, drawn):
+    """Fills `landscape` point by point, saving to `path` after each chunk."""
     directions = landscape.directions if isinstance(landscape, LossSurface) else [landscape.direction]
-    settings_keys = ("batch_size", "max_samples", "max_batches", "include_regularization", "dtype_policy")
     landscape.settings.update(
-        num_samples={label: batches.num_samples for label, batches in prepared.items()},
-        **{key: options[key] for key in settings_keys},
+        num_samples={label: batches.num_samples for label, batches in prepared.items()}, **evaluation.recorded()
     )
-    if options["dtype_policy"] is not None:
-        model = with_dtype_policy(model, options["dtype_policy"])
-    points_per_call = options["points_per_call"]
+    if evaluation.dtype_policy is not None:
+        model = with_dtype_policy(model, evaluation.dtype_policy)
+    points_per_call = evaluation.points_per_call
     if path is not None:
-        fingerprint = run_fingerprint(
-            model, prepared, directions, coords, options["include_regularization"], options["dtype_policy"],
-            batch_size=options["batch_size"], drawn=options["drawn"],
-        )
+        fingerprint = run_fingerprint(model, prepared, directions, coords, evaluation, drawn=drawn)
         landscape.settings["fingerprint"] = fingerprint
         if existing is not None:
             check_resumable(path, existing.settings.get("fingerprint"), fingerprint)
@@ -252,47 +247,50 @@ def _run(model, prepared, landscape, existing, coefficients, coords, options):
             landscape = existing
     pending = {label: np.flatnonzero(~landscape.computed[label].reshape(-1)) for label in prepared}
 
-    def record(label, rows, values):
-        landscape.record(label, rows, values)
+    def record(label, indices, values):
+        landscape.record(label, indices, values)
         if path is not None:
             landscape.save(path)
 
     def chosen(label, per_call):
         landscape.settings.setdefault("points_per_call_used", {})[label] = int(per_call)
 
-    if options["executor"] is None:
+    if executor is None:
         evaluate_grid(
-            model, prepared, directions, coefficients, options["engine"],
-            options["include_regularization"], options["verbose"],
-            pending=pending, on_chunk=record, chunk_size=options["chunk_size"] or 8,
+            model, prepared, directions, coefficients, engine=evaluation.engine,
+            include_regularization=evaluation.include_regularization, verbose=evaluation.verbose,
+            pending=pending, on_chunk=record, chunk_size=evaluation.chunk_size or 8,
             points_per_call=points_per_call, on_evaluator=chosen,
         )
     else:
-        from losslandscape.distributed import evaluate_on_executor
-
-        evaluate_on_executor(model, prepared, directions, coefficients, pending, record, options)
+        evaluate_on_executor(
+            model, prepared, directions, coefficients, pending, record, evaluation, data=data, executor=executor
+        )
     return landscape
 
 
-def _check_run_arguments(chunk_size, points_per_call, path) -> None:
-    check_positive_int("chunk_size", chunk_size)
-    check_points_per_call(points_per_call)
+def _prepare(model, data, labels, evaluation, path) -> dict:
+    """`{label: batches}`, after checking the model and the output path, before any point."""
+    check_compiled(model)
     if path is not None:
         check_writable(path)
+    return prepare_labelled_data(
+        model, data, labels, evaluation.batch_size, evaluation.max_samples, evaluation.max_batches, evaluation.stream
+    )
 
 
 def _exclusive(path):
     return contextlib.nullcontext() if path is None else exclusive_output(path)
 
 
-def _drawn_settings(given, normalization, ignore, orthogonal) -> dict:
+def _drawn_settings(given, *, seed, normalization, ignore, orthogonal) -> dict:
     """What decides the directions a run draws (nothing, when they are given)."""
     if given is not None:
         return {"given": True}
     return {"normalization": normalization, "ignore": ignore, "orthogonal": orthogonal}
 
 
-def _directions(model, count, given, existing, seed, normalization, ignore, orthogonal):
+def _directions(model, count, given, existing, *, seed, normalization, ignore, orthogonal):
     """The run's directions and the settings that describe where they came from."""
     if given is not None:
         return [list(d) for d in given], {"directions": "given"}
@@ -308,16 +306,6 @@ def _directions(model, count, given, existing, seed, normalization, ignore, orth
     if count == 2:
         settings["orthogonal"] = orthogonal
     return drawn, settings
-
-
-def _prepare(model, data, labels, batch_size, max_samples, max_batches, stream=False):
-    check_compiled(model)
-    prepared = {}
-    for label, dataset in labelled_datasets(data, labels).items():
-        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
-        name = f"{label!r}" + (f" ({dataset.path!r})" if isinstance(dataset, NpzData) else "")
-        check_data_fits_model(model, prepared[label], name)
-    return prepared
 
 
 def _resuming(path) -> bool:

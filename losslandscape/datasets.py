@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
+from losslandscape.data_checks import check_data_fits_model
 
 DEFAULT_BATCH_SIZE = 128
 
@@ -112,7 +113,7 @@ def prepare_data(
                 "arrays `(x, y)` with `batch_size`."
             )
         batches = backend.native_dataset_to_batches(
-            data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches, stream
+            _first_of_dataset(data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches), stream
         )
     else:
         if stream:
@@ -136,6 +137,15 @@ def prepare_data(
             "computed. Pass data with at least one sample."
         )
     return batches
+
+
+def _first_of_dataset(dataset, batch_size, max_samples, max_batches):
+    """A batched `tf.data.Dataset` cut to its first `max_samples` samples (rebatched) or `max_batches` batches."""
+    if max_samples is not None:
+        dataset = dataset.unbatch().take(max_samples).batch(batch_size)
+    if max_batches is not None:
+        dataset = dataset.take(max_batches)
+    return dataset
 
 
 def _sample_limit(max_samples, max_batches, batch_size):
@@ -251,3 +261,30 @@ def labelled_datasets(data, labels: Optional[Sequence[str]] = None) -> dict:
     if len(set(labels)) != len(labels):
         raise DatasetLabelError(f"Dataset labels must be distinct, received: {labels}")
     return dict(zip(labels, datasets))
+
+
+def prepare_labelled_data(
+    model: keras.Model,
+    data,
+    labels: Optional[Sequence[str]] = None,
+    batch_size: Optional[int] = None,
+    max_samples: Optional[int] = None,
+    max_batches: Optional[int] = None,
+    stream: bool = False,
+) -> dict:
+    """`{label: batches}` for one dataset, a tuple of them or a dict, each checked against the model's input.
+
+    Args:
+        model: The model the data is for; its input shape is checked.
+        data, labels: As in `labelled_datasets`.
+        batch_size, max_samples, max_batches, stream: As in `prepare_data`.
+
+    Returns:
+        `{label: batches}`, in the order of the datasets.
+    """
+    prepared = {}
+    for label, dataset in labelled_datasets(data, labels).items():
+        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
+        name = f"{label!r}" + (f" ({dataset.path!r})" if isinstance(dataset, NpzData) else "")
+        check_data_fits_model(model, prepared[label], name)
+    return prepared

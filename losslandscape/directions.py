@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 import h5py
 import keras
 import numpy as np
+from losslandscape.keras_internals import layers_outermost_first
 
 NORMALIZATIONS = ("filter", "layer", "model", None)
 IGNORE_OPTIONS = ("biasbn", None)
@@ -381,7 +382,7 @@ def _innermost_owning_layers(model):
     """
     owners = {}
     sizes = {}
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in layers_outermost_first(model):
         size = len(layer.weights)
         for variable in layer.weights:
             key = id(variable)

@@ -14,6 +14,7 @@ several processes or GPUs on one host, Dask's `client.get_executor()` (or a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -28,6 +29,11 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
+from losslandscape.backends import current_backend
+from losslandscape.datasets import labelled_datasets, prepare_data
+from losslandscape.directions import trainable_weight_values
+from losslandscape.engine import build_evaluator, evaluate_grid
+from losslandscape.evaluation_settings import EvaluationSettings
 from losslandscape.resume import model_fingerprint
 
 ORIGIN_TOLERANCE = 1e-4
@@ -42,7 +48,7 @@ class WorkerJob:
     data: dict
     directions: list
     coefficients: np.ndarray
-    options: dict
+    settings: EvaluationSettings
     fingerprints: dict = field(default_factory=dict)  # "model" and {label: data hash}, as the driver has them
     key: str = field(default="", compare=False)
 
@@ -52,7 +58,7 @@ class ChunkResult:
     """Values of one chunk of points, and the worker's own value at the origin."""
 
     label: str
-    rows: np.ndarray
+    indices: np.ndarray
     values: dict
     origin: dict
     worker: str
@@ -86,46 +92,47 @@ def process_pool(max_workers: int, gpus: Optional[Sequence[int]] = None) -> Proc
     return ProcessPoolExecutor(max_workers, mp_context=context, initializer=_claim_device, initargs=(devices,))
 
 
-def evaluate_on_executor(model, prepared, directions, coefficients, pending, record, options) -> None:
-    """Evaluates the `pending` points on `options["executor"]`, passing each chunk to `record`.
+def evaluate_on_executor(model, prepared, directions, coefficients, pending, record, settings, *, data,
+                         executor) -> None:
+    """Evaluates the `pending` points on `executor`, passing each chunk to `record`.
 
     Args:
         model: The driver's compiled model at θ0 (left untouched).
         prepared: The driver's `{label: batches}`, used for its origin check.
         directions: The run's directions.
         coefficients: `(num_points, k)` coefficients of the whole grid.
-        pending: `{label: row indices}` still to compute.
-        record: Called as `record(label, rows, values)` for each chunk.
-        options: The run's options (data, executor, chunk_size, ...).
+        pending: `{label: point indices}` still to compute.
+        record: Called as `record(label, indices, values)` for each chunk.
+        settings: The run's `EvaluationSettings`.
+        data: The data as the user passed it, sent to the workers.
+        executor: A `concurrent.futures.Executor` or a Dask `Client`.
     """
-    from losslandscape.engine import evaluate_grid
-
-    executor = _as_executor(options["executor"])
+    executor = _as_executor(executor)
     origin_point = np.zeros((1, coefficients.shape[1]))
     expected_origin = evaluate_grid(
         model, prepared, directions, origin_point, verbose=0,
-        include_regularization=options["include_regularization"],
+        include_regularization=settings.include_regularization,
     )
-    job = make_job(model, list(prepared), options, directions, coefficients)
+    job = make_job(model, labelled_datasets(data, list(prepared)), settings, directions, coefficients)
     job.fingerprints = {
         "model": model_fingerprint(model),
         "data": {label: batches.fingerprint() for label, batches in prepared.items()},
     }
-    chunk_size = options["chunk_size"] or 16
+    chunk_size = settings.chunk_size or 16
     chunks = [
-        (label, rows[start : start + chunk_size])
-        for label, rows in pending.items()
-        for start in range(0, len(rows), chunk_size)
+        (label, indices[start : start + chunk_size])
+        for label, indices in pending.items()
+        for start in range(0, len(indices), chunk_size)
     ]
     progress = keras.utils.Progbar(
-        sum(len(rows) for _, rows in chunks), verbose=1 if options["verbose"] else 0, unit_name="point"
+        sum(len(indices) for _, indices in chunks), verbose=1 if settings.verbose else 0, unit_name="point"
     )
-    in_flight = {executor.submit(evaluate_chunk, job, label, rows): (label, rows, 1) for label, rows in chunks}
+    in_flight = {executor.submit(evaluate_chunk, job, label, indices): (label, indices, 1) for label, indices in chunks}
     try:
         while in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                label, rows, attempt = in_flight.pop(future)
+                label, indices, attempt = in_flight.pop(future)
                 try:
                     result = future.result()
                 except Exception as error:
@@ -133,49 +140,43 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
                         raise  # it would fail the same way on any worker
                     if attempt >= MAX_ATTEMPTS:
                         raise RuntimeError(
-                            f"A chunk of {len(rows)} points failed {attempt} times; the last error "
+                            f"A chunk of {len(indices)} points failed {attempt} times; the last error "
                             f"was {error!r}. Points computed so far are kept."
                         ) from error
-                    in_flight[executor.submit(evaluate_chunk, job, label, rows)] = (label, rows, attempt + 1)
+                    in_flight[executor.submit(evaluate_chunk, job, label, indices)] = (label, indices, attempt + 1)
                     continue
                 _check_origin(result, expected_origin[label])
-                record(result.label, result.rows, result.values)
-                progress.add(len(result.rows))
+                record(result.label, result.indices, result.values)
+                progress.add(len(result.indices))
     finally:
         for future in in_flight:
             future.cancel()
 
 
-def make_job(model, labels, options, directions, coefficients) -> WorkerJob:
-    """Packs the model, the data under the run's `labels`, and the grid for the workers."""
+def make_job(model, data: dict, settings: EvaluationSettings, directions, coefficients) -> WorkerJob:
+    """Packs the model, the data `{label: dataset}` and the grid for the workers."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.keras")
         model.save(path)
         with open(path, "rb") as file:
             model_bytes = file.read()
-    from losslandscape.datasets import labelled_datasets
-
-    data = labelled_datasets(options["data"], labels)
     job = WorkerJob(
         model_bytes=model_bytes,
         data=_picklable(data),
         directions=[list(d) for d in directions],
         coefficients=np.asarray(coefficients, np.float64),
-        options={
-            key: options[key]
-            for key in ("batch_size", "max_samples", "max_batches", "include_regularization", "points_per_call")
-        },
+        settings=dataclasses.replace(settings, verbose=0),
     )
     job.key = hashlib.blake2b(pickle.dumps(job), digest_size=16).hexdigest()
     return job
 
 
-def evaluate_chunk(job: WorkerJob, label: str, rows: np.ndarray) -> ChunkResult:
-    """Runs in a worker: evaluates the points `rows` of dataset `label`."""
+def evaluate_chunk(job: WorkerJob, label: str, indices: np.ndarray) -> ChunkResult:
+    """Runs in a worker: evaluates the points `indices` of dataset `label`."""
     state = _worker_state(job)
-    values = state["evaluators"][label].evaluate(job.coefficients[rows])
+    values = state["evaluators"][label].evaluate(job.coefficients[indices])
     named = {name: np.array([v[name] for v in values]) for name in values[0]}
-    return ChunkResult(label, np.asarray(rows), named, state["origin"][label], state["worker"])
+    return ChunkResult(label, np.asarray(indices), named, state["origin"][label], state["worker"])
 
 
 # Per thread: an evaluator writes the weights of its own model copy, so two threads of one
@@ -187,10 +188,6 @@ def _worker_state(job: WorkerJob) -> dict:
     """The model, data and evaluators of `job`, built once per worker thread."""
     if getattr(_WORKER_STATE, "key", None) == job.key:
         return _WORKER_STATE.state
-    from losslandscape.datasets import prepare_data
-    from losslandscape.directions import trainable_weight_values
-    from losslandscape.engine import build_evaluator
-
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.keras")
         with open(path, "wb") as file:
@@ -199,14 +196,14 @@ def _worker_state(job: WorkerJob) -> dict:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     _check_same(worker, "model weights", model_fingerprint(model), job.fingerprints.get("model"))
     origin_weights = trainable_weight_values(model)
-    options = job.options
+    settings = job.settings
     evaluators, origin = {}, {}
     for label, data in job.data.items():
-        batches = prepare_data(data, options["batch_size"], options["max_samples"], options["max_batches"])
+        batches = prepare_data(data, settings.batch_size, settings.max_samples, settings.max_batches)
         _check_same(worker, f"data {label!r}", batches.fingerprint(), job.fingerprints.get("data", {}).get(label))
         evaluator = build_evaluator(
-            model, batches, origin_weights, job.directions, include_regularization=options["include_regularization"],
-            points_per_call=options["points_per_call"], rows=job.coefficients,
+            model, batches, origin_weights, job.directions, include_regularization=settings.include_regularization,
+            points_per_call=settings.points_per_call, points=job.coefficients,
         )
         origin[label] = evaluator.evaluate(np.zeros((1, len(job.directions))))[0]
         evaluators[label] = evaluator
@@ -246,8 +243,6 @@ def _check_origin(result: ChunkResult, expected: dict) -> None:
 
 
 def _picklable(data: dict) -> dict:
-    from losslandscape.backends import current_backend
-
     for label, dataset in data.items():
         if current_backend().is_native_dataset(dataset) or isinstance(dataset, keras.utils.PyDataset):
             raise TypeError(

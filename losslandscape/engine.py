@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
+from losslandscape.backends.base import PointEvaluator
 from losslandscape.directions import check_directions_match, variables_values
+from losslandscape.keras_internals import compiled_loss
+from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, fastest_evaluator
 
 ENGINES = ("compiled", "evaluate")
 
@@ -62,9 +64,20 @@ def check_compiled(model: keras.Model) -> None:
         )
 
 
+def check_engine(engine: str, include_regularization: bool = True) -> None:
+    """Raises a ValueError unless `engine` is one of `ENGINES` and can leave out regularization if asked to."""
+    if engine not in ENGINES:
+        raise ValueError(f"Expected `engine` to be one of {ENGINES}, received: {engine!r}")
+    if engine == "evaluate" and not include_regularization:
+        raise ValueError(
+            "`include_regularization=False` needs `engine='compiled'`: "
+            "`model.evaluate` always adds the regularization losses."
+        )
+
+
 def check_data_loss(model: keras.Model, include_regularization: bool) -> None:
     """Raises a ValueError if `include_regularization=False` leaves no loss: the model's loss comes only from its layers."""
-    if not include_regularization and model._compile_loss is None:
+    if not include_regularization and compiled_loss(model) is None:
         raise ValueError(
             "`include_regularization=False` needs a loss passed to "
             "`model.compile(loss=...)`; this model's only losses come from "
@@ -102,7 +115,7 @@ def evaluate_grid(
         include_regularization: If `False`, the loss leaves out the losses
             that layers add (weight regularizers, `add_loss`).
         verbose: 0 for silence, 1 for a progress bar over points.
-        pending: `{label: row indices}` to evaluate; all rows by default.
+        pending: `{label: indices of rows of coefficients}` to evaluate; all by default.
         on_chunk: Called as `on_chunk(label, row_indices, {name: values})`
             after every `chunk_size` points of a dataset (e.g. to save
             progress). It runs while the model holds perturbed weights.
@@ -136,13 +149,7 @@ def evaluate_grid(
     (2,)
     """
     check_compiled(model)
-    if engine not in ENGINES:
-        raise ValueError(f"Expected `engine` to be one of {ENGINES}, received: {engine!r}")
-    if engine == "evaluate" and not include_regularization:
-        raise ValueError(
-            "`include_regularization=False` needs `engine='compiled'`: "
-            "`model.evaluate` always adds the regularization losses."
-        )
+    check_engine(engine, include_regularization)
     trainable_only = variables is None
     variables = list(model.trainable_variables if trainable_only else variables)
     check_directions_match(directions, variables)
@@ -150,32 +157,33 @@ def evaluate_grid(
     if pending is None:
         pending = {label: np.arange(len(coefficients)) for label in datasets}
     progress = keras.utils.Progbar(
-        sum(len(rows) for rows in pending.values()), verbose=1 if verbose else 0, unit_name="point"
+        sum(len(indices) for indices in pending.values()), verbose=1 if verbose else 0, unit_name="point"
     )
     origin = variables_values(variables)
     results = {}
     with WeightSnapshot(model):
         for label, batches in datasets.items():
-            rows = np.asarray(pending.get(label, []), dtype=np.int64)
-            if len(rows) == 0:
+            indices = np.asarray(pending.get(label, []), dtype=np.int64)
+            if len(indices) == 0:
                 continue
             per_call_asked = points_per_call[label] if isinstance(points_per_call, Mapping) else points_per_call
             evaluator = build_evaluator(
-                model, batches, origin, directions, engine, include_regularization, per_call_asked,
-                coefficients[rows], verbose, None if trainable_only else variables,
+                model, batches, origin, directions, engine=engine, include_regularization=include_regularization,
+                points_per_call=per_call_asked, points=coefficients[indices], verbose=verbose,
+                variables=None if trainable_only else variables,
             )
             results[label] = {}
             per_call = evaluator.points_per_call
             if on_evaluator is not None:
                 on_evaluator(label, per_call)
             step = max(chunk_size, per_call)
-            for start in range(0, len(rows), step):
-                chunk = rows[start : start + step]
+            for start in range(0, len(indices), step):
+                chunk = indices[start : start + step]
                 chunk_values = []
                 for call_start in range(0, len(chunk), per_call):
-                    call_rows = chunk[call_start : call_start + per_call]
-                    chunk_values.extend(evaluator.evaluate(coefficients[call_rows]))
-                    progress.add(len(call_rows))
+                    call_indices = chunk[call_start : call_start + per_call]
+                    chunk_values.extend(evaluator.evaluate(coefficients[call_indices]))
+                    progress.add(len(call_indices))
                 named = {name: np.array([v[name] for v in chunk_values]) for name in chunk_values[0]}
                 for name, values in named.items():
                     results[label].setdefault(name, np.full(len(coefficients), np.nan))[chunk] = values
@@ -184,20 +192,11 @@ def evaluate_grid(
     return results
 
 
-PROBE_POINTS_PER_CALL = 16
-PROBE_GROWTH = 4
-# K × trainable parameters the probe may stack: 2**26 float32 values are 256 MiB of weights.
-PROBE_MAX_STACKED_VALUES = 2**26
-# The vectorized evaluator runs other kernels than `model.evaluate`; "auto" keeps it only where the
-# values agree this closely (they do in float32; TF32 convolutions on GPUs differ by about 1e-3).
-PROBE_AGREEMENT = 1e-5
+def build_evaluator(model, batches, origin, directions, *, engine="compiled", include_regularization=True,
+                    points_per_call=1, points=(), verbose=0, variables=None) -> PointEvaluator:
+    """The per-point or vectorized evaluator for one dataset; "auto" probes them on the first of `points`.
 
-
-def build_evaluator(model, batches, origin, directions, engine="compiled", include_regularization=True,
-                    points_per_call=1, rows=(), verbose=0, variables=None):
-    """The per-point or vectorized evaluator for one dataset; "auto" probes them on the first of `rows`.
-
-    Its `evaluate(rows)` returns one `{name: value}` per row of coefficients.
+    Its `evaluate(points)` returns one `{name: value}` per row of coefficients.
     `variables` are the ones the directions move when not the model's
     trainable variables; only those can be moved K points at a time.
     """
@@ -207,22 +206,22 @@ def build_evaluator(model, batches, origin, directions, engine="compiled", inclu
     if engine == "evaluate":
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
     check_data_loss(model, include_regularization)
-    per_point = backend.CompiledPointEvaluator(model, batches, origin, directions, include_regularization, variables)
+    per_point = backend.point_evaluator(model, batches, origin, directions, include_regularization, variables)
     check_points_per_call(points_per_call)
     if points_per_call == 1 or not trainable_only or not _supports_vectorized(model):
         return per_point
     if points_per_call != "auto":
-        return backend.VectorizedPointEvaluator(
+        return backend.vectorized_evaluator(
             model, batches, origin, directions, include_regularization, int(points_per_call)
         )
-    if len(rows) < 8 * PROBE_POINTS_PER_CALL:
+    if len(points) < 8 * PROBE_POINTS_PER_CALL:
         return per_point
 
     def build_vectorized(k):
-        return backend.VectorizedPointEvaluator(model, batches, origin, directions, include_regularization, k)
+        return backend.vectorized_evaluator(model, batches, origin, directions, include_regularization, k)
 
     parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    return _probe(per_point, build_vectorized, rows, parameters, verbose)
+    return fastest_evaluator(per_point, build_vectorized, points, parameters, verbose)
 
 
 def check_points_per_call(points_per_call) -> None:
@@ -233,61 +232,6 @@ def check_points_per_call(points_per_call) -> None:
         raise ValueError(f'Expected `points_per_call` to be a positive integer or "auto", received: {points_per_call!r}')
 
 
-def _probe(per_point, build_vectorized, rows, parameters, verbose):
-    """The fastest evaluator on the first of `rows`: one point per call, or K = 16, 64, 256... per call.
-
-    K grows while each step was faster than the last, the values agree
-    with one point per call to PROBE_AGREEMENT, the grid has at least 8·K
-    points, and the compile time of the last K is small next to what the
-    rest of the grid still costs (a larger K compiles longer).
-    """
-    k = PROBE_POINTS_PER_CALL
-    reference, best_seconds, _ = _time_evaluator(per_point, rows, k)
-    best, timings, reason = per_point, {1: best_seconds}, None
-    while reason is None:
-        try:
-            candidate = build_vectorized(k)
-            values, seconds, setup = _time_evaluator(candidate, rows, k)
-        except (MemoryError, *current_backend().OUT_OF_MEMORY_ERRORS):
-            reason = f"{k} points per call run out of memory"
-            break
-        timings[k] = seconds
-        difference, name, value, expected = _largest_relative_difference(values[: len(reference)], reference)
-        if difference > PROBE_AGREEMENT:
-            reason = (f"with {k} points per call, `{name}` was {value:.7g} where one point per call gave "
-                      f"{expected:.7g} (relative difference {difference:.1e}, more than {PROBE_AGREEMENT:.0e})")
-        elif seconds >= best_seconds:
-            reason = f"{k} points per call are not faster"
-        else:
-            best, best_seconds = candidate, seconds
-            k *= PROBE_GROWTH
-            if len(rows) < 8 * k:
-                reason = "the grid is too small to probe more points per call"
-            elif k * parameters > PROBE_MAX_STACKED_VALUES:
-                reason = "more points per call would stack too many weights"
-            elif setup > 0.5 * len(rows) * best_seconds:
-                reason = "compiling more points per call would cost more than it can save"
-    if verbose:
-        measured = ", ".join(f"{points} per call {1e3 * seconds:.3g}" for points, seconds in timings.items())
-        using = "one point" if best.points_per_call == 1 else f"{best.points_per_call} points"
-        print(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
-    return best
-
-
-def _time_evaluator(evaluator, rows, k):
-    """`(values at rows[:k], seconds per point at rows[k:2k], seconds of the first call beyond that)`.
-
-    The first call compiles; its values are recomputed later, not kept.
-    """
-    started = time.perf_counter()
-    values = evaluator.evaluate(rows[:k])
-    first_call = time.perf_counter() - started
-    started = time.perf_counter()
-    evaluator.evaluate(rows[k : 2 * k])
-    seconds = (time.perf_counter() - started) / k
-    return values, seconds, max(first_call - seconds * k, 0.0)
-
-
 def _supports_vectorized(model: keras.Model) -> bool:
     """Whether the model evaluates with Keras' own test step, which the vectorized evaluators reproduce."""
     own = keras.Model
@@ -295,29 +239,11 @@ def _supports_vectorized(model: keras.Model) -> bool:
         type(model).test_step is own.test_step
         and type(model).compute_loss is own.compute_loss
         and type(model).compute_metrics is own.compute_metrics
-        and getattr(model, "_compile_loss", None) is not None
+        and compiled_loss(model) is not None
     )
 
 
-def _largest_relative_difference(values, reference) -> tuple:
-    """`(difference, name, value, expected)` for the largest |a - b| / max(|a|, |b|) over every named value.
-
-    The difference is 0 where both values are 0, and 1 where one of them is NaN.
-    """
-    largest = (-1.0, None, None, None)
-    for point, expected in zip(values, reference):
-        for name, value in point.items():
-            scale = max(abs(value), abs(expected[name]))
-            if np.isnan(scale):
-                difference = 0.0 if np.isnan(value) and np.isnan(expected[name]) else 1.0
-            else:
-                difference = abs(value - expected[name]) / scale if scale > 0 else 0.0
-            if difference > largest[0]:
-                largest = (difference, name, value, expected[name])
-    return largest
-
-
-class _ModelEvaluatePerPoint:
+class _ModelEvaluatePerPoint(PointEvaluator):
     """The naive reference: weights set from numpy, then `model.evaluate`."""
 
     points_per_call = 1
@@ -329,12 +255,12 @@ class _ModelEvaluatePerPoint:
         self._origin = origin
         self._directions = directions
 
-    def evaluate(self, rows):
-        return [self(row) for row in rows]
+    def evaluate(self, points):
+        return [self(point) for point in points]
 
-    def __call__(self, row):
+    def __call__(self, point):
         for position, variable in enumerate(self._variables):
-            shift = sum(c * d[position] for c, d in zip(row, self._directions))
+            shift = sum(c * d[position] for c, d in zip(point, self._directions))
             variable.assign(self._origin[position] + shift)
         values = self._model.evaluate(
             **self._batches.evaluate_arguments(), verbose=0, return_dict=True

@@ -127,7 +127,7 @@ def _hessian_vector_product(model, data, batch_size, max_samples, include_regula
     check_data_loss(model, include_regularization)
     weights = trainable_weight_values(model)
     batches = prepare_data(data, batch_size, max_samples)
-    return current_backend().HessianVectorProduct(model, batches, include_regularization), weights
+    return current_backend().hessian_vector_product(model, batches, include_regularization), weights
 
 
 def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed) -> HessianDirections:

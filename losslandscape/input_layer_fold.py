@@ -16,6 +16,7 @@ import contextlib
 from typing import Optional, Sequence
 
 import keras
+from losslandscape.keras_internals import inbound_nodes
 
 
 def foldable_input_dense(model: keras.Model) -> Optional[keras.layers.Dense]:
@@ -32,7 +33,7 @@ def foldable_input_dense(model: keras.Model) -> Optional[keras.layers.Dense]:
     for layer in model.layers:
         if type(layer) is not keras.layers.Dense:
             continue
-        nodes = layer._inbound_nodes
+        nodes = inbound_nodes(layer)
         if (
             nodes
             and all(len(node.input_tensors) == 1 and node.input_tensors[0] is inputs[0] for node in nodes)

@@ -7,9 +7,9 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-from losslandscape.compute import _prepare
+from losslandscape.datasets import prepare_labelled_data
 from losslandscape.directions import variables_values
-from losslandscape.engine import evaluate_grid
+from losslandscape.engine import check_compiled, evaluate_grid
 from losslandscape.surface import LossLine
 from losslandscape.validation import checked_coords
 
@@ -54,7 +54,8 @@ def interpolate(
     coords = checked_coords("coords", coords)
     variables_a = list(model_a.weights)
     differences = _weight_differences(model_a, model_b)
-    prepared = _prepare(model_a, data, labels, batch_size, max_samples, None)
+    check_compiled(model_a)
+    prepared = prepare_labelled_data(model_a, data, labels, batch_size, max_samples)
     settings = {
         "kind": "interpolation",
         "num_samples": {label: b.num_samples for label, b in prepared.items()},
@@ -70,8 +71,8 @@ def interpolate(
         computed={label: np.zeros(len(coords), bool) for label in prepared},
     )
     evaluate_grid(
-        model_a, prepared, [differences], coords[:, None], "compiled", include_regularization, verbose,
-        variables=variables_a, on_chunk=line.record,
+        model_a, prepared, [differences], coords[:, None], include_regularization=include_regularization,
+        verbose=verbose, variables=variables_a, on_chunk=line.record,
     )
     return line
 

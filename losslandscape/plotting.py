@@ -1,28 +1,38 @@
 """Drawing only: lines and surfaces onto matplotlib Axes.
 
-Non-finite values (a loss that overflowed far from the minimum) are masked
-and show as gaps.
+Every function returns the landscape it drew, as scikit-learn's displays
+do: `ax_` and `figure_` are the Axes and Figure of the last plot,
+`axes_[key]`, `figures_[key]` and `artists_[key]` those of each kind of plot
+(`key` is "line", "metric", "path" or the surface's `kind`). Non-finite
+values (a loss that overflowed far from the minimum) are masked and show as
+gaps.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
+from losslandscape.metric_names import accuracy_metric_name
+
+if TYPE_CHECKING:  # the landscapes call these functions from their `plot` methods
+    from losslandscape.surface import LossLine, LossSurface
+    from losslandscape.trajectory import PCADirections
+
 SURFACE_KINDS = ("contour", "contourf", "heatmap", "surface")
 
 
 def plot_line(
-    line,
+    line: LossLine,
     metric: str = "loss",
     ax=None,
     labels: Optional[Sequence[str]] = None,
     **line_kwargs,
-) -> list:
+) -> LossLine:
     """Draws `metric` along the direction of a `LossLine`, one curve per dataset.
 
     Args:
@@ -33,13 +43,13 @@ def plot_line(
         **line_kwargs: Passed to `Axes.plot`.
 
     Returns:
-        The list of `Line2D` drawn, one per dataset.
+        `line`, with the `Line2D`s drawn (one per dataset) in `artists_["line"]`.
 
     Example:
 
     >>> from losslandscape import LossLine
     >>> line = LossLine(np.linspace(-1, 1, 5), {"train": np.linspace(-1, 1, 5) ** 2}, {"train": {}})
-    >>> len(plot_line(line))
+    >>> len(plot_line(line).artists_["line"])
     1
     """
     ax = _axes_or_new(ax)
@@ -51,11 +61,10 @@ def plot_line(
     ax.set_ylabel(metric)
     if len(drawn) > 1 or labels:
         ax.legend()
-    _remember(line, "line", ax)
-    return drawn
+    return _remember(line, "line", ax, drawn)
 
 
-def plot_interpolation(line, metric: Optional[str] = None, ax=None) -> dict:
+def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) -> LossLine:
     """Draws loss (left axis) and a metric (right axis) along an interpolation, as in Li et al. Fig. 3.
 
     Datasets differ by line style (solid, dashed, ...), loss and metric by
@@ -68,19 +77,17 @@ def plot_interpolation(line, metric: Optional[str] = None, ax=None) -> dict:
         ax: Matplotlib Axes for the loss; a new figure when `None`.
 
     Returns:
-        `{"loss": [Line2D, ...], metric: [Line2D, ...]}`; the twin Axes is
-        `line.axes_["metric"]`.
+        `line`, with the loss curves in `artists_["line"]` and the metric's
+        in `artists_["metric"]`, drawn on the twin Axes `axes_["metric"]`.
 
     Example:
 
     >>> from losslandscape import LossLine
     >>> t = np.linspace(-0.5, 1.5, 9)
     >>> line = LossLine(t, {"train": (t - 0.5) ** 2}, {"train": {"accuracy": 1 - (t - 0.5) ** 2 / 2}})
-    >>> sorted(plot_interpolation(line))
-    ['accuracy', 'loss']
+    >>> sorted(plot_interpolation(line).artists_)
+    ['line', 'metric']
     """
-    from losslandscape.surface import accuracy_metric_name
-
     ax = _axes_or_new(ax)
     styles = ["-", "--", ":", "-."]
     metric = metric or accuracy_metric_name(line.metrics[line.labels[0]])
@@ -91,7 +98,7 @@ def plot_interpolation(line, metric: Optional[str] = None, ax=None) -> dict:
         drawn["loss"].extend(ax.plot(line.coords, values, style, color="C0", label=f"{label} loss"))
     ax.set_xlabel("t (0: model a, 1: model b)" if line.settings.get("kind") == "interpolation" else "α")
     ax.set_ylabel("loss", color="C0")
-    _remember(line, "line", ax)
+    _remember(line, "line", ax, drawn["loss"])
     if metric is not None:
         twin = ax.twinx()
         drawn[metric] = []
@@ -101,20 +108,21 @@ def plot_interpolation(line, metric: Optional[str] = None, ax=None) -> dict:
             drawn[metric].extend(twin.plot(line.coords, values, style, color="C3", label=f"{label} {metric}"))
         twin.set_ylabel(metric, color="C3")
         line.axes_["metric"] = twin
+        line.artists_["metric"] = drawn[metric]
     handles = [artist for artists in drawn.values() for artist in artists]
     ax.legend(handles, [h.get_label() for h in handles], loc="upper center", fontsize=8)
-    return drawn
+    return line
 
 
 def plot_surface(
-    surface,
+    surface: LossSurface,
     kind: str = "contour",
     log: bool = False,
     ax=None,
     label: Optional[str] = None,
     metric: str = "loss",
     **kwargs,
-):
+) -> LossSurface:
     """Draws one dataset's values of a `LossSurface`.
 
     Args:
@@ -129,15 +137,16 @@ def plot_surface(
             `plot_surface` (e.g. `levels=`, `cmap=`).
 
     Returns:
-        The artist drawn: a `QuadContourSet`, `QuadMesh` or
-        `Poly3DCollection`.
+        `surface`, with the artist drawn (a `QuadContourSet`, `QuadMesh` or
+        `Poly3DCollection`) in `artists_[kind]`.
 
     Example:
 
     >>> from losslandscape import LossSurface
     >>> x = np.linspace(-1, 1, 5)
     >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
-    >>> artist = plot_surface(surface, "heatmap")
+    >>> type(plot_surface(surface, "heatmap").artists_["heatmap"]).__name__
+    'QuadMesh'
     """
     if kind not in SURFACE_KINDS:
         raise ValueError(f"Expected `kind` to be one of {SURFACE_KINDS}, received: {kind!r}")
@@ -157,12 +166,11 @@ def plot_surface(
     ax.set_xlabel("α")
     ax.set_ylabel("β")
     ax.set_title(f"{label or surface.labels[0]} {metric}")
-    _remember(surface, kind, ax)
-    return artist
+    return _remember(surface, kind, ax, artist)
 
 
-def plot_trajectory(surface, pca, ax=None, kind: str = "contour", label: Optional[str] = None,
-                    metric: str = "loss", **kwargs) -> dict:
+def plot_trajectory(surface: LossSurface, pca: PCADirections, ax=None, kind: str = "contour", label: Optional[str] = None,
+                    metric: str = "loss", **kwargs) -> LossSurface:
     """Draws a training path on the surface of its PCA plane (Li et al., Fig. 9).
 
     Args:
@@ -173,8 +181,9 @@ def plot_trajectory(surface, pca, ax=None, kind: str = "contour", label: Optiona
         label, metric, **kwargs: As in `plot_surface`.
 
     Returns:
-        `{"surface": artist, "path": Line2D}`. Axis labels give the variance
-        each direction explains.
+        `surface`, with the plot's artist in `artists_[kind]` and the path's
+        `Line2D` in `artists_["path"]`. Axis labels give the variance each
+        direction explains.
 
     Example:
 
@@ -185,15 +194,15 @@ def plot_trajectory(surface, pca, ax=None, kind: str = "contour", label: Optiona
     """
     if kind == "surface":
         raise ValueError("plot_trajectory draws on flat plots: use kind 'contour', 'contourf' or 'heatmap'.")
-    artist = plot_surface(surface, kind=kind, ax=ax, label=label, metric=metric, **kwargs)
-    ax = surface.ax_
+    ax = plot_surface(surface, kind=kind, ax=ax, label=label, metric=metric, **kwargs).ax_
     (path,) = ax.plot(pca.coords[:, 0], pca.coords[:, 1], "-o", color="C3", markersize=3, label="training path")
     ax.plot(pca.coords[-1, 0], pca.coords[-1, 1], "*", color="C3", markersize=10)
     first, second = 100 * np.asarray(pca.explained_variance_ratio)
     ax.set_xlabel(f"1st PC: {first:.2f} %")
     ax.set_ylabel(f"2nd PC: {second:.2f} %")
     ax.set_aspect("auto")
-    return {"surface": artist, "path": path}
+    surface.artists_["path"] = path
+    return surface
 
 
 def _draw_flat(ax, kind, grid_x, grid_y, z, log, metric, **kwargs):
@@ -250,11 +259,13 @@ def _axes_or_new(ax, projection=None):
     return figure.add_subplot(projection=projection)
 
 
-def _remember(landscape, kind, ax):
-    landscape.axes_[kind] = ax
-    landscape.figures_[kind] = ax.figure
+def _remember(landscape, key, ax, artists):
+    landscape.axes_[key] = ax
+    landscape.figures_[key] = ax.figure
+    landscape.artists_[key] = artists
     landscape.ax_ = ax
     landscape.figure_ = ax.figure
+    return landscape
 
 
 def _filter_normalized(landscape) -> bool:

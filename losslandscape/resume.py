@@ -5,20 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import keras
 import numpy as np
 
+from losslandscape.hashing import content_hash
 
-def weights_fingerprint(arrays) -> str:
-    """A short hash of the values, shapes and dtypes of numpy arrays."""
-    digest = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+if TYPE_CHECKING:
+    from losslandscape.evaluation_settings import EvaluationSettings
 
 
 def run_fingerprint(
@@ -26,10 +21,8 @@ def run_fingerprint(
     datasets: dict,
     directions,
     coords: dict,
-    include_regularization: bool,
-    dtype_policy: Optional[str] = None,
+    evaluation: EvaluationSettings,
     *,
-    batch_size: Optional[int] = None,
     drawn: Optional[dict] = None,
 ) -> dict:
     """Everything that must match for a saved file to be resumed by this run.
@@ -40,9 +33,9 @@ def run_fingerprint(
         datasets: `{label: batches}` from `prepare_data`.
         directions: The directions of the run.
         coords: `{"xcoords": ..., "ycoords": ...}` (or `coords` for a line).
-        include_regularization: Whether the loss includes regularization.
-        dtype_policy: The policy the model was evaluated under, `None` for its own.
-        batch_size: The batch size asked for (it changes float rounding).
+        evaluation: The run's settings; whether the loss includes
+            regularization, the dtype policy and the batch size asked for
+            (it changes float rounding) must match.
         drawn: What the directions were drawn with (`normalization`,
             `ignore`, `orthogonal`), or `{"given": True}`.
 
@@ -52,19 +45,19 @@ def run_fingerprint(
     return {
         "model": model_fingerprint(model),
         "compiled loss and metrics": compile_fingerprint(model),
-        "directions": weights_fingerprint(np.asarray(d) for direction in directions for d in direction),
+        "directions": content_hash(np.asarray(d) for direction in directions for d in direction),
         **(drawn or {}),
         "data": {label: {"num_samples": b.num_samples, "hash": b.fingerprint()} for label, b in datasets.items()},
         "coords": {name: [float(c) for c in values] for name, values in coords.items()},
-        "include_regularization": include_regularization,
-        "dtype_policy": dtype_policy,
-        "batch_size": batch_size,
+        "include_regularization": evaluation.include_regularization,
+        "dtype_policy": evaluation.dtype_policy,
+        "batch_size": evaluation.batch_size,
     }
 
 
 def model_fingerprint(model: keras.Model) -> str:
     """A short hash of the values of all the model's weights."""
-    return weights_fingerprint(keras.ops.convert_to_numpy(v) for v in model.weights)
+    return content_hash(keras.ops.convert_to_numpy(v) for v in model.weights)
 
 
 def compile_fingerprint(model: keras.Model) -> str:

@@ -23,16 +23,9 @@ import h5py
 import numpy as np
 
 from losslandscape.directions import load_directions, save_directions
+from losslandscape.metric_names import accuracy_metric_name
 
 FORMAT_VERSION = 1
-
-
-def accuracy_metric_name(metric_names) -> Optional[str]:
-    """Picks the metric written as `{label}_acc`: the first one named like an accuracy."""
-    for name in metric_names:
-        if name in ("acc", "accuracy") or name.endswith("accuracy"):
-            return name
-    return None
 
 
 class _Landscape:
@@ -52,6 +45,7 @@ class _Landscape:
         self.settings = dict(settings or {})
         self.figures_ = {}
         self.axes_ = {}
+        self.artists_ = {}
         self.figure_ = None
         self.ax_ = None
 
@@ -209,7 +203,8 @@ class LossLine(_Landscape):
             **line_kwargs: Passed to `Axes.plot`.
 
         Returns:
-            The list of `Line2D` drawn.
+            The line itself, with the `Line2D`s drawn in `artists_["line"]`
+            (see `losslandscape.plot_line`).
         """
         from losslandscape.plotting import plot_line
 
@@ -285,15 +280,16 @@ class LossSurface(_Landscape):
             **kwargs: Passed to the matplotlib function that draws.
 
         Returns:
-            The artist drawn (`QuadContourSet`, `QuadMesh` or
-            `Poly3DCollection`). The Axes and Figure are kept on `ax_`
-            and `figure_`.
+            The surface itself, with the artist drawn (`QuadContourSet`,
+            `QuadMesh` or `Poly3DCollection`) in `artists_[kind]`, and the
+            Axes and Figure on `ax_` and `figure_`.
 
         Example:
 
         >>> x = np.linspace(-1, 1, 5)
         >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
-        >>> artist = surface.plot("contourf")
+        >>> surface.plot("contourf").figure_ is surface.axes_["contourf"].figure
+        True
         """
         from losslandscape.plotting import plot_surface
 

@@ -1,3 +1,4 @@
+import inspect
 import subprocess
 import sys
 
@@ -5,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import jax_only, tensorflow_only
+from losslandscape.backends import SUPPORTED_BACKENDS, base
 from losslandscape.datasets import prepare_data
 
 
@@ -38,14 +40,14 @@ def test_rebatched_device_arrays_keep_every_sample_once():
     assert (batches.batch_size, wider.batch_size) == (3, 4)
     assert batches.with_min_batch_size(2).batch_size == 3
     seen = []
-    wider.fold(lambda batch, state: seen.append(batch[0].numpy()) or state, 0)
+    wider.accumulate(lambda batch, state: seen.append(batch[0].numpy()) or state, 0)
     assert [len(b) for b in seen] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate(seen), x)
 
 
 @jax_only
 @pytest.mark.parametrize("samples", [10, 9, 2])  # full batches and a short last one, full ones only, a short one only
-def test_jax_batches_fold_over_every_sample_once(samples):
+def test_jax_batches_accumulate_over_every_sample_once(samples):
     import jax
 
     x = np.arange(samples, dtype="float32")[:, None]
@@ -55,7 +57,7 @@ def test_jax_batches_fold_over_every_sample_once(samples):
         total, count, largest = state
         return total + batch[0].sum(), count + batch[0].shape[0], jax.numpy.maximum(largest, batch[1].max())
 
-    total, count, largest = jax.jit(lambda arrays: batches.fold(step, (0.0, 0, -1.0), arrays))(batches.arrays)
+    total, count, largest = jax.jit(lambda arrays: batches.with_arrays(arrays).accumulate(step, (0.0, 0, -1.0)))(batches.arrays)
     assert (float(total), int(count), float(largest)) == (x.sum(), samples, 2 * x.max())
 
 
@@ -69,3 +71,39 @@ def test_jax_backend_reads_a_tf_dataset_once_and_refuses_to_stream():
     np.testing.assert_array_equal(np.sort(np.asarray(batches.arrays[0]), axis=0), x)
     with pytest.raises(ValueError, match="stream=True.*TensorFlow backend"):
         prepare_data(dataset, stream=True)
+
+
+@pytest.mark.parametrize("name", SUPPORTED_BACKENDS)
+def test_each_backend_implements_the_one_contract(name):
+    backend = pytest.importorskip(f"losslandscape.backends.{name}").BACKEND
+    assert isinstance(backend, base.Backend) and backend.name == name
+    assert issubclass(backend.point_evaluator, base.PointEvaluator)
+    assert issubclass(backend.vectorized_evaluator, base.PointEvaluator)
+    assert issubclass(backend.hessian_vector_product, base.HessianVectorProduct)
+    assert backend.out_of_memory_errors and all(issubclass(e, BaseException) for e in backend.out_of_memory_errors)
+    shared = ["model", "batches", "origin", "directions", "include_regularization"]
+    assert list(inspect.signature(backend.point_evaluator).parameters) == shared + ["variables"]
+    assert list(inspect.signature(backend.vectorized_evaluator).parameters) == shared + ["points_per_call"]
+    assert list(inspect.signature(backend.hessian_vector_product).parameters) == [
+        "model", "batches", "include_regularization"
+    ]
+
+
+def test_a_backend_missing_a_method_cannot_be_built():
+    class Incomplete(base.Backend):
+        name = "incomplete"
+
+        def device_description(self):
+            return ""
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
+
+
+def test_the_data_is_hashed_once_however_often_a_run_asks(monkeypatch):
+    x = np.arange(12, dtype="float32")[:, None]
+    batches = prepare_data((x, x), batch_size=5)
+    hashed = []
+    monkeypatch.setattr(base, "content_hash", lambda leaves: hashed.append(list(leaves)) or "hash")
+    assert batches.fingerprint() == batches.fingerprint() == "hash"
+    assert len(hashed) == 1 and [np.asarray(leaf).shape for leaf in hashed[0]] == [(12, 1), (12, 1)]

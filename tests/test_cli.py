@@ -159,8 +159,10 @@ def test_ctrl_c_is_one_line_with_exit_130_and_the_command_that_resumes(saved, tm
     out = tmp_path / "surface.h5"
     argv = ["surface", str(folder / "model.keras"), "--data", str(folder / "train.npz"), "--x-key", "inputs",
             "--y-key", "targets", "--points", "60", "--chunk-size", "4", "--out", str(out), "--quiet"]
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: restore it for the command.
     process = subprocess.Popen([sys.executable, "-m", "losslandscape", *argv], stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None and not out.exists():
         time.sleep(0.05)

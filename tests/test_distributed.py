@@ -62,7 +62,7 @@ def test_a_failed_chunk_is_retried(classifier, monkeypatch):
 
 def test_workers_evaluate_k_points_per_call(classifier, monkeypatch):
     model, data, _ = classifier
-    vectorized = current_backend().VectorizedPointEvaluator
+    vectorized = current_backend().vectorized_evaluator
     original = vectorized.evaluate
     calls = []
 
@@ -147,16 +147,16 @@ def test_a_worker_with_slightly_other_data_or_weights_is_refused(classifier, tmp
     model, (x, y), npz = classifier
     original_make_job = distributed.make_job
 
-    def job_with_a_difference(model, labels, options, directions, coefficients):
+    def job_with_a_difference(model, data, settings, directions, coefficients):
         if change == "one_sample":
             other = x.copy()
             other[7, 3] += 0.5
             np.savez(tmp_path / "other.npz", features=other, labels=y)
-            options = dict(options, data=NpzData(str(tmp_path / "other.npz"), x_key="features", y_key="labels"))
+            data = {"train": NpzData(str(tmp_path / "other.npz"), x_key="features", y_key="labels")}
         else:
             model = keras.models.clone_model(model)
             model.set_weights([w + 0.01 if i == 1 else w for i, w in enumerate(classifier[0].get_weights())])
-        return original_make_job(model, labels, options, directions, coefficients)
+        return original_make_job(model, data, settings, directions, coefficients)
 
     monkeypatch.setattr(distributed, "make_job", job_with_a_difference)
     what = "data 'train'" if change == "one_sample" else "model weights"

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import losslandscape.engine as engine_module
+import losslandscape.points_per_call_probe as probe_module
 from conftest import ON_TENSORFLOW, all_state, assert_same_state, evaluate_at, tensorflow_only, weights_at
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
+from losslandscape.backends import current_backend
 from losslandscape.backends import tensorflow as tensorflow_backend
 from losslandscape.datasets import prepare_data
 from losslandscape.input_layer_fold import foldable_input_dense
@@ -226,10 +227,10 @@ def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp,
     directions = random_directions(small_mlp, seed=0)
     grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
     batches = {"train": prepare_data((x, y))}
-    monkeypatch.setattr(engine_module, "PROBE_AGREEMENT", -1.0)  # any difference, even 0, is too large
+    monkeypatch.setattr(probe_module, "PROBE_AGREEMENT", -1.0)  # any difference, even 0, is too large
     calls = []
-    original = engine_module.current_backend().CompiledPointEvaluator.evaluate
-    monkeypatch.setattr(engine_module.current_backend().CompiledPointEvaluator, "evaluate",
+    original = current_backend().point_evaluator.evaluate
+    monkeypatch.setattr(current_backend().point_evaluator, "evaluate",
                         lambda self, rows: calls.append(len(rows)) or original(self, rows))
     auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
     printed = capsys.readouterr().out
@@ -348,9 +349,9 @@ def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, gri
             raise MemoryError("fake")
         return _FakeEvaluator(k)
 
-    monkeypatch.setattr(engine_module, "_time_evaluator", fake_time_evaluator)
+    monkeypatch.setattr(probe_module, "time_evaluator", fake_time_evaluator)
     rows = np.zeros((grid_points, 2))
-    best = engine_module._probe(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=1)
+    best = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=1)
     assert best.points_per_call == chosen
     assert f"using {chosen} points per call" in capsys.readouterr().out
 

@@ -49,9 +49,9 @@ def test_different_architectures_are_refused(two_solutions, image_data):
 def test_plot_has_loss_and_accuracy_on_twin_axes(two_solutions, image_data):
     x, y, _ = image_data
     line = interpolate(*two_solutions, ((x, y), (x[:100], y[:100])), coords=np.linspace(-0.5, 1.5, 5), verbose=0)
-    drawn = plot_interpolation(line)
-    assert [d.get_label() for d in drawn["loss"]] == ["train loss", "test loss"]
-    assert [d.get_linestyle() for d in drawn["accuracy"]] == ["-", "--"]
-    np.testing.assert_allclose(drawn["accuracy"][1].get_ydata(), line.metrics["test"]["accuracy"])
+    drawn = plot_interpolation(line).artists_
+    assert [d.get_label() for d in drawn["line"]] == ["train loss", "test loss"]
+    assert [d.get_linestyle() for d in drawn["metric"]] == ["-", "--"]
+    np.testing.assert_allclose(drawn["metric"][1].get_ydata(), line.metrics["test"]["accuracy"])
     assert line.axes_["metric"] is not line.axes_["line"]
     plt.close("all")

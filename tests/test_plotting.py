@@ -7,7 +7,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
 
-from losslandscape import LossLine, LossSurface, plot_loss, plot_loss_3D  # noqa: E402
+from losslandscape import (  # noqa: E402
+    LossLine,
+    LossSurface,
+    plot_interpolation,
+    plot_line,
+    plot_loss,
+    plot_loss_3D,
+    plot_surface,
+)
 
 
 def bowl_surface(with_gaps=False):
@@ -22,7 +30,7 @@ def bowl_surface(with_gaps=False):
 @pytest.mark.parametrize("kind", ["contour", "contourf", "heatmap", "surface"])
 def test_each_kind_draws_the_data_and_tolerates_nan_and_inf(kind):
     surface = bowl_surface(with_gaps=True)
-    artist = surface.plot(kind=kind)
+    artist = surface.plot(kind=kind).artists_[kind]
     assert surface.figure_ is surface.ax_.figure
     finite = surface.losses["train"][np.isfinite(surface.losses["train"])]
     if kind in ("contour", "contourf"):
@@ -45,7 +53,7 @@ def test_each_kind_draws_the_data_and_tolerates_nan_and_inf(kind):
 
 def test_log_scale_and_metric_choice():
     surface = bowl_surface()
-    artist = surface.plot("contourf", log=True)
+    artist = surface.plot("contourf", log=True).artists_["contourf"]
     assert isinstance(artist.norm, matplotlib.colors.LogNorm)
     surface.plot("heatmap", metric="accuracy")
     assert surface.ax_.get_title() == "train accuracy"
@@ -67,7 +75,7 @@ def test_plot_on_given_axes_and_require_3d_axes_for_surface():
 def test_line_plot_has_one_curve_per_dataset():
     coords = np.linspace(-1, 1, 11)
     line = LossLine(coords, {"train": coords**2, "test": coords**2 + 1}, {"train": {}, "test": {}})
-    drawn = line.plot()
+    drawn = line.plot().artists_["line"]
     assert [d.get_label() for d in drawn] == ["train", "test"]
     np.testing.assert_allclose(drawn[1].get_ydata(), coords**2 + 1)
     plt.close("all")
@@ -106,4 +114,25 @@ def test_plot_loss_draws_on_given_axes_without_showing(small_mlp, regression_dat
     assert [l.get_label() for l in ax.lines] == ["training set", "test set"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), line.losses["training set"])
     assert (tmp_path / "line.png").exists()
+    plt.close("all")
+
+
+def test_every_plot_returns_the_landscape_with_what_it_drew():
+    """One convention, as scikit-learn's displays: the landscape comes back with ax_, figure_ and artists_ set."""
+    coords = np.linspace(-1, 1, 5)
+    line = LossLine(coords, {"train": coords**2}, {"train": {"accuracy": 1 - coords**2}})
+    surface = bowl_surface()
+    calls = {
+        "line": lambda: line.plot(),
+        "plot_line": lambda: plot_line(line),
+        "plot_interpolation": lambda: plot_interpolation(line),
+        "surface.plot": lambda: surface.plot("heatmap"),
+        "plot_surface": lambda: plot_surface(surface, "contour"),
+    }
+    for name, call in calls.items():
+        returned = call()
+        assert returned is (line if "line" in name or "interpolation" in name else surface), name
+        assert returned.figure_ is returned.ax_.figure and returned.artists_, name
+    assert set(line.artists_) == {"line", "metric"} and set(surface.artists_) == {"heatmap", "contour"}
+    assert surface.artists_["contour"] is not surface.artists_["heatmap"]
     plt.close("all")

@@ -72,7 +72,7 @@ def test_trajectory_on_its_pca_surface(small_mlp, regression_data, tmp_path):
     xcoords, ycoords = pca.plane_coords(points=7)
     assert xcoords.min() < pca.coords[:, 0].min() and ycoords.max() > pca.coords[:, 1].max()
     surface = compute_surface(small_mlp, (x, y), pca.directions, xcoords, ycoords, verbose=0)
-    drawn = plot_trajectory(surface, pca)
+    drawn = plot_trajectory(surface, pca).artists_
     np.testing.assert_allclose(drawn["path"].get_xdata(), pca.coords[:, 0])
     assert surface.ax_.get_xlabel().startswith("1st PC: ")
     pca.save(tmp_path / "pca.h5")

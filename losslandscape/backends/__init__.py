@@ -1,7 +1,8 @@
 """The one place that knows which Keras backend runs the model.
 
 Everything backend-specific (converting data, compiling the per-point
-evaluation) lives in a module of this package named after the backend.
+evaluation) lives in a module of this package named after the backend,
+which implements the contract of `losslandscape.backends.base.Backend`.
 """
 
 import importlib
@@ -25,7 +26,7 @@ def import_keras():
 
 
 def current_backend():
-    """Returns the module implementing the active Keras backend."""
+    """Returns the `Backend` of the active Keras backend (the `BACKEND` of its module here)."""
     keras = import_keras()
     name = keras.backend.backend()
     if name not in SUPPORTED_BACKENDS:
@@ -35,6 +36,6 @@ def current_backend():
             "KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax before importing keras."
         )
     try:
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{name}").BACKEND
     except ImportError as error:
         raise ImportError(f"{_INSTALL_HINT} ({error})") from error

@@ -1,7 +1,8 @@
-"""JAX implementation: device-resident batches and jit-compiled, `vmap`-vectorized point evaluators."""
+"""The JAX backend: device-resident batches and jit-compiled, `vmap`-vectorized point evaluators."""
 
 from __future__ import annotations
 
+import copy
 from typing import Optional, Sequence
 
 import jax
@@ -9,30 +10,23 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from losslandscape.backends import base
+from losslandscape.backends.base import ArrayBatches, PointEvaluator, batch_loss
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_predict, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
-from losslandscape.resume import weights_fingerprint
+from losslandscape.keras_internals import build_for_batch
 
 
 OUT_OF_MEMORY_ERRORS = (jax.errors.JaxRuntimeError,)
 
 
-def device_description() -> str:
-    """The framework's version and the devices it computes on, for benchmark reports."""
-    return f"JAX {jax.__version__}, devices: {[str(device) for device in jax.devices()]}"
-
-
-def is_native_dataset(data) -> bool:
-    """Whether `data` is a `tf.data.Dataset`, which the JAX backend reads once into arrays."""
-    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
-
-
-class DeviceBatches:
+class DeviceBatches(ArrayBatches):
     """Whole arrays held on the default JAX device, sliced into batches inside the compiled loop.
 
     The arrays are passed to the compiled functions as arguments, never
-    captured as constants, so compiling does not copy the data.
+    captured as constants, so compiling does not copy the data: inside a
+    compiled function, loop over `batches.with_arrays(traced_arrays)`.
     """
 
     def __init__(self, arrays: tuple, batch_size: int):
@@ -50,13 +44,19 @@ class DeviceBatches:
     def first_batch(self):
         return keras.tree.map_structure(lambda a: a[: self.batch_size], self.arrays)
 
-    def fold(self, step, state, arrays):
-        """Threads `state` through `step(batch, state)` over the batches of `arrays` (traced), in a compiled loop.
+    def with_arrays(self, arrays) -> "DeviceBatches":
+        """The same batching over `arrays`, e.g. the traced arguments of a compiled function."""
+        rebound = copy.copy(self)
+        rebound.arrays = arrays
+        return rebound
+
+    def accumulate(self, step, state):
+        """Threads `state` through `step(batch, state)` over all batches, in a compiled loop.
 
         Full batches run in a `fori_loop`; a last, shorter batch runs after it,
         as in `model.evaluate`.
         """
-        size = self.batch_size
+        arrays, size = self.arrays, self.batch_size
         full_batches, remainder = divmod(self.num_samples, size)
 
         def body(index, state):
@@ -69,35 +69,17 @@ class DeviceBatches:
             state = step(keras.tree.map_structure(lambda a: a[full_batches * size :], arrays), state)
         return state
 
-    def fingerprint(self) -> str:
-        return weights_fingerprint(np.asarray(a) for a in keras.tree.flatten(self.arrays))
-
-    def evaluate_arguments(self) -> dict:
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.arrays)
-        return dict(x=x, y=y, sample_weight=sample_weight, batch_size=self.batch_size)
+    def _leaves(self):
+        return (np.asarray(a) for a in keras.tree.flatten(self.arrays))
 
 
-def arrays_to_batches(arrays: tuple, batch_size: int) -> DeviceBatches:
-    """Puts `(x, y[, sample_weight])` on the device once."""
-    return DeviceBatches(arrays, batch_size)
-
-
-def native_dataset_to_batches(dataset, batch_size: int, max_samples: Optional[int], max_batches: Optional[int],
-                              stream: bool = False):
-    """Runs a batched `tf.data.Dataset` once and joins its batches into device-resident arrays.
-
-    Every grid point then sees the same samples in the same order, even from a
-    shuffling or augmenting pipeline.
-    """
+def _native_dataset_to_batches(dataset, stream: bool = False) -> Optional[DeviceBatches]:
+    """Runs a batched `tf.data.Dataset` once and joins its batches into device-resident arrays."""
     if stream:
         raise ValueError(
             "`stream=True` needs the TensorFlow backend: the JAX backend keeps the data in the "
             "accelerator's memory. Set KERAS_BACKEND=tensorflow, or pass stream=False."
         )
-    if max_samples is not None:
-        dataset = dataset.unbatch().take(max_samples).batch(batch_size)
-    if max_batches is not None:
-        dataset = dataset.take(max_batches)
     batches = [keras.tree.map_structure(np.asarray, batch) for batch in dataset]
     if not batches:
         return None
@@ -112,12 +94,7 @@ def native_dataset_to_batches(dataset, batch_size: int, max_samples: Optional[in
     return DeviceBatches(tuple(arrays), len(keras.tree.flatten(batches[0])[0]))
 
 
-def build_metrics(model: keras.Model, batches) -> None:
-    """Builds the model, its compiled loss and its compiled metrics for one batch, as `model.evaluate` does."""
-    model._symbolic_build(data_batch=batches.first_batch())
-
-
-class _PointsEvaluator:
+class _PointsEvaluator(PointEvaluator):
     """Loss and compiled metrics at θ0 + Σ_k c_k·d_k, computed by one jit-compiled function.
 
     The function builds each point's weights from θ0 and the directions,
@@ -132,7 +109,7 @@ class _PointsEvaluator:
         self._model = model
         self._batches = batches
         self._include_regularization = include_regularization
-        build_metrics(model, batches)
+        build_for_batch(model, batches.first_batch())
         for metric in model.metrics:
             metric.reset_state()
         moved = list(model.trainable_variables) if variables is None else list(variables)
@@ -149,14 +126,14 @@ class _PointsEvaluator:
         )
         self._function = jax.jit(self._evaluate_points)
 
-    def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
+    def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, `points_per_call` rows per compiled call."""
         return evaluate_in_padded_calls(
-            rows, self.points_per_call, lambda padded: self._function(padded, self._inputs), np.float32
+            points, self.points_per_call, lambda padded: self._function(padded, self._inputs), np.float32
         )
 
-    def _evaluate_points(self, rows, inputs):
-        return jax.lax.map(lambda row: self._evaluate_point(row, inputs), rows)
+    def _evaluate_points(self, points, inputs):
+        return jax.lax.map(lambda point: self._evaluate_point(point, inputs), points)
 
     def _evaluate_point(self, coefficients, inputs):
         moved = [
@@ -173,7 +150,7 @@ class _PointsEvaluator:
         def step(batch, states):
             return self._step(batch, trainable, non_trainable, states)
 
-        states = self._batches.fold(step, inputs["metric_states"], inputs["arrays"])
+        states = self._batches.with_arrays(inputs["arrays"]).accumulate(step, inputs["metric_states"])
         return self._results(states)
 
     def _step(self, batch, trainable, non_trainable, states):
@@ -209,8 +186,8 @@ class VectorizedPointEvaluator(_PointsEvaluator):
         self.points_per_call = points_per_call
         self._folded_layer = foldable_input_dense(model)
 
-    def _evaluate_points(self, rows, inputs):
-        return jax.vmap(lambda row: self._evaluate_point(row, inputs))(rows)
+    def _evaluate_points(self, points, inputs):
+        return jax.vmap(lambda point: self._evaluate_point(point, inputs))(points)
 
     def _evaluate_point(self, coefficients, inputs):
         if self._folded_layer is None:
@@ -222,37 +199,27 @@ class VectorizedPointEvaluator(_PointsEvaluator):
             return super()._evaluate_point(coefficients, inputs)
 
 
-class HessianVectorProduct:
-    """Computes H·v for the Hessian H of the compiled loss at the model's current weights.
-
-    The loss is the one `model.evaluate` reports (batch losses weighted by
-    batch size, in inference mode), so H is exactly the Hessian of the
-    landscape at θ0. Each product is one compiled pass over the resident
-    batches, forward-over-reverse (`jax.jvp` of `jax.grad`).
-    """
+class HessianVectorProduct(base.HessianVectorProduct):
+    """H·v in one compiled pass over the batches, forward-over-reverse (`jax.jvp` of `jax.grad`)."""
 
     def __init__(self, model: keras.Model, batches, include_regularization: bool = True):
-        self._model = model
-        self._batches = batches
-        self._include_regularization = include_regularization
-        self._variables = list(model.trainable_variables)
-        self._function = jax.jit(self._product)
+        super().__init__(model, batches, include_regularization)
+        self._function = jax.jit(self._sum_over_batches)
 
-    def __call__(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _product(self, vector: Sequence[np.ndarray]) -> list:
         model = self._model
-        products = self._function(
+        return self._function(
             [v.value for v in self._variables],
             [v.value for v in model.non_trainable_variables],
             [v.value for v in model.metrics_variables],
             [jnp.asarray(a, dtype=v.dtype) for a, v in zip(vector, self._variables)],
             self._batches.arrays,
         )
-        return [np.asarray(h, dtype=np.float64) for h in products]
 
-    def _product(self, weights, non_trainable, metric_states, vector, arrays):
+    def _sum_over_batches(self, weights, non_trainable, metric_states, vector, arrays):
         model = self._model
 
-        def batch_loss(trainable, batch):
+        def loss_of_batch(trainable, batch):
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
             if self._include_regularization:
                 loss, _ = model.compute_loss_and_updates(
@@ -260,12 +227,41 @@ class HessianVectorProduct:
                 )
                 return loss
             y_pred = stateless_predict(model, trainable, non_trainable, x)
-            return model._compile_loss(y, y_pred, sample_weight)
+            return batch_loss(model, x, y, y_pred, sample_weight, include_regularization=False)
 
         def step(batch, totals):
-            _, product = jax.jvp(lambda w: jax.grad(batch_loss)(w, batch), (weights,), (vector,))
+            _, product = jax.jvp(lambda w: jax.grad(loss_of_batch)(w, batch), (weights,), (vector,))
             size = keras.tree.flatten(batch)[0].shape[0]
             return [total + h * size for total, h in zip(totals, product)]
 
-        totals = self._batches.fold(step, [jnp.zeros_like(w) for w in weights], arrays)
+        totals = self._batches.with_arrays(arrays).accumulate(step, [jnp.zeros_like(w) for w in weights])
         return [total / self._batches.num_samples for total in totals]
+
+
+class JaxBackend(base.Backend):
+    """Keras on JAX: data as device arrays passed to `jax.jit`-compiled functions, K points with `jax.vmap`."""
+
+    name = "jax"
+    out_of_memory_errors = OUT_OF_MEMORY_ERRORS
+    point_evaluator = CompiledPointEvaluator
+    vectorized_evaluator = VectorizedPointEvaluator
+    hessian_vector_product = HessianVectorProduct
+
+    def device_description(self) -> str:
+        return f"JAX {jax.__version__}, devices: {[str(device) for device in jax.devices()]}"
+
+    def is_native_dataset(self, data) -> bool:
+        # Without importing TensorFlow, which the JAX backend needs only to read a tf.data.Dataset.
+        return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+    def arrays_to_batches(self, arrays: tuple, batch_size: int) -> DeviceBatches:
+        return DeviceBatches(arrays, batch_size)
+
+    def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[DeviceBatches]:
+        return _native_dataset_to_batches(dataset, stream)
+
+    def build_metrics(self, model: keras.Model, batches) -> None:
+        build_for_batch(model, batches.first_batch())
+
+
+BACKEND = JaxBackend()

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def evaluate_in_padded_calls(
-    rows: np.ndarray, points_per_call: int, call: Callable[[np.ndarray], dict], dtype
+    points: np.ndarray, points_per_call: int, call: Callable[[np.ndarray], dict], dtype
 ) -> list[dict[str, float]]:
     """Values at each row of coefficients, from `call(coefficients)` on `points_per_call` rows at a time.
 
@@ -17,8 +17,8 @@ def evaluate_in_padded_calls(
     are dropped. `call` returns `{name: K values}`.
     """
     results = []
-    for start in range(0, len(rows), points_per_call):
-        chunk = np.asarray(rows[start : start + points_per_call], dtype=dtype)
+    for start in range(0, len(points), points_per_call):
+        chunk = np.asarray(points[start : start + points_per_call], dtype=dtype)
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], points_per_call - len(chunk), axis=0)])
         values = {name: np.asarray(value) for name, value in call(padded).items()}
         results.extend({name: float(value[k]) for name, value in values.items()} for k in range(len(chunk)))

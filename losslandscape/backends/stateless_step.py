@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+from losslandscape.backends.base import batch_loss, batch_size_of
+from losslandscape.keras_internals import call_takes_training, loss_tracker
 
 
 def stateless_test_step(
@@ -31,11 +33,8 @@ def stateless_test_step(
         *zip(metric_variables, states),
     ]
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        if include_regularization:
-            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        else:
-            loss = model._compile_loss(y, y_pred, sample_weight)
-        model._loss_tracker.update_state(loss, sample_weight=keras.ops.shape(keras.tree.flatten(x)[0])[0])
+        loss = batch_loss(model, x, y, y_pred, sample_weight, include_regularization)
+        loss_tracker(model).update_state(loss, sample_weight=batch_size_of(x))
         model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
     return [scope.get_current_value(v) for v in metric_variables]
 
@@ -43,7 +42,7 @@ def stateless_test_step(
 def stateless_predict(model: keras.Model, trainable: Sequence, non_trainable: Sequence, x):
     """The model's output in inference mode at the given variable values."""
     # As in Keras' test step: a subclassed model's `call` may take no `training` argument.
-    call_arguments = {"training": False} if model._call_has_training_arg else {}
+    call_arguments = {"training": False} if call_takes_training(model) else {}
     y_pred, _ = model.stateless_call(trainable, non_trainable, x, **call_arguments)
     return y_pred
 

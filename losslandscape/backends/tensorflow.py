@@ -1,4 +1,4 @@
-"""TensorFlow implementation: data pipelines and the compiled point evaluator."""
+"""The TensorFlow backend: device-resident or streamed batches, and `tf.function`-compiled evaluators."""
 
 from __future__ import annotations
 
@@ -12,27 +12,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from losslandscape.backends import base
+from losslandscape.backends.base import ArrayBatches, Batches, PointEvaluator, batch_loss, batch_size_of
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
-from losslandscape.resume import weights_fingerprint
 
 
 OUT_OF_MEMORY_ERRORS = (tf.errors.ResourceExhaustedError,)
 
 
-def device_description() -> str:
-    """The framework's version and the accelerators it sees, for benchmark reports."""
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    return f"TensorFlow {tf.__version__}, GPUs: {gpus or 'none'}"
-
-
-def is_native_dataset(data) -> bool:
-    """Whether `data` is a `tf.data.Dataset`."""
-    return isinstance(data, tf.data.Dataset)
-
-
-class DeviceBatches:
+class DeviceBatches(ArrayBatches):
     """Whole arrays held as tensors on the device, sliced into batches in the compiled loop.
 
     Slicing resident tensors inside `tf.function` costs microseconds per
@@ -48,7 +38,7 @@ class DeviceBatches:
     def first_batch(self):
         return self._slice(0)
 
-    def fold(self, step, state):
+    def accumulate(self, step, state):
         """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop.
 
         The full batches run in a loop with a static batch shape and the
@@ -63,18 +53,14 @@ class DeviceBatches:
             state = step(self._fixed_slice(full_batches * self.batch_size, remainder), state)
         return state
 
-    def fingerprint(self) -> str:
-        return weights_fingerprint(tf.nest.flatten(self.arrays))
+    def _leaves(self):
+        return tf.nest.flatten(self.arrays)
 
     def with_min_batch_size(self, batch_size: int) -> "DeviceBatches":
         """The same resident arrays, sliced into batches of at least `batch_size` samples."""
         rebatched = copy.copy(self)
         rebatched.batch_size = max(self.batch_size, batch_size)
         return rebatched
-
-    def evaluate_arguments(self) -> dict:
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.arrays)
-        return dict(x=x, y=y, sample_weight=sample_weight, batch_size=self.batch_size)
 
     def _slice(self, start):
         return tf.nest.map_structure(lambda a: a[start : start + self.batch_size], self.arrays)
@@ -101,12 +87,14 @@ def _on_accelerator_if_it_fits(arrays):
             return tf.nest.map_structure(tf.convert_to_tensor, arrays)
 
 
-class StreamedBatches:
+class StreamedBatches(Batches):
     """A `tf.data.Dataset` read batch by batch at every point.
 
     Used for batches that cannot be joined into arrays (then cached in
     memory), and for data larger than memory (`stream=True`, not cached).
     """
+
+    batch_size = None
 
     def __init__(self, dataset: tf.data.Dataset, num_samples: int):
         self.dataset = dataset
@@ -115,36 +103,20 @@ class StreamedBatches:
     def first_batch(self):
         return next(iter(self.dataset))
 
-    def fold(self, step, state):
+    def accumulate(self, step, state):
         """Threads `state` through `step(batch, state)` over all batches, inside a compiled loop."""
         for batch in self.dataset:
             state = step(batch, state)
         return state
 
-    def fingerprint(self) -> str:
-        return weights_fingerprint(leaf for batch in self.dataset for leaf in tf.nest.flatten(batch))
+    def _leaves(self):
+        return (leaf for batch in self.dataset for leaf in tf.nest.flatten(batch))
 
     def evaluate_arguments(self) -> dict:
         return dict(x=self.dataset)
 
-    def with_min_batch_size(self, batch_size: int) -> "StreamedBatches":
-        """Itself: a pipeline's batches are kept as it makes them."""
-        return self
 
-
-
-def arrays_to_batches(arrays: tuple, batch_size: int) -> DeviceBatches:
-    """Puts `(x, y[, sample_weight])` on the device once."""
-    return DeviceBatches(arrays, batch_size)
-
-
-def native_dataset_to_batches(
-    dataset: tf.data.Dataset,
-    batch_size: Optional[int],
-    max_samples: Optional[int],
-    max_batches: Optional[int],
-    stream: bool = False,
-):
+def _native_dataset_to_batches(dataset: tf.data.Dataset, stream: bool = False) -> Optional[Batches]:
     """Runs a batched `tf.data.Dataset` once and keeps its batches.
 
     The batches are joined into device-resident arrays when their shapes
@@ -154,10 +126,6 @@ def native_dataset_to_batches(
     nothing is kept: the pipeline runs again at every point, so data larger
     than memory works (it must then yield the same batches every time).
     """
-    if max_samples is not None:
-        dataset = dataset.unbatch().take(max_samples).batch(batch_size)
-    if max_batches is not None:
-        dataset = dataset.take(max_batches)
     if stream:
         num_samples = sum(int(tf.shape(tf.nest.flatten(batch)[0])[0]) for batch in dataset)
         return StreamedBatches(dataset, num_samples) if num_samples else None
@@ -173,7 +141,7 @@ def native_dataset_to_batches(
     return DeviceBatches(arrays, first_batch_size)
 
 
-def build_metrics(model: keras.Model, batches) -> None:
+def _build_metrics(model: keras.Model, batches) -> None:
     """Runs one eager test step so that lazily built compiled metrics own their variables.
 
     It changes metric states only, which the caller's `WeightSnapshot` restores.
@@ -181,7 +149,7 @@ def build_metrics(model: keras.Model, batches) -> None:
     model.test_step(batches.first_batch())
 
 
-class CompiledPointEvaluator:
+class CompiledPointEvaluator(PointEvaluator):
     """Evaluates the compiled loss and metrics at θ0 + Σ_k c_k·d_k.
 
     θ0 and the directions are given per variable of `variables` (by default
@@ -218,23 +186,23 @@ class CompiledPointEvaluator:
                     )
                 )
         self._data_loss = None if include_regularization else keras.metrics.Mean()
-        build_metrics(model, batches)
+        _build_metrics(model, batches)
         self._function = tf.function(self._evaluate, reduce_retracing=True)
 
     def __call__(self, coefficients: Sequence[float]) -> dict[str, float]:
         values = self._function(tf.constant(coefficients, dtype=tf.float64))
         return {name: float(value) for name, value in values.items()}
 
-    def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
+    def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, one compiled call per point."""
-        return [self(row) for row in rows]
+        return [self(point) for point in points]
 
     def _evaluate(self, coefficients):
         for variable, origin, stacked in self._perturbed:
             shift = tf.tensordot(tf.cast(coefficients, variable.dtype), stacked, axes=1)
             variable.assign(origin + shift)
         self._reset_metrics()
-        self._batches.fold(_stateful(self._step), tf.constant(0))
+        self._batches.accumulate(_stateful(self._step), tf.constant(0))
         return self._results()
 
     def _step(self, batch):
@@ -242,10 +210,8 @@ class CompiledPointEvaluator:
             return self._model.test_step(batch)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         y_pred = self._model(x, training=False)
-        loss = self._model._compile_loss(y, y_pred, sample_weight)
-        self._data_loss.update_state(
-            loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0]
-        )
+        loss = batch_loss(self._model, x, y, y_pred, sample_weight, include_regularization=False)
+        self._data_loss.update_state(loss, sample_weight=batch_size_of(x))
         return self._model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _reset_metrics(self):
@@ -262,7 +228,7 @@ class CompiledPointEvaluator:
 
 
 def _stateful(step):
-    """`step(batch)`, which works by writing variables, as a step of `fold` with a dummy state."""
+    """`step(batch)`, which works by writing variables, as a step of `accumulate` with a dummy state."""
 
     def step_with_state(batch, state):
         step(batch)
@@ -271,46 +237,33 @@ def _stateful(step):
     return step_with_state
 
 
-class HessianVectorProduct:
-    """Computes H·v for the Hessian H of the compiled loss at the model's current weights.
-
-    The loss is the one `model.evaluate` reports (batch losses weighted by
-    batch size, in inference mode), so H is exactly the Hessian of the
-    landscape at θ0. Each product is one compiled pass over the resident
-    batches with nested gradient tapes.
-    """
+class HessianVectorProduct(base.HessianVectorProduct):
+    """H·v in one compiled pass over the batches, with nested gradient tapes."""
 
     def __init__(self, model: keras.Model, batches, include_regularization: bool = True):
-        self._model = model
-        self._batches = batches
-        self._include_regularization = include_regularization
-        self._variables = list(model.trainable_variables)
+        super().__init__(model, batches, include_regularization)
         self._sums = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self._variables]
-        self._function = tf.function(self._product)
-
-    def __call__(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
-        tensors = [tf.constant(v, dtype=var.dtype) for v, var in zip(vector, self._variables)]
-        return [np.asarray(h, dtype=np.float64) for h in self._function(tensors)]
+        self._function = tf.function(self._sum_over_batches)
 
     def _product(self, vector):
+        return self._function([tf.constant(v, dtype=var.dtype) for v, var in zip(vector, self._variables)])
+
+    def _sum_over_batches(self, vector):
         for total in self._sums:
             total.assign(tf.zeros_like(total))
-        self._batches.fold(_stateful(lambda batch: self._accumulate(batch, vector)), tf.constant(0))
+        self._batches.accumulate(_stateful(lambda batch: self._add_batch(batch, vector)), tf.constant(0))
         return [total / self._batches.num_samples for total in self._sums]
 
-    def _accumulate(self, batch, vector):
+    def _add_batch(self, batch, vector):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         with tf.GradientTape() as outer:
             with tf.GradientTape() as inner:
                 y_pred = self._model(x, training=False)
-                if self._include_regularization:
-                    loss = self._model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-                else:
-                    loss = self._model._compile_loss(y, y_pred, sample_weight)
+                loss = batch_loss(self._model, x, y, y_pred, sample_weight, self._include_regularization)
             gradients = inner.gradient(loss, self._variables, unconnected_gradients="zero")
             directional = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(gradients, vector)])
         products = outer.gradient(directional, self._variables, unconnected_gradients="zero")
-        batch_size = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], self._variables[0].dtype)
+        batch_size = tf.cast(batch_size_of(x), self._variables[0].dtype)
         for total, product in zip(self._sums, products):
             total.assign_add(product * batch_size)
 
@@ -348,7 +301,7 @@ def _input_values_per_sample(batches) -> int:
     return max(sum(math.prod(leaf.shape[1:]) for leaf in tf.nest.flatten(x)), 1)
 
 
-class VectorizedPointEvaluator:
+class VectorizedPointEvaluator(PointEvaluator):
     """Evaluates K grid points per compiled call, with the weights of the K points stacked.
 
     Inside one `tf.function`, each batch runs the K forward passes at once
@@ -381,16 +334,16 @@ class VectorizedPointEvaluator:
             tf.constant(np.stack([d[position] for d in directions]), dtype=v.dtype)
             for position, v in enumerate(model.trainable_variables)
         ]
-        build_metrics(model, batches)
+        _build_metrics(model, batches)
         self._metric_variables = list(model.metrics_variables)
         self._folded_layer = foldable_input_dense(model)
         self._function = tf.function(self._evaluate, jit_compile=True)
         self.uses_xla = None  # known after the first call
 
-    def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
+    def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, `points_per_call` rows per compiled call."""
         return evaluate_in_padded_calls(
-            rows, self.points_per_call, lambda padded: self._call(tf.constant(padded)), np.float64
+            points, self.points_per_call, lambda padded: self._call(tf.constant(padded)), np.float64
         )
 
     def _call(self, coefficients):
@@ -431,7 +384,7 @@ class VectorizedPointEvaluator:
 
             return tf.vectorized_map(one_point, (coefficients, weights, states), fallback_to_while_loop=True)
 
-        states = self._batches.fold(step, states)
+        states = self._batches.accumulate(step, states)
         results = {}
         for k in range(self.points_per_call):
             point_states = [state[k] for state in states]
@@ -451,3 +404,32 @@ class VectorizedPointEvaluator:
         return stateless_test_step(
             self._model, weights, non_trainable, self._metric_variables, states, batch, self._include_regularization
         )
+
+
+class TensorFlowBackend(base.Backend):
+    """Keras on TensorFlow: data as device-resident tensors (or a streamed `tf.data.Dataset`), `tf.function` and XLA."""
+
+    name = "tensorflow"
+    out_of_memory_errors = OUT_OF_MEMORY_ERRORS
+    point_evaluator = CompiledPointEvaluator
+    vectorized_evaluator = VectorizedPointEvaluator
+    hessian_vector_product = HessianVectorProduct
+
+    def device_description(self) -> str:
+        gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+        return f"TensorFlow {tf.__version__}, GPUs: {gpus or 'none'}"
+
+    def is_native_dataset(self, data) -> bool:
+        return isinstance(data, tf.data.Dataset)
+
+    def arrays_to_batches(self, arrays: tuple, batch_size: int) -> DeviceBatches:
+        return DeviceBatches(arrays, batch_size)
+
+    def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[Batches]:
+        return _native_dataset_to_batches(dataset, stream)
+
+    def build_metrics(self, model: keras.Model, batches) -> None:
+        _build_metrics(model, batches)
+
+
+BACKEND = TensorFlowBackend()

@@ -1,0 +1,166 @@
+"""The contract every backend implements, and the code all backends share.
+
+A backend is a `Backend` subclass with one instance, `BACKEND`, in the
+module `losslandscape/backends/{name}.py`. It says how data lives on the
+device (`Batches`), and provides three classes with the constructor
+signatures below: a one-point-per-call evaluator and a K-points-per-call
+evaluator (both `PointEvaluator`s whose values equal `model.evaluate` at
+the same weights), and a `HessianVectorProduct`. Everything else (drawing
+directions, the grid loop, files, plots) is backend-neutral.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable, ClassVar, Iterable, Optional, Sequence
+
+import keras
+import numpy as np
+
+from losslandscape.hashing import content_hash
+from losslandscape.keras_internals import compiled_loss
+
+
+class Batches(abc.ABC):
+    """A dataset prepared once and read the same way at every grid point.
+
+    Attributes:
+        num_samples: The number of samples in all batches together.
+        batch_size: The samples per batch (the last batch may be shorter).
+    """
+
+    num_samples: int
+    batch_size: Optional[int]
+
+    @abc.abstractmethod
+    def first_batch(self):
+        """The first batch, `(x, y[, sample_weight])`, e.g. to build the model and its metrics."""
+
+    @abc.abstractmethod
+    def accumulate(self, step: Callable, state):
+        """Threads `state` through `state = step(batch, state)` over all batches, inside compiled code."""
+
+    def fingerprint(self) -> str:
+        """A content hash of every batch (`losslandscape.hashing.content_hash`), computed once."""
+        if "_fingerprint" not in self.__dict__:
+            self._fingerprint = content_hash(self._leaves())
+        return self._fingerprint
+
+    @abc.abstractmethod
+    def _leaves(self) -> Iterable:
+        """Every array of every batch, in order."""
+
+    @abc.abstractmethod
+    def evaluate_arguments(self) -> dict:
+        """Keyword arguments for `model.evaluate` that read the same samples in the same batches."""
+
+    def with_min_batch_size(self, batch_size: int) -> "Batches":
+        """The same samples in batches of at least `batch_size` where the layout allows; itself otherwise."""
+        return self
+
+
+class ArrayBatches(Batches):
+    """Whole arrays `(x, y[, sample_weight])` held on the device and sliced into batches."""
+
+    arrays: tuple
+
+    def evaluate_arguments(self) -> dict:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self.arrays)
+        return dict(x=x, y=y, sample_weight=sample_weight, batch_size=self.batch_size)
+
+
+class PointEvaluator(abc.ABC):
+    """Loss and compiled metrics at θ0 + Σ_k c_k·d_k for rows of coefficients c.
+
+    One-point evaluators are built as
+    `cls(model, batches, origin, directions, include_regularization=True, variables=None)`
+    (`variables`: what the directions move, by default the trainable
+    variables); K-point evaluators as
+    `cls(model, batches, origin, directions, include_regularization=True, points_per_call=8)`.
+    The values equal `model.evaluate` at the same weights; the model's
+    weights may be written during a call, and the caller restores them.
+
+    Attributes:
+        points_per_call: Grid points per compiled call.
+    """
+
+    points_per_call: int = 1
+
+    @abc.abstractmethod
+    def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
+        """`{name: value}` at each row of `points`, an array of coefficients of shape `(n, k)`."""
+
+
+class HessianVectorProduct(abc.ABC):
+    """H·v for the Hessian H, at the model's current weights, of the loss `model.evaluate` reports.
+
+    Built as `cls(model, batches, include_regularization=True)`. The loss
+    is each batch's loss weighted by its size, divided by the number of
+    samples, in inference mode.
+    """
+
+    def __init__(self, model: keras.Model, batches: Batches, include_regularization: bool = True):
+        self._model = model
+        self._batches = batches
+        self._include_regularization = include_regularization
+        self._variables = list(model.trainable_variables)
+
+    def __call__(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H·v, one float64 array per trainable variable, for `vector` shaped like the trainable weights."""
+        return [np.asarray(h, dtype=np.float64) for h in self._product(vector)]
+
+    @abc.abstractmethod
+    def _product(self, vector: Sequence[np.ndarray]) -> list:
+        """H·v as the backend's tensors."""
+
+
+class Backend(abc.ABC):
+    """One Keras backend: its data pipeline and its three compiled computations.
+
+    Subclasses set the class attributes below and implement the methods.
+    """
+
+    name: ClassVar[str]
+    out_of_memory_errors: ClassVar[tuple]
+    point_evaluator: ClassVar[type]  # a PointEvaluator, one point per call
+    vectorized_evaluator: ClassVar[type]  # a PointEvaluator, K points per call
+    hessian_vector_product: ClassVar[type]  # a HessianVectorProduct
+
+    @abc.abstractmethod
+    def device_description(self) -> str:
+        """The framework's version and the devices it computes on, for benchmark reports."""
+
+    @abc.abstractmethod
+    def is_native_dataset(self, data) -> bool:
+        """Whether `data` is a `tf.data.Dataset`."""
+
+    @abc.abstractmethod
+    def arrays_to_batches(self, arrays: tuple, batch_size: int) -> Batches:
+        """Puts `(x, y[, sample_weight])` on the device once."""
+
+    @abc.abstractmethod
+    def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[Batches]:
+        """Reads a batched `tf.data.Dataset` once (with `stream=True`, at every point); `None` if it is empty.
+
+        Every grid point must see the same samples in the same order, even
+        from a shuffling or augmenting pipeline.
+        """
+
+    @abc.abstractmethod
+    def build_metrics(self, model: keras.Model, batches: Batches) -> None:
+        """Builds the model and its compiled loss and metrics for the data, as `model.evaluate` does first."""
+
+
+def batch_loss(model: keras.Model, x, y, y_pred, sample_weight, include_regularization: bool = True):
+    """The loss of one batch as `model.evaluate` computes it, or without the losses layers add.
+
+    Without them it is the compiled loss alone (`model.compile(loss=...)`).
+    """
+    if include_regularization:
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+    return compiled_loss(model)(y, y_pred, sample_weight)
+
+
+def batch_size_of(x):
+    """The number of samples in a batch's inputs `x` (an array or a structure of them), as a tensor."""
+    return keras.ops.shape(keras.tree.flatten(x)[0])[0]

@@ -1,0 +1,19 @@
+"""Which compiled metric is the accuracy, for the reference file layout and for plots."""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+
+def accuracy_metric_name(metric_names: Iterable[str]) -> Optional[str]:
+    """Picks the metric written as `{label}_acc`: the first one named like an accuracy.
+
+    Example:
+
+    >>> accuracy_metric_name(["loss", "sparse_categorical_accuracy"])
+    'sparse_categorical_accuracy'
+    """
+    for name in metric_names:
+        if name in ("acc", "accuracy") or name.endswith("accuracy"):
+            return name
+    return None

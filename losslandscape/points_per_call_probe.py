@@ -1,0 +1,91 @@
+"""Choosing points per call for "auto": time one point per call against K stacked points, keep the fastest that agrees."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from losslandscape.backends import current_backend
+from losslandscape.messages import report
+
+PROBE_POINTS_PER_CALL = 16
+PROBE_GROWTH = 4
+# K × trainable parameters the probe may stack: 2**26 float32 values are 256 MiB of weights.
+PROBE_MAX_STACKED_VALUES = 2**26
+# The vectorized evaluator runs other kernels than `model.evaluate`; "auto" keeps it only where the
+# values agree this closely (they do in float32; TF32 convolutions on GPUs differ by about 1e-3).
+PROBE_AGREEMENT = 1e-5
+
+
+def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
+    """The fastest evaluator on the first of `points`: one point per call, or K = 16, 64, 256... per call.
+
+    K grows while each step was faster than the last, the values agree
+    with one point per call to PROBE_AGREEMENT, the grid has at least 8·K
+    points, and the compile time of the last K is small next to what the
+    rest of the grid still costs (a larger K compiles longer).
+    """
+    k = PROBE_POINTS_PER_CALL
+    reference, best_seconds, _ = time_evaluator(per_point, points, k)
+    best, timings, reason = per_point, {1: best_seconds}, None
+    while reason is None:
+        try:
+            candidate = build_vectorized(k)
+            values, seconds, setup = time_evaluator(candidate, points, k)
+        except (MemoryError, *current_backend().out_of_memory_errors):
+            reason = f"{k} points per call run out of memory"
+            break
+        timings[k] = seconds
+        difference, name, value, expected = largest_relative_difference(values[: len(reference)], reference)
+        if difference > PROBE_AGREEMENT:
+            reason = (f"with {k} points per call, `{name}` was {value:.7g} where one point per call gave "
+                      f"{expected:.7g} (relative difference {difference:.1e}, more than {PROBE_AGREEMENT:.0e})")
+        elif seconds >= best_seconds:
+            reason = f"{k} points per call are not faster"
+        else:
+            best, best_seconds = candidate, seconds
+            k *= PROBE_GROWTH
+            if len(points) < 8 * k:
+                reason = "the grid is too small to probe more points per call"
+            elif k * parameters > PROBE_MAX_STACKED_VALUES:
+                reason = "more points per call would stack too many weights"
+            elif setup > 0.5 * len(points) * best_seconds:
+                reason = "compiling more points per call would cost more than it can save"
+    if verbose:
+        measured = ", ".join(f"{points} per call {1e3 * seconds:.3g}" for points, seconds in timings.items())
+        using = "one point" if best.points_per_call == 1 else f"{best.points_per_call} points"
+        report(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
+    return best
+
+
+def time_evaluator(evaluator, points, k):
+    """`(values at points[:k], seconds per point at points[k:2k], seconds of the first call beyond that)`.
+
+    The first call compiles; its values are recomputed later, not kept.
+    """
+    started = time.perf_counter()
+    values = evaluator.evaluate(points[:k])
+    first_call = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluator.evaluate(points[k : 2 * k])
+    seconds = (time.perf_counter() - started) / k
+    return values, seconds, max(first_call - seconds * k, 0.0)
+
+
+def largest_relative_difference(values, reference) -> tuple:
+    """`(difference, name, value, expected)` for the largest |a - b| / max(|a|, |b|) over every named value.
+
+    The difference is 0 where both values are 0, and 1 where one of them is NaN.
+    """
+    largest = (-1.0, None, None, None)
+    for point, expected in zip(values, reference):
+        for name, value in point.items():
+            scale = max(abs(value), abs(expected[name]))
+            if np.isnan(scale):
+                difference = 0.0 if np.isnan(value) and np.isnan(expected[name]) else 1.0
+            else:
+                difference = abs(value - expected[name]) / scale if scale > 0 else 0.0
+            if difference > largest[0]:
+                largest = (difference, name, value, expected[name])
+    return largest

@@ -1,0 +1,74 @@
+"""The package as a whole: one version, and modules that never import each other in a circle."""
+
+import ast
+import importlib.metadata
+import pathlib
+
+import pytest
+
+import losslandscape
+
+PACKAGE = pathlib.Path(losslandscape.__file__).parent
+
+
+def test_the_version_has_one_source():
+    assert losslandscape.__version__ == importlib.metadata.version("losslandscape")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """The losslandscape modules `path` imports at run time (anywhere but under `if TYPE_CHECKING:`)."""
+    tree = ast.parse(path.read_text())
+    type_checking = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in type_checking:
+            continue
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("losslandscape"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("losslandscape"))
+    return found
+
+
+def _module_graph() -> dict[str, set[str]]:
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = _imports(path)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles, finished = [], set()
+
+    def visit(module, path):
+        if module in path:
+            cycles.append(path[path.index(module):] + [module])
+            return
+        if module in finished:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, path + [module])
+        finished.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    return cycles
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    # The package's __init__ imports everything and nothing imports it, so it cannot close a circle.
+    graph = {module: imports - {"losslandscape"} for module, imports in _module_graph().items()}
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]

@@ -10,6 +10,7 @@ import numpy as np
 
 from losslandscape.backends import current_backend
 from losslandscape.data_checks import check_data_fits_model
+from losslandscape.validation import check_positive_int
 
 DEFAULT_BATCH_SIZE = 128
 
@@ -101,9 +102,9 @@ def prepare_data(
         The backend's batches object, with `num_samples` (how many samples
         one pass sees); for arrays, the data is then resident on the device.
     """
-    _check_positive("batch_size", batch_size)
-    _check_positive("max_samples", max_samples)
-    _check_positive("max_batches", max_batches)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("max_samples", max_samples)
+    check_positive_int("max_batches", max_batches)
     backend = current_backend()
     if backend.is_native_dataset(data):
         if batch_size is not None and max_samples is None:
@@ -212,11 +213,6 @@ def _is_dataset_object(data) -> bool:
 
 def _is_array_tuple(item) -> bool:
     return isinstance(item, tuple) and len(item) in (2, 3)
-
-
-def _check_positive(name: str, value: Optional[int]) -> None:
-    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-        raise ValueError(f"Expected `{name}` to be a positive integer or None, received: {value!r}")
 
 
 class DatasetLabelError(ValueError, AssertionError):

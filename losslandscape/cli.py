@@ -9,6 +9,7 @@ import math
 import os
 import shlex
 import sys
+import tempfile
 from typing import Optional, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -133,10 +134,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _compute(args):
+    _check_compute_arguments(args)
+    _import_keras_quietly()
     from losslandscape.compute import compute_line, compute_surface
     from losslandscape.datasets import NpzData
 
-    _check_compute_arguments(args)
     model = _load_model(args.model)
     keys = dict(x_key=args.x_key, y_key=args.y_key, sample_weight_key=args.sample_weight_key)
     data = {"train": NpzData(args.data, **keys)}
@@ -228,9 +230,42 @@ def _info(args):
 def _demo(args):
     if args.points < 2 or args.epochs < 1:
         raise CommandError("--points must be >= 2 and --epochs >= 1")
+    _import_keras_quietly()
     from losslandscape.demo import run_demo
 
     run_demo(args.out, points=args.points, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1)
+
+
+def _import_keras_quietly() -> None:
+    """Imports Keras and its backend, without TensorFlow's C++ start-up lines, unless the user asks for them.
+
+    Only the commands that evaluate need Keras; `--help`, `info` and `plot`
+    start without it. TensorFlow writes its oneDNN and CPU-feature lines
+    straight to the stderr file descriptor while it loads, before
+    `TF_CPP_MIN_LOG_LEVEL` takes effect, so they are held back during the
+    import and shown only if the import fails. A user's own
+    `TF_CPP_MIN_LOG_LEVEL` is respected.
+    """
+    from losslandscape.backends import import_keras
+
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        import_keras()
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held_back:
+        os.dup2(held_back.fileno(), 2)
+        try:
+            import_keras()
+        except BaseException:
+            os.dup2(saved, 2)
+            held_back.seek(0)
+            sys.stderr.write(held_back.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _load_model(path):

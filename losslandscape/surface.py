@@ -22,7 +22,7 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from losslandscape.directions import load_directions, save_directions
+from losslandscape.direction_files import load_directions, save_directions
 from losslandscape.metric_names import accuracy_metric_name
 
 FORMAT_VERSION = 1

@@ -11,7 +11,8 @@ import h5py
 import keras
 import numpy as np
 
-from losslandscape.directions import save_directions, variables_values
+from losslandscape.direction_files import save_directions
+from losslandscape.directions import variables_values
 
 
 class TrajectoryRecorder(keras.callbacks.Callback):

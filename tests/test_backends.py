@@ -12,7 +12,7 @@ from losslandscape.datasets import prepare_data
 
 @tensorflow_only
 def test_missing_backend_names_the_extra_to_install():
-    code = "import sys; sys.modules['tensorflow'] = None; import losslandscape"
+    code = "import sys; sys.modules['tensorflow'] = None; import losslandscape; losslandscape.compute_surface"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert "pip install 'losslandscape[tensorflow-cpu]'" in result.stderr

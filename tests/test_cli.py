@@ -223,3 +223,39 @@ def test_a_failed_write_is_one_line_and_keeps_the_previous_file(saved, tmp_path)
     assert lines == [f"losslandscape surface: error: Could not write {str(out)!r} (File too large); the previous file is kept."]
     assert out.read_bytes() == before
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def _in_a_fresh_process(code, **environment):
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(env, **environment))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info", "{file}"], ["plot", "{file}", "--out", "{folder}/line.png"]])
+def test_help_info_and_plot_start_without_keras_or_tensorflow(saved, argv):
+    folder, _, _ = saved
+    argv = [a.format(file=folder / "complete.h5", folder=folder) for a in argv]
+    code = (
+        "import sys\nfrom losslandscape.cli import main\n"
+        f"try:\n    code = main({argv!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"
+    )
+    result = _in_a_fresh_process(code)
+    assert result.stdout.splitlines()[-1] == "0 []", result.stderr
+    assert result.stderr == ""
+
+
+def test_a_computing_command_prints_no_tensorflow_start_up_lines(saved, tmp_path):
+    folder, _, _ = saved
+    argv = ["line", str(folder / "model.keras"), "--data", str(folder / "train.npz"), "--x-key", "inputs",
+            "--y-key", "targets", "--points", "3", "--out", str(tmp_path / "line.h5"), "--quiet"]
+    result = _in_a_fresh_process(f"from losslandscape.cli import main\nraise SystemExit(main({argv!r}))")
+    assert result.returncode == 0 and result.stderr == ""
+    assert load_line(tmp_path / "line.h5").is_complete
+
+
+def test_a_users_own_tensorflow_log_level_is_kept(monkeypatch):
+    from losslandscape import cli
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    cli._import_keras_quietly()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"

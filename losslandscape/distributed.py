@@ -22,7 +22,13 @@ import pickle
 import socket
 import tempfile
 import threading
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    ProcessPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -34,6 +40,7 @@ from losslandscape.datasets import labelled_datasets, prepare_data
 from losslandscape.directions import trainable_weight_values
 from losslandscape.engine import build_evaluator, evaluate_grid
 from losslandscape.evaluation_settings import EvaluationSettings
+from losslandscape.progress import Progress
 from losslandscape.resume import model_fingerprint
 
 ORIGIN_TOLERANCE = 1e-4
@@ -124,9 +131,7 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
         for label, indices in pending.items()
         for start in range(0, len(indices), chunk_size)
     ]
-    progress = keras.utils.Progbar(
-        sum(len(indices) for _, indices in chunks), verbose=1 if settings.verbose else 0, unit_name="point"
-    )
+    progress = Progress(sum(len(indices) for _, indices in chunks), settings.verbose, unit="point")
     in_flight = {executor.submit(evaluate_chunk, job, label, indices): (label, indices, 1) for label, indices in chunks}
     try:
         while in_flight:
@@ -147,7 +152,8 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
                     continue
                 _check_origin(result, expected_origin[label])
                 record(result.label, result.indices, result.values)
-                progress.add(len(result.indices))
+                progress.add(len(result.indices), first_call=progress.done == 0)
+        progress.close()
     finally:
         for future in in_flight:
             future.cancel()

@@ -12,6 +12,7 @@ from losslandscape.backends.base import PointEvaluator
 from losslandscape.directions import check_directions_match, variables_values
 from losslandscape.keras_internals import compiled_loss
 from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, fastest_evaluator
+from losslandscape.progress import Progress
 
 ENGINES = ("compiled", "evaluate")
 
@@ -114,7 +115,9 @@ def evaluate_grid(
             weights and call `model.evaluate` per point; the reference).
         include_regularization: If `False`, the loss leaves out the losses
             that layers add (weight regularizers, `add_loss`).
-        verbose: 0 for silence, 1 for a progress bar over points.
+        verbose: 0 for silence, 1 for a progress bar over points (and one
+            line on the points per call "auto" chose), 2 to also show what
+            "auto" measured.
         pending: `{label: indices of rows of coefficients}` to evaluate; all by default.
         on_chunk: Called as `on_chunk(label, row_indices, {name: values})`
             after every `chunk_size` points of a dataset (e.g. to save
@@ -156,9 +159,7 @@ def evaluate_grid(
     coefficients = np.asarray(coefficients, dtype=np.float64)
     if pending is None:
         pending = {label: np.arange(len(coefficients)) for label in datasets}
-    progress = keras.utils.Progbar(
-        sum(len(indices) for indices in pending.values()), verbose=1 if verbose else 0, unit_name="point"
-    )
+    progress = Progress(sum(len(indices) for indices in pending.values()), verbose, unit="point")
     origin = variables_values(variables)
     results = {}
     with WeightSnapshot(model):
@@ -183,12 +184,13 @@ def evaluate_grid(
                 for call_start in range(0, len(chunk), per_call):
                     call_indices = chunk[call_start : call_start + per_call]
                     chunk_values.extend(evaluator.evaluate(coefficients[call_indices]))
-                    progress.add(len(call_indices))
+                    progress.add(len(call_indices), first_call=start == call_start == 0)
                 named = {name: np.array([v[name] for v in chunk_values]) for name in chunk_values[0]}
                 for name, values in named.items():
                     results[label].setdefault(name, np.full(len(coefficients), np.nan))[chunk] = values
                 if on_chunk is not None:
                     on_chunk(label, chunk, named)
+    progress.close()
     return results
 
 

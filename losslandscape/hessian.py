@@ -12,6 +12,7 @@ from losslandscape.backends import current_backend
 from losslandscape.datasets import prepare_data
 from losslandscape.directions import trainable_weight_values
 from losslandscape.engine import check_compiled, check_data_loss
+from losslandscape.progress import Progress
 
 
 @dataclass
@@ -42,6 +43,7 @@ def hessian_directions(
     batch_size: Optional[int] = None,
     max_samples: Optional[int] = None,
     include_regularization: bool = True,
+    verbose: int = 1,
 ) -> HessianDirections:
     """Top-k eigenvectors and eigenvalues of the Hessian of the compiled loss at θ0.
 
@@ -61,6 +63,7 @@ def hessian_directions(
         batch_size, max_samples: As in `compute_surface`.
         include_regularization: Whether the loss includes the layers'
             regularization losses.
+        verbose: 0 for silence, 1 for progress over the eigenvectors.
 
     Returns:
         A `HessianDirections`.
@@ -73,7 +76,10 @@ def hessian_directions(
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"Expected `k` >= 1, received: {k!r}")
     product, weights = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
-    return _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed)
+    progress = Progress(k, verbose, unit="eigenvector")
+    found = _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed, progress)
+    progress.close()
+    return found
 
 
 def hessian_spectrum_summary(
@@ -87,6 +93,7 @@ def hessian_spectrum_summary(
     batch_size: Optional[int] = None,
     max_samples: Optional[int] = None,
     include_regularization: bool = True,
+    verbose: int = 1,
 ) -> dict:
     """λ_max and a Hutchinson estimate of the trace of the loss Hessian at θ0.
 
@@ -96,6 +103,7 @@ def hessian_spectrum_summary(
         trace_samples: Rademacher vectors v for the estimate tr(H) ≈ mean(vᵀHv).
         max_iterations, tolerance, seed, batch_size, max_samples,
         include_regularization: As in `hessian_directions`.
+        verbose: 0 for silence, 1 for progress over λ_max and the trace samples.
 
     Returns:
         `{"lambda_max", "trace", "trace_standard_error"}`.
@@ -107,12 +115,15 @@ def hessian_spectrum_summary(
     if not isinstance(trace_samples, (int, np.integer)) or trace_samples < 1:
         raise ValueError(f"Expected `trace_samples` >= 1, received: {trace_samples!r}")
     product, weights = _hessian_vector_product(model, data, batch_size, max_samples, include_regularization)
-    top = _top_eigenpairs(product, weights, 1, max_iterations, tolerance, seed)
+    progress = Progress(1 + trace_samples, verbose, unit="step")
+    top = _top_eigenpairs(product, weights, 1, max_iterations, tolerance, seed, progress)
     generator = np.random.default_rng(seed)
     quadratic_forms = []
     for _ in range(trace_samples):
         probe = [generator.choice([-1.0, 1.0], size=w.shape) for w in weights]
         quadratic_forms.append(_dot(probe, product(probe)))
+        progress.add(1)
+    progress.close()
     quadratic_forms = np.array(quadratic_forms)
     return {
         "lambda_max": float(top.eigenvalues[0]),
@@ -130,7 +141,7 @@ def _hessian_vector_product(model, data, batch_size, max_samples, include_regula
     return current_backend().hessian_vector_product(model, batches, include_regularization), weights
 
 
-def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed) -> HessianDirections:
+def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed, progress) -> HessianDirections:
     """Power iteration with deflation: each eigenvector in turn, with the found ones projected out."""
     generator = np.random.default_rng(seed)
     vectors, eigenvalues, iterations = [], [], []
@@ -148,6 +159,7 @@ def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed) -> Hes
         vectors.append(vector)
         eigenvalues.append(eigenvalue)
         iterations.append(iteration)
+        progress.add(1, first_call=not vectors[:-1])
     directions = [[v.astype(w.dtype) for v, w in zip(vector, weights)] for vector in vectors]
     return HessianDirections(directions, np.array(eigenvalues), iterations)
 

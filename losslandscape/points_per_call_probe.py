@@ -21,6 +21,9 @@ PROBE_AGREEMENT = 1e-5
 def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
     """The fastest evaluator on the first of `points`: one point per call, or K = 16, 64, 256... per call.
 
+    With `verbose=1` it says in one line how many points it chose, with
+    `verbose=2` also what it measured and why it stopped there.
+
     K grows while each step was faster than the last, the values agree
     with one point per call to PROBE_AGREEMENT, the grid has at least 8·K
     points, and the compile time of the last K is small next to what the
@@ -52,10 +55,12 @@ def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
                 reason = "more points per call would stack too many weights"
             elif setup > 0.5 * len(points) * best_seconds:
                 reason = "compiling more points per call would cost more than it can save"
-    if verbose:
-        measured = ", ".join(f"{points} per call {1e3 * seconds:.3g}" for points, seconds in timings.items())
-        using = "one point" if best.points_per_call == 1 else f"{best.points_per_call} points"
+    using = "one point" if best.points_per_call == 1 else f"{best.points_per_call} points"
+    if verbose >= 2:
+        measured = ", ".join(f"{count} per call {1e3 * seconds:.3g}" for count, seconds in timings.items())
         report(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
+    elif verbose:
+        report(f"losslandscape: evaluating {using} at a time")
     return best
 
 

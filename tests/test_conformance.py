@@ -182,7 +182,7 @@ def test_probe_names_the_value_that_differs(zoo, monkeypatch, capsys):
 
     monkeypatch.setattr(backend.vectorized_evaluator, "evaluate", off_in_reg_loss)
     grid = np.linspace(-0.5, 0.5, 12)
-    compute_surface(case.model, (case.x, case.y), xcoords=grid, seed=0, batch_size=BATCH_SIZE, verbose=1)
+    compute_surface(case.model, (case.x, case.y), xcoords=grid, seed=0, batch_size=BATCH_SIZE, verbose=2)
     printed = capsys.readouterr().out
     assert "using one point per call" in printed
     assert "`reg_loss`" in printed and "relative difference 9.9e-03" in printed

@@ -1,15 +1,25 @@
+import re
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import (
+    ON_TENSORFLOW,
+    all_state,
+    assert_same_state,
+    evaluate_at,
+    tensorflow_only,
+    weights_at,
+)
 
 import losslandscape.points_per_call_probe as probe_module
-from conftest import ON_TENSORFLOW, all_state, assert_same_state, evaluate_at, tensorflow_only, weights_at
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
 from losslandscape.backends import current_backend
 from losslandscape.backends import tensorflow as tensorflow_backend
 from losslandscape.datasets import prepare_data
 from losslandscape.input_layer_fold import foldable_input_dense
+from losslandscape.progress import Progress
 
 POINTS = np.array([[0.0, 0.0], [0.4, -0.3], [-1.0, 0.8]])
 
@@ -152,7 +162,7 @@ def test_state_is_restored_when_interrupted_mid_grid(trained_cnn, image_data, mo
                 assert not np.array_equal(trained_cnn.trainable_weights[0].numpy(), before[0])
             raise error("stopped")
 
-    monkeypatch.setattr(keras.utils.Progbar, "add", add_then_fail)
+    monkeypatch.setattr(Progress, "add", add_then_fail)
     with pytest.raises(error):
         engine_values(trained_cnn, (x, y), random_directions(trained_cnn, seed=5))
     assert len(calls) == 2
@@ -214,7 +224,8 @@ def test_auto_probe_on_a_large_grid_keeps_values(small_mlp, regression_data, cap
     grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
     batches = {"train": prepare_data((x, y))}
     auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
-    assert "ms per point with 1 per call" in capsys.readouterr().out
+    printed = [line for line in capsys.readouterr().out.split("\n") if line.startswith("losslandscape:")]
+    assert len(printed) == 1 and re.fullmatch(r"losslandscape: evaluating (one point|\d+ points) at a time", printed[0])
     one = evaluate_grid(small_mlp, batches, directions, grid, verbose=0, points_per_call=1)["train"]
     np.testing.assert_allclose(auto["loss"], one["loss"], rtol=1e-5)
     with pytest.raises(ValueError, match="points_per_call"):
@@ -232,8 +243,9 @@ def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp,
     original = current_backend().point_evaluator.evaluate
     monkeypatch.setattr(current_backend().point_evaluator, "evaluate",
                         lambda self, rows: calls.append(len(rows)) or original(self, rows))
-    auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=1, points_per_call="auto")["train"]
+    auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=2, points_per_call="auto")["train"]
     printed = capsys.readouterr().out
+    assert "ms per point with 1 per call" in printed
     assert "with 16 points per call, `loss` was" in printed and "using one point per call" in printed
     assert sum(calls) == 2 * 16 + len(grid)  # the probe's two rounds, then every point one at a time
     expected = evaluate_at(small_mlp, weights_at(small_mlp, [v.numpy() for v in small_mlp.trainable_weights],
@@ -351,7 +363,7 @@ def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, gri
 
     monkeypatch.setattr(probe_module, "time_evaluator", fake_time_evaluator)
     rows = np.zeros((grid_points, 2))
-    best = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=1)
+    best = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=2)
     assert best.points_per_call == chosen
     assert f"using {chosen} points per call" in capsys.readouterr().out
 

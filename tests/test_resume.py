@@ -9,9 +9,10 @@ import h5py
 import keras
 import numpy as np
 import pytest
-
 from conftest import trained_classifier
+
 from losslandscape import LossSurface, compute_line, compute_surface, load_surface
+from losslandscape.progress import Progress
 from losslandscape.resume import check_resumable
 
 GRID = np.linspace(-1, 1, 21)
@@ -79,7 +80,7 @@ def test_resume_computes_only_the_missing_points(saved_run, tmp_path, monkeypatc
     model, data = load_saved(saved_run)
     path = tmp_path / "line.h5"
     calls = []
-    original = keras.utils.Progbar.add
+    original = Progress.add
 
     def count_then_stop(self, n, *args, **kwargs):
         calls.append(n)
@@ -87,15 +88,15 @@ def test_resume_computes_only_the_missing_points(saved_run, tmp_path, monkeypatc
             raise KeyboardInterrupt
         return original(self, n, *args, **kwargs)
 
-    monkeypatch.setattr(keras.utils.Progbar, "add", count_then_stop)
+    monkeypatch.setattr(Progress, "add", count_then_stop)
     with pytest.raises(KeyboardInterrupt):
         compute_line(model, data, coords=GRID, seed=1, path=path, chunk_size=4, verbose=0)
-    monkeypatch.setattr(keras.utils.Progbar, "add", original)
+    monkeypatch.setattr(Progress, "add", original)
     # Two whole chunks of 4 were saved before the interruption at the 10th point.
     with h5py.File(path, "r") as file:
         assert file["computed/train"][()].sum() == 8
     evaluated = []
-    monkeypatch.setattr(keras.utils.Progbar, "add", lambda self, n, *a, **k: evaluated.append(n))
+    monkeypatch.setattr(Progress, "add", lambda self, n, *a, **k: evaluated.append(n))
     resumed = compute_line(model, data, coords=GRID, path=path, verbose=0)
     assert sum(evaluated) == GRID.size - 8
     fresh = compute_line(model, data, coords=GRID, seed=1, verbose=0)
@@ -149,7 +150,7 @@ def test_finished_points_with_a_real_nan_loss_are_not_recomputed(saved_run, tmp_
         computed[[7, 8, 9]] = False
         file["computed/train"][...] = computed
     evaluated = []
-    monkeypatch.setattr(keras.utils.Progbar, "add", lambda self, n, *a, **k: evaluated.append(n))
+    monkeypatch.setattr(Progress, "add", lambda self, n, *a, **k: evaluated.append(n))
     resumed = compute_line(model, data, coords=GRID, path=path, verbose=0)
     assert sum(evaluated) == 3
     assert np.isnan(resumed.losses["train"][[2, 5]]).all()

@@ -9,9 +9,13 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
+from losslandscape.backends import current_backend
 from losslandscape.compute import compute_line, compute_surface
+from losslandscape.datasets import is_single_dataset, labelled_datasets, prepare_data
+from losslandscape.engine import WeightSnapshot, check_compiled
 from losslandscape.plotting import interactive_backend_active
 from losslandscape.surface import LossLine, LossSurface
+from losslandscape.validation import check_writable
 
 PLOT_TYPES = {"levels": "contour", "3d": "surface"}
 
@@ -78,6 +82,7 @@ def plot_loss(
     >>> line = plot_loss(model, (x, y), number_of_points=11, verbose=0)
     """
     coords = _coordinates(number_of_points, coordinate_range)
+    _check_before_work(model, data, dataset_labels, metric, save, batch_size)
     line = compute_line(
         model,
         data,
@@ -100,7 +105,7 @@ def plot_loss_3D(
     model: keras.Model,
     plot_type: Union[str, Sequence[str]],
     x,
-    y,
+    y=None,
     number_of_points: int = 21,
     *,
     sample_weight=None,
@@ -114,6 +119,9 @@ def plot_loss_3D(
     max_samples: Optional[int] = None,
     include_regularization: bool = True,
     dtype_policy: Optional[str] = None,
+    levels=None,
+    vmin: Optional[float] = None,
+    vmax: Optional[float] = None,
     ax=None,
     save: Optional[Union[str, os.PathLike]] = None,
     show: Optional[bool] = None,
@@ -125,7 +133,9 @@ def plot_loss_3D(
         model: A compiled Keras model.
         plot_type: "levels" (labelled contour plot), "3d" (surface), or a
             sequence of both, e.g. `("levels", "3d")`.
-        x, y: Inputs and targets.
+        x, y: Inputs and targets; or, with `y` omitted, any one dataset
+            `plot_loss` takes (a batched `tf.data.Dataset`, a `PyDataset`,
+            an `NpzData`, `(x, y)`), as `model.evaluate(x)` takes datasets.
         number_of_points: Points along each axis; the grid is
             `number_of_points` × `number_of_points`.
         sample_weight: Optional per-sample weights.
@@ -140,6 +150,10 @@ def plot_loss_3D(
         include_regularization: If `False`, plot the data loss alone.
         dtype_policy: Evaluate under this Keras dtype policy, e.g.
             "mixed_bfloat16" (see `compute_surface`); `None` keeps the model's.
+        levels, vmin, vmax: Contour levels (values or how many) and the
+            bounds of levels, colours and heights, e.g. to share one scale
+            across figures (see `plot_surface`); chosen to show the basin
+            by default.
         ax: One Axes per plot type (a single Axes for a single type); the
             "3d" one must be 3D. New figures when `None`.
         save: File path for the figure; with several plot types, the type
@@ -162,7 +176,8 @@ def plot_loss_3D(
     plot_types = _plot_types(plot_type)
     axes = _axes_per_type(ax, plot_types)
     coords = _coordinates(number_of_points, coordinate_range)
-    data = (x, y) if sample_weight is None else (x, y, sample_weight)
+    data = _one_dataset(x, y, sample_weight)
+    _check_before_work(model, data, None, metric, save, batch_size)
     surface = compute_surface(
         model,
         data,
@@ -179,10 +194,45 @@ def plot_loss_3D(
     figures = []
     for plot_type_name, axes_for_type in zip(plot_types, axes):
         kind = PLOT_TYPES[plot_type_name]
-        surface.plot(kind=kind, log=log, ax=axes_for_type, metric=metric)
+        surface.plot(kind=kind, log=log, ax=axes_for_type, metric=metric, levels=levels, vmin=vmin, vmax=vmax)
         figures.append(surface.figures_[kind])
     _finish(figures, save, show, suffixes=plot_types)
     return surface
+
+
+def _one_dataset(x, y, sample_weight):
+    if y is None:
+        if sample_weight is not None:
+            raise ValueError(
+                "`sample_weight` needs `y`: pass `plot_loss_3D(model, plot_type, x, y, sample_weight=...)`, "
+                "or a dataset that yields `(x, y, sample_weight)` as `x`."
+            )
+        if not is_single_dataset(x):
+            raise ValueError(
+                f"With `y` omitted, `x` must be one dataset (a batched tf.data.Dataset, a PyDataset, an NpzData "
+                f"or `(x, y)`), received: {type(x).__name__}. Pass the targets as `y`."
+            )
+        return x
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+
+def _check_before_work(model, data, labels, metric, save, batch_size) -> None:
+    """Checks what would otherwise fail only after the whole grid: the output path and the metric's name."""
+    check_compiled(model)
+    if save is not None:
+        check_writable(save)
+    if metric == "loss":
+        return
+    first = next(iter(labelled_datasets(data, labels).values()))
+    batches = prepare_data(first, batch_size, max_batches=1)
+    with WeightSnapshot(model):
+        current_backend().build_metrics(model, batches)
+        names = list(model.get_metrics_result())
+    if metric not in names:
+        raise ValueError(
+            f"The model computes no metric {metric!r}; it computes {names}. Pass one of them as `metric=`, "
+            "or compile the model with it."
+        )
 
 
 def _plot_types(plot_type):

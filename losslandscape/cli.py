@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loss_1d.png, loss_contour.png, loss_3d.png and surface.h5.",
     )
     demo.add_argument("--out", default="losslandscape_demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--points", type=int, default=51, help="grid points per axis (default: %(default)s)")
+    demo.add_argument("--points", type=int, default=51, help="grid points per axis; finer than the library default of 21 for the README figures (default: %(default)s)")
     demo.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress output")
@@ -83,7 +83,7 @@ def _add_compute_arguments(parser, default_out):
     parser.add_argument("--x-key", default="x", help="array name of the inputs in the .npz (default: %(default)s)")
     parser.add_argument("--y-key", default="y", help="array name of the targets in the .npz (default: %(default)s)")
     parser.add_argument("--sample-weight-key", help="array name of per-sample weights in the .npz")
-    parser.add_argument("--points", type=int, default=51, help="points per axis (default: %(default)s)")
+    parser.add_argument("--points", type=int, default=21, help="points per axis, as in the Python functions (default: %(default)s)")
     parser.add_argument("--range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("MIN", "MAX"),
                         help="coordinate range (default: -1 1)")
     parser.add_argument("--out", default=default_out, help="HDF5 file to write or resume (default: %(default)s)")

@@ -25,6 +25,29 @@ def check_data_fits_model(model: keras.Model, batches, name: str) -> None:
     _check_sparse_labels(model, y, name)
 
 
+def check_dataset_is_batched(model: keras.Model, dataset, name: str) -> None:
+    """Raises a ValueError if a `tf.data.Dataset` yields single samples where the model takes batches.
+
+    Args:
+        model: The model the data is for.
+        dataset: A `tf.data.Dataset`.
+        name: How the error names the data, e.g. "'train'".
+    """
+    expected = _input_shapes(model)
+    spec = dataset.element_spec
+    x_spec = spec[0] if isinstance(spec, tuple) else spec
+    given = keras.tree.flatten(x_spec)
+    if expected is None or len(given) != len(expected):
+        return
+    for tensor_spec, shape in zip(given, expected):
+        sample = tuple(tensor_spec.shape)
+        if len(sample) == len(shape) - 1 and all(w is None or f is None or w == f for w, f in zip(shape[1:], sample)):
+            raise ValueError(
+                f"The dataset {name} yields single samples of shape {sample}, not batches: the model takes "
+                f"batches of shape {_describe(shape)}. Batch it first, e.g. `dataset.batch(128)`."
+            )
+
+
 def _check_input_shapes(model, x, name) -> None:
     expected = _input_shapes(model)
     if expected is None:

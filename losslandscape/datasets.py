@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
-from losslandscape.data_checks import check_data_fits_model
+from losslandscape.data_checks import check_data_fits_model, check_dataset_is_batched
 from losslandscape.validation import check_positive_int
 
 DEFAULT_BATCH_SIZE = 128
@@ -280,7 +280,9 @@ def prepare_labelled_data(
     """
     prepared = {}
     for label, dataset in labelled_datasets(data, labels).items():
-        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
         name = f"{label!r}" + (f" ({dataset.path!r})" if isinstance(dataset, NpzData) else "")
+        if current_backend().is_native_dataset(dataset):
+            check_dataset_is_batched(model, dataset, name)
+        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
         check_data_fits_model(model, prepared[label], name)
     return prepared

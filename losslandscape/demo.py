@@ -101,8 +101,7 @@ def run_demo(
     line.figure_.savefig(paths["line"], bbox_inches="tight", dpi=150)
     surface = plot_loss_3D(model, "3d", x_train, y_train, number_of_points=points, seed=seed, show=False, verbose=verbose)
     surface.figure_.savefig(paths["surface"], bbox_inches="tight", dpi=150)
-    # The paper's contour levels: 0.1 to 10 in steps of 0.5.
-    surface.plot("contour", levels=np.arange(0.1, 10, 0.5))
+    surface.plot("contour")
     surface.figure_.savefig(paths["contour"], bbox_inches="tight", dpi=150)
     surface.save(paths["h5"])
     if verbose:

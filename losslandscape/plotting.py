@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import LogNorm
+from matplotlib.colors import BoundaryNorm, FuncNorm, ListedColormap, LogNorm, Normalize
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from losslandscape.contour_levels import DEFAULT_LEVEL_COUNT, default_levels
 
 from losslandscape.metric_names import accuracy_metric_name
 
@@ -24,6 +27,16 @@ if TYPE_CHECKING:  # the landscapes call these functions from their `plot` metho
     from losslandscape.trajectory import PCADirections
 
 SURFACE_KINDS = ("contour", "contourf", "heatmap", "surface")
+# The 3D camera looks down on the basin from above its rim (matplotlib's default, 30°, hides its bottom).
+SURFACE_ELEVATION = 45
+SURFACE_AZIMUTH = -60
+# Contour labels sit at least this fraction of the axes' width and height from the edges.
+LABEL_MARGIN = 0.08
+# Lines whose extent is below this fraction of the axes are too small to carry a label.
+MIN_LABELLED_EXTENT = 0.15
+MAX_COLORBAR_TICKS = 7
+# Contour lines in viridis without its palest yellows, which are hard to see on white.
+LINE_COLORS = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 256)), name="viridis_lines")
 
 
 def plot_line(
@@ -121,9 +134,18 @@ def plot_surface(
     ax=None,
     label: Optional[str] = None,
     metric: str = "loss",
+    *,
+    levels=None,
+    vmin: Optional[float] = None,
+    vmax: Optional[float] = None,
     **kwargs,
 ) -> LossSurface:
     """Draws one dataset's values of a `LossSurface`.
+
+    By default the levels (and the colour scale) are chosen to show the
+    basin: dense near the minimum and clipped far from it
+    (`losslandscape.contour_levels.default_levels`); θ0 is marked with a
+    star on flat plots. Colour bars match the plot's height.
 
     Args:
         surface: A `LossSurface`.
@@ -133,8 +155,12 @@ def plot_surface(
         ax: Matplotlib Axes, 3D for "surface"; a new figure when `None`.
         label: Dataset label; the first dataset by default.
         metric: "loss" or a compiled metric name.
+        levels: The levels (an array), or how many to choose (an int).
+        vmin, vmax: Bounds of the levels and colours, e.g. to share one
+            scale across figures; values above `vmax` are clipped (in 3D,
+            the heights too).
         **kwargs: Passed to `contour`, `contourf`, `pcolormesh` or
-            `plot_surface` (e.g. `levels=`, `cmap=`).
+            `plot_surface` (e.g. `cmap=`).
 
     Returns:
         `surface`, with the artist drawn (a `QuadContourSet`, `QuadMesh` or
@@ -155,17 +181,26 @@ def plot_surface(
     z = np.ma.masked_invalid(np.asarray(values, dtype=np.float64).T)
     if log:
         z = np.ma.masked_less_equal(z, 0.0)
+    if z.count() == 0:
+        raise ValueError(f"No finite{' positive' if log else ''} {metric} values to plot.")
+    if levels is None or isinstance(levels, (int, np.integer)):
+        count = DEFAULT_LEVEL_COUNT if levels is None else int(levels)
+        levels = default_levels(z.compressed(), metric, count, vmin=vmin, vmax=vmax, log=log)
+    levels = np.asarray(levels, dtype=np.float64)
     grid_x, grid_y = np.meshgrid(surface.xcoords, surface.ycoords)
     if kind == "surface":
+        new_axes = ax is None
         ax = _axes_or_new(ax, projection="3d")
-        artist = _draw_3d(ax, grid_x, grid_y, z, log, **kwargs)
-        ax.set_zlabel(f"log10 {metric}" if log else metric)
+        artist = _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, **kwargs)
+        if new_axes:
+            ax.view_init(elev=SURFACE_ELEVATION, azim=SURFACE_AZIMUTH)
     else:
         ax = _axes_or_new(ax)
-        artist = _draw_flat(ax, kind, grid_x, grid_y, z, log, metric, **kwargs)
+        artist = _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, **kwargs)
+        _mark_origin(ax, surface)
     ax.set_xlabel("α")
     ax.set_ylabel("β")
-    ax.set_title(f"{label or surface.labels[0]} {metric}")
+    ax.set_title(_title(surface, label, metric))
     return _remember(surface, kind, ax, artist)
 
 
@@ -205,46 +240,139 @@ def plot_trajectory(surface: LossSurface, pca: PCADirections, ax=None, kind: str
     return surface
 
 
-def _draw_flat(ax, kind, grid_x, grid_y, z, log, metric, **kwargs):
-    if z.count() == 0:
-        raise ValueError(f"No finite{' positive' if log else ''} {metric} values to plot.")
-    if log:
-        kwargs.setdefault("norm", LogNorm(vmin=z.min(), vmax=z.max()))
-    if kind == "heatmap":
-        artist = ax.pcolormesh(grid_x, grid_y, z, shading="nearest", **kwargs)
-        ax.figure.colorbar(artist, ax=ax, label=metric)
-    elif kind == "contourf":
-        artist = ax.contourf(grid_x, grid_y, z, **_levels(z, log, kwargs))
-        ax.figure.colorbar(artist, ax=ax, label=metric)
+def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, **kwargs):
+    if kind == "contour":
+        kwargs.setdefault("cmap", LINE_COLORS)
+        kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1]) if log else _basin_norm(z, levels))
+        artist = ax.contour(grid_x, grid_y, z, levels=levels, **kwargs)
+        _label_lines_inside(ax, artist)
     else:
-        artist = ax.contour(grid_x, grid_y, z, **_levels(z, log, kwargs))
-        ax.clabel(artist, inline=True, fontsize=8)
+        kwargs.setdefault("cmap", "viridis")
+        if log:
+            kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1], clip=True))
+        else:
+            kwargs.setdefault("norm", _basin_norm(z, levels))
+        if kind == "heatmap":
+            artist = ax.pcolormesh(grid_x, grid_y, z, shading="nearest", **kwargs)
+        else:
+            # Filled from the minimum up, so that only values above the last level need a colour of their own.
+            levels = np.concatenate([[min(z.min(), levels[0])], levels[levels > z.min()]])
+            extend = _extend(z, levels)
+            if not log:
+                kwargs["norm"] = BoundaryNorm(levels, plt.get_cmap(kwargs["cmap"]).N, extend=extend)
+            artist = ax.contourf(grid_x, grid_y, z, levels=levels, extend=extend, **kwargs)
+        _colorbar(ax, artist, metric, levels, log)
     ax.set_aspect("equal", adjustable="box")
     return artist
 
 
-def _levels(z, log, kwargs):
-    if "levels" not in kwargs and log and z.min() < z.max():
-        kwargs["levels"] = np.geomspace(z.min(), z.max(), 15)
-    return kwargs
-
-
-def _draw_3d(ax, grid_x, grid_y, z, log, **kwargs):
-    z_plot = np.ma.log10(z) if log else z
+def _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, **kwargs):
+    heights = np.ma.log10(z) if log else z
+    levels = np.log10(levels) if log else levels
+    # Far values are clipped to the top level, so that they do not flatten the basin.
+    heights = np.ma.minimum(heights, levels[-1])
     # plot_surface ignores masks: hand it NaN so those facets are left out.
-    z_plot = np.ma.filled(z_plot.astype(np.float64), np.nan)
-    finite = z_plot[np.isfinite(z_plot)]
-    if finite.size == 0:
-        raise ValueError("No finite values to plot.")
+    heights = np.ma.filled(heights.astype(np.float64), np.nan)
     kwargs.setdefault("cmap", "viridis")
-    kwargs.setdefault("vmin", finite.min())
-    kwargs.setdefault("vmax", finite.max())
-    # A fixed vmax (to share one scale across models) also caps the heights.
-    z_plot = np.minimum(z_plot, kwargs["vmax"])
-    artist = ax.plot_surface(grid_x, grid_y, z_plot, linewidth=0, antialiased=False, **kwargs)
-    low, high = kwargs["vmin"], kwargs["vmax"]
-    ax.set_zlim(low, high if high > low else low + 1)
+    low = np.nanmin(heights)
+    kwargs.setdefault("norm", Normalize(vmin=low, vmax=levels[-1] if levels[-1] > low else low + 1))
+    # One facet per grid cell (matplotlib's default samples 50 per axis); shaded smoothly.
+    kwargs.setdefault("rstride", 1)
+    kwargs.setdefault("cstride", 1)
+    artist = ax.plot_surface(grid_x, grid_y, heights, linewidth=0, antialiased=True, **kwargs)
+    ax.set_zlim(kwargs["norm"].vmin, kwargs["norm"].vmax)
+    name = f"log10 {metric}" if log else metric
+    ax.set_zlabel(name, labelpad=6)
+    colorbar = ax.figure.colorbar(artist, ax=ax, shrink=0.6, pad=0.15, label=name)
+    colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
     return artist
+
+
+def _basin_norm(z, levels):
+    """A colour scale that spends the colours evenly on the levels, so the basin's fine levels get many."""
+    knots = np.unique(np.concatenate([[min(z.min(), levels[0])], levels]))
+    if len(knots) < 2:
+        return Normalize(vmin=knots[0], vmax=knots[0] + 1)
+    positions = np.linspace(0.0, 1.0, len(knots))
+
+    def forward(values):
+        return np.interp(values, knots, positions)
+
+    def inverse(values):
+        return np.interp(values, positions, knots)
+
+    return FuncNorm((forward, inverse), vmin=knots[0], vmax=knots[-1], clip=True)
+
+
+def _extend(z, levels) -> str:
+    below, above = z.min() < levels[0], z.max() > levels[-1]
+    return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(below, above)]
+
+
+def _colorbar(ax, artist, metric, levels, log):
+    """A colour bar beside `ax`, as tall as the plot itself, with readable ticks."""
+    colorbar_axes = ax.inset_axes([1.04, 0.0, 0.045, 1.0])
+    colorbar = ax.figure.colorbar(artist, cax=colorbar_axes, label=metric)
+    ticks = _log_ticks(levels[0], levels[-1]) if log else levels[:: -(-len(levels) // MAX_COLORBAR_TICKS)]
+    colorbar.set_ticks(ticks)
+    colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
+    return colorbar
+
+
+def _log_ticks(low, high) -> np.ndarray:
+    """1-2-5 ticks between low and high; finer steps on a short range."""
+    decades = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+    for steps in ((1.0,), (1.0, 2.0, 5.0), tuple(range(1, 10))):
+        ticks = np.array([step * 10.0**decade for decade in decades for step in steps])
+        ticks = ticks[(ticks >= low) & (ticks <= high)]
+        if len(ticks) >= 3:
+            return ticks
+    return np.geomspace(low, high, 4)
+
+
+def _label_lines_inside(ax, contour_set, max_labels: int = 6):
+    """Labels every other line at a point well inside the axes, so that no label is cut at an edge."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    width, height = x1 - x0, y1 - y0
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    positions, labelled = [], []
+    levels = list(contour_set.levels)
+    for index in range(len(levels) - 1, -1, -max(1, len(levels) // max_labels)):
+        vertices = contour_set.get_paths()[index].vertices
+        if len(vertices) == 0:
+            continue
+        extent = np.ptp(vertices, axis=0) / [width, height]
+        if extent.max() < MIN_LABELLED_EXTENT:
+            continue
+        margin = np.minimum.reduce([vertices[:, 0] - x0, x1 - vertices[:, 0]]) / width
+        margin = np.minimum(margin, np.minimum(vertices[:, 1] - y0, y1 - vertices[:, 1]) / height)
+        inside = vertices[margin >= LABEL_MARGIN]
+        if len(inside) == 0:
+            continue
+        # Alternate the labels between the upper right and the lower left of the centre.
+        direction = np.array([1.0, 1.0]) if len(positions) % 2 == 0 else np.array([-1.0, -1.0])
+        offsets = (inside - centre) / [width, height]
+        angles = offsets @ direction / (np.linalg.norm(offsets, axis=1) * np.sqrt(2) + 1e-12)
+        positions.append(tuple(inside[np.argmax(angles)]))
+        labelled.append(levels[index])
+    if positions:
+        ax.clabel(contour_set, levels=labelled, manual=positions, inline=True, fontsize=8,
+                  fmt=lambda value: f"{value:.3g}")
+
+
+def _mark_origin(ax, surface):
+    """A star at θ0 (α = β = 0), where it lies on the plot."""
+    if surface.xcoords.min() <= 0 <= surface.xcoords.max() and surface.ycoords.min() <= 0 <= surface.ycoords.max():
+        ax.plot(0.0, 0.0, marker="*", markersize=10, color="white", markeredgecolor="black", markeredgewidth=0.8,
+                linestyle="none", zorder=4, label="θ0")
+
+
+def _title(surface, label, metric) -> str:
+    """The metric's name, with the dataset's label unless the user named no dataset."""
+    label = label or surface.labels[0]
+    unnamed = surface.settings.get("dataset_labels") == "default" and len(surface.labels) == 1
+    return metric if unnamed else f"{label} {metric}"
 
 
 def _axes_or_new(ax, projection=None):

@@ -1,0 +1,116 @@
+"""What the default figures show: the basin with several levels, θ0, readable colour bars, labels inside the axes."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from losslandscape import LossSurface, compute_surface, load_surface  # noqa: E402
+from losslandscape.contour_levels import default_levels  # noqa: E402
+
+GRID = np.linspace(-1, 1, 21)
+RADIUS = np.hypot(*np.meshgrid(GRID, GRID, indexing="ij"))
+
+
+def bowl(values):
+    return LossSurface(GRID, GRID, {"train": values}, {"train": {}})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [0.1 + 5 * RADIUS**2, 0.1 + RADIUS**2 * np.exp(8 * RADIUS)],  # a bowl, and one that explodes to 1.6e5
+    ids=["bowl", "exploding"],
+)
+def test_default_levels_circle_the_minimum_whatever_the_range(values):
+    levels = default_levels(values)
+    basin = values[RADIUS <= 0.35]  # the inner 0.35 of a plane from -1 to 1
+    assert np.all(np.diff(levels) > 0) and len(levels) == 12
+    assert values.min() < levels[0] < np.sort(values.ravel())[20]  # the innermost line encloses a few points only
+    assert np.sum(levels < basin.max()) >= 4
+    assert levels[-1] < values.max() and np.mean(values > levels[-1]) == pytest.approx(0.05, abs=0.02)
+
+
+def test_matplotlibs_own_levels_would_leave_the_basin_empty():
+    """The bug this replaces: linear levels put the innermost line far out, so the basin shows no line."""
+    values = 0.1 + RADIUS**2 * np.exp(8 * RADIUS)
+    linear = matplotlib.ticker.MaxNLocator(7).tick_values(values.min(), values.max())
+    assert np.sum(linear < values[RADIUS <= 0.3].max()) <= 1 < np.sum(default_levels(values) < 1.1)
+
+
+def test_given_bounds_give_the_same_levels_for_every_surface():
+    first = default_levels(0.1 + 5 * RADIUS**2, vmin=0.0, vmax=10.0)
+    second = default_levels(3 + RADIUS, vmin=0.0, vmax=10.0)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose([first[0], first[-1]], [0.1, 10.0])
+    with pytest.raises(ValueError, match="vmin < vmax"):
+        default_levels(RADIUS, vmin=2.0, vmax=1.0)
+
+
+def test_an_accuracy_has_its_levels_dense_near_its_best_value():
+    accuracy = 1.0 - 0.9 * RADIUS**2 / 2
+    levels = default_levels(accuracy, metric="accuracy")
+    assert levels[-1] < accuracy.max() and np.sum(levels > accuracy[RADIUS <= 0.3].min()) >= 4
+
+
+def test_the_contour_plot_uses_the_levels_marks_theta0_and_keeps_labels_inside():
+    values = 0.1 + RADIUS**2 * np.exp(8 * RADIUS)
+    surface = bowl(values).plot("contour")
+    np.testing.assert_allclose(surface.artists_["contour"].levels, default_levels(values))
+    (origin,) = [line for line in surface.ax_.lines if line.get_label() == "θ0"]
+    assert (origin.get_xdata()[0], origin.get_ydata()[0]) == (0.0, 0.0)
+    surface.figure_.canvas.draw()
+    labels = surface.artists_["contour"].labelTexts
+    assert len(labels) >= 4
+    axes_box = surface.ax_.get_window_extent()
+    for text in labels:
+        box = text.get_window_extent()
+        assert axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kind", ["contourf", "heatmap"])
+def test_the_colour_bar_is_as_tall_as_the_plot_on_a_wide_grid(kind):
+    x, y = np.linspace(-1, 1, 51), np.linspace(-0.5, 0.5, 26)
+    surface = LossSurface(x, y, {"train": 0.1 + x[:, None] ** 2 + y**2}, {"train": {}}).plot(kind)
+    surface.figure_.canvas.draw()
+    (colorbar_axes,) = surface.ax_.child_axes
+    plot_box, bar_box = surface.ax_.get_window_extent(), colorbar_axes.get_window_extent()
+    assert plot_box.height == pytest.approx(plot_box.width / 2, rel=0.03)  # a plane twice as wide as high
+    # The bar spans the plot's height; a filled plot's bar keeps room for the triangle of its clipped values.
+    assert plot_box.y0 - 0.5 <= bar_box.y0 and bar_box.y1 <= plot_box.y1 + 0.5
+    assert bar_box.height >= (0.9 if kind == "contourf" else 0.99) * plot_box.height
+    plt.close("all")
+
+
+def test_log_colour_bars_have_plain_numbers_on_their_ticks():
+    x = np.linspace(-1, 1, 51)
+    surface = LossSurface(x, x, {"train": 3.5 + x[:, None] ** 2 + x**2}, {"train": {}})  # less than one decade
+    surface.plot("contourf", log=True)
+    surface.figure_.canvas.draw()
+    (colorbar_axes,) = surface.ax_.child_axes
+    labels = [t.get_text() for t in colorbar_axes.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3 and all("×" not in t and "10^" not in t and "$" not in t for t in labels), labels
+    plt.close("all")
+
+
+def test_the_3d_view_looks_into_the_basin_and_clips_far_values():
+    values = 0.1 + RADIUS**2 * np.exp(8 * RADIUS)
+    surface = bowl(values).plot("surface")
+    levels = default_levels(values)
+    assert surface.ax_.elev == 45 and surface.ax_.get_zlim() == pytest.approx((values.min(), levels[-1]))
+    assert len(surface.figure_.axes) == 2  # the plot and its colour bar
+    plt.close("all")
+
+
+def test_a_dataset_passed_without_a_label_is_titled_by_the_metric_alone(small_mlp, regression_data, tmp_path):
+    x, y = regression_data
+    grid = np.linspace(-1, 1, 3)
+    unnamed = compute_surface(small_mlp, (x, y), xcoords=grid, seed=0, path=tmp_path / "s.h5", verbose=0)
+    assert unnamed.plot("contour").ax_.get_title() == "loss"
+    assert load_surface(tmp_path / "s.h5").plot("heatmap").ax_.get_title() == "loss"
+    assert "train" in load_surface(tmp_path / "s.h5").losses  # the file keeps the reference layout's name
+    named = compute_surface(small_mlp, {"train": (x, y)}, xcoords=grid, seed=0, verbose=0)
+    assert named.plot("contour").ax_.get_title() == "train loss"
+    plt.close("all")

@@ -123,7 +123,7 @@ def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) ->
         line.axes_["metric"] = twin
         line.artists_["metric"] = drawn[metric]
     handles = [artist for artists in drawn.values() for artist in artists]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", fontsize=8)
+    ax.legend(handles, [h.get_label() for h in handles], loc="best", fontsize=8)
     return line
 
 
@@ -257,7 +257,7 @@ def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, **kwargs):
         else:
             # Filled from the minimum up, so that only values above the last level need a colour of their own.
             levels = np.concatenate([[min(z.min(), levels[0])], levels[levels > z.min()]])
-            extend = _extend(z, levels)
+            extend = kwargs.pop("extend", None) or _extend(z, levels)
             if not log:
                 kwargs["norm"] = BoundaryNorm(levels, plt.get_cmap(kwargs["cmap"]).N, extend=extend)
             artist = ax.contourf(grid_x, grid_y, z, levels=levels, extend=extend, **kwargs)
@@ -332,33 +332,40 @@ def _log_ticks(low, high) -> np.ndarray:
 
 
 def _label_lines_inside(ax, contour_set, max_labels: int = 6):
-    """Labels every other line at a point well inside the axes, so that no label is cut at an edge."""
+    """Labels up to `max_labels` lines, each where it is farthest from the other lines and labels, inside the axes.
+
+    A label placed well inside the axes is never cut at an edge, and one
+    placed where the lines are sparse does not cover its neighbours.
+    """
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    width, height = x1 - x0, y1 - y0
-    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    positions, labelled = [], []
+    scale = np.array([x1 - x0, y1 - y0])
+    paths = [path.vertices for path in contour_set.get_paths()]
     levels = list(contour_set.levels)
-    for index in range(len(levels) - 1, -1, -max(1, len(levels) // max_labels)):
-        vertices = contour_set.get_paths()[index].vertices
-        if len(vertices) == 0:
+    labellable = {}
+    for index, vertices in enumerate(paths):
+        unit = (vertices - [x0, y0]) / scale  # in axes fractions
+        if len(unit) == 0 or np.ptp(unit, axis=0).max() < MIN_LABELLED_EXTENT:
             continue
-        extent = np.ptp(vertices, axis=0) / [width, height]
-        if extent.max() < MIN_LABELLED_EXTENT:
-            continue
-        margin = np.minimum.reduce([vertices[:, 0] - x0, x1 - vertices[:, 0]]) / width
-        margin = np.minimum(margin, np.minimum(vertices[:, 1] - y0, y1 - vertices[:, 1]) / height)
-        inside = vertices[margin >= LABEL_MARGIN]
-        if len(inside) == 0:
-            continue
-        # Alternate the labels between the upper right and the lower left of the centre.
-        direction = np.array([1.0, 1.0]) if len(positions) % 2 == 0 else np.array([-1.0, -1.0])
-        offsets = (inside - centre) / [width, height]
-        angles = offsets @ direction / (np.linalg.norm(offsets, axis=1) * np.sqrt(2) + 1e-12)
-        positions.append(tuple(inside[np.argmax(angles)]))
+        inside = np.all((unit >= LABEL_MARGIN) & (unit <= 1 - LABEL_MARGIN), axis=1)
+        if inside.any():
+            labellable[index] = unit[inside][:: max(1, int(inside.sum()) // 200)]
+    chosen = list(labellable)[:: -max(1, -(-len(labellable) // max_labels))]
+    positions, labelled = [], []
+    for index in chosen:
+        candidates = labellable[index]
+        others = [(v - [x0, y0]) / scale for i, v in enumerate(paths) if i != index and len(v)]
+        obstacles = np.concatenate(others + [np.array(positions).reshape(-1, 2)] * 3) if others or positions else None
+        if obstacles is None or len(obstacles) == 0:
+            best = candidates[0]
+        else:
+            obstacles = obstacles[:: max(1, len(obstacles) // 4000)]
+            distances = np.min(np.linalg.norm(candidates[:, None, :] - obstacles[None, :, :], axis=2), axis=1)
+            best = candidates[np.argmax(distances)]
+        positions.append(best)
         labelled.append(levels[index])
     if positions:
-        ax.clabel(contour_set, levels=labelled, manual=positions, inline=True, fontsize=8,
-                  fmt=lambda value: f"{value:.3g}")
+        manual = [tuple(p * scale + [x0, y0]) for p in positions]
+        ax.clabel(contour_set, levels=labelled, manual=manual, inline=True, fontsize=8, fmt=lambda value: f"{value:.3g}")
 
 
 def _mark_origin(ax, surface):

@@ -90,7 +90,7 @@ def library_figures(out: Path):
     surface.ax_.set_title("digits MLP: training path on its PCA plane")
     save(surface.figure_, out / "trajectory.png")
 
-    hessian = hessian_directions(model, train, k=2)
+    hessian = hessian_directions(model, train, k=2, verbose=0)
     print(f"top Hessian eigenvalues: {np.round(hessian.eigenvalues, 3)} after {hessian.iterations} iterations")
     span = 2.0 / np.sqrt(abs(hessian.eigenvalues[0]))
     surface = compute_surface(model, train, hessian.directions, xcoords=np.linspace(-span, span, 31), verbose=0)

@@ -183,7 +183,8 @@ def plot_surface(
         z = np.ma.masked_less_equal(z, 0.0)
     if z.count() == 0:
         raise ValueError(f"No finite{' positive' if log else ''} {metric} values to plot.")
-    if levels is None or isinstance(levels, (int, np.integer)):
+    chosen_here = levels is None or isinstance(levels, (int, np.integer))
+    if chosen_here:
         count = DEFAULT_LEVEL_COUNT if levels is None else int(levels)
         levels = default_levels(z.compressed(), metric, count, vmin=vmin, vmax=vmax, log=log)
     levels = np.asarray(levels, dtype=np.float64)
@@ -196,7 +197,7 @@ def plot_surface(
             ax.view_init(elev=SURFACE_ELEVATION, azim=SURFACE_AZIMUTH)
     else:
         ax = _axes_or_new(ax)
-        artist = _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, **kwargs)
+        artist = _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here, **kwargs)
         _mark_origin(ax, surface)
     ax.set_xlabel("α")
     ax.set_ylabel("β")
@@ -240,27 +241,28 @@ def plot_trajectory(surface: LossSurface, pca: PCADirections, ax=None, kind: str
     return surface
 
 
-def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, **kwargs):
+def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here=True, **kwargs):
     if kind == "contour":
         kwargs.setdefault("cmap", LINE_COLORS)
         kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1]) if log else _basin_norm(z, levels))
         artist = ax.contour(grid_x, grid_y, z, levels=levels, **kwargs)
         _label_lines_inside(ax, artist)
+    elif kind == "heatmap":
+        kwargs.setdefault("cmap", "viridis")
+        kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1], clip=True) if log else _basin_norm(z, levels))
+        artist = ax.pcolormesh(grid_x, grid_y, z, shading="nearest", **kwargs)
     else:
         kwargs.setdefault("cmap", "viridis")
-        if log:
-            kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1], clip=True))
-        else:
-            kwargs.setdefault("norm", _basin_norm(z, levels))
-        if kind == "heatmap":
-            artist = ax.pcolormesh(grid_x, grid_y, z, shading="nearest", **kwargs)
-        else:
+        if chosen_here:
             # Filled from the minimum up, so that only values above the last level need a colour of their own.
             levels = np.concatenate([[min(z.min(), levels[0])], levels[levels > z.min()]])
-            extend = kwargs.pop("extend", None) or _extend(z, levels)
-            if not log:
-                kwargs["norm"] = BoundaryNorm(levels, plt.get_cmap(kwargs["cmap"]).N, extend=extend)
-            artist = ax.contourf(grid_x, grid_y, z, levels=levels, extend=extend, **kwargs)
+        extend = kwargs.pop("extend", None) or _extend(z, levels)
+        if log:
+            kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1]))
+        elif len(levels) >= 2:
+            kwargs.setdefault("norm", BoundaryNorm(levels, plt.get_cmap(kwargs["cmap"]).N, extend=extend))
+        artist = ax.contourf(grid_x, grid_y, z, levels=levels, extend=extend, **kwargs)
+    if kind != "contour":
         _colorbar(ax, artist, metric, levels, log)
     ax.set_aspect("equal", adjustable="box")
     return artist

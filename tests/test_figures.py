@@ -114,3 +114,13 @@ def test_a_dataset_passed_without_a_label_is_titled_by_the_metric_alone(small_ml
     named = compute_surface(small_mlp, {"train": (x, y)}, xcoords=grid, seed=0, verbose=0)
     assert named.plot("contour").ax_.get_title() == "train loss"
     plt.close("all")
+
+
+def test_levels_given_by_the_user_are_drawn_as_given():
+    values = 0.1 + 5 * RADIUS**2
+    surface = bowl(values)
+    np.testing.assert_array_equal(surface.plot("contourf", levels=[0.5, 1.0, 2.0], extend="max").artists_["contourf"].levels,
+                                  [0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(surface.plot("contour", levels=[20.0]).artists_["contour"].levels, [20.0])  # above all
+    assert len(surface.plot("contour", levels=5).artists_["contour"].levels) == 5
+    plt.close("all")

@@ -10,6 +10,12 @@ import numpy as np
 from losslandscape.backends import current_backend
 from losslandscape.backends.base import PointEvaluator
 from losslandscape.directions import check_directions_match, variables_values
+from losslandscape.evaluator_cache import (
+    cached_evaluator,
+    evaluator_key,
+    lookup,
+    remember,
+)
 from losslandscape.keras_internals import compiled_loss
 from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, fastest_evaluator
 from losslandscape.progress import Progress
@@ -201,6 +207,8 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
     Its `evaluate(points)` returns one `{name: value}` per row of coefficients.
     `variables` are the ones the directions move when not the model's
     trainable variables; only those can be moved K points at a time.
+    Compiled evaluators are kept for the next call on the same model and
+    data (`losslandscape.evaluator_cache`), and so is what "auto" chose.
     """
     backend = current_backend()
     trainable_only = variables is None
@@ -208,22 +216,34 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
     if engine == "evaluate":
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
     check_data_loss(model, include_regularization)
-    per_point = backend.point_evaluator(model, batches, origin, directions, include_regularization, variables)
     check_points_per_call(points_per_call)
+
+    def key(per_call):
+        return evaluator_key(model, batches, variables, directions, include_regularization, per_call)
+
+    def point_evaluator():
+        return cached_evaluator(key(1), origin, directions, lambda: backend.point_evaluator(
+            model, batches, origin, directions, include_regularization, variables
+        ))
+
+    def vectorized_evaluator(k):
+        return cached_evaluator(key(k), origin, directions, lambda: backend.vectorized_evaluator(
+            model, batches, origin, directions, include_regularization, k
+        ))
+
     if points_per_call == 1 or not trainable_only or not _supports_vectorized(model):
-        return per_point
+        return point_evaluator()
     if points_per_call != "auto":
-        return backend.vectorized_evaluator(
-            model, batches, origin, directions, include_regularization, int(points_per_call)
-        )
+        return vectorized_evaluator(int(points_per_call))
     if len(points) < 8 * PROBE_POINTS_PER_CALL:
-        return per_point
-
-    def build_vectorized(k):
-        return backend.vectorized_evaluator(model, batches, origin, directions, include_regularization, k)
-
+        return point_evaluator()
+    chosen_before = lookup(key("auto"))
+    if chosen_before is not None:
+        return cached_evaluator(key("auto"), origin, directions, lambda: chosen_before)
     parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    return fastest_evaluator(per_point, build_vectorized, points, parameters, verbose)
+    best = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose)
+    remember(key("auto"), best)
+    return best
 
 
 def check_points_per_call(points_per_call) -> None:
@@ -259,6 +279,9 @@ class _ModelEvaluatePerPoint(PointEvaluator):
 
     def evaluate(self, points):
         return [self(point) for point in points]
+
+    def rebind(self, origin, directions) -> None:
+        self._origin, self._directions = origin, directions
 
     def __call__(self, point):
         for position, variable in enumerate(self._variables):

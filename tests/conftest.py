@@ -113,3 +113,13 @@ def trained_classifier(samples, features, hidden, epochs=2):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, verbose=0)
     return model, x, y
+
+
+@pytest.fixture(autouse=True)
+def _fresh_evaluator_cache():
+    """Each test compiles its own evaluators; tests/test_evaluator_cache.py tests the reuse."""
+    from losslandscape.evaluator_cache import clear_evaluator_cache
+
+    clear_evaluator_cache()
+    yield
+    clear_evaluator_cache()

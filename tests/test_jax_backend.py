@@ -22,6 +22,7 @@ JAX_MODULES = [
     "tests/test_resume.py",
     "tests/test_distributed.py",
     "tests/test_conformance.py",
+    "tests/test_evaluator_cache.py",
 ]
 
 

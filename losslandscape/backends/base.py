@@ -90,6 +90,15 @@ class PointEvaluator(abc.ABC):
     def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
         """`{name: value}` at each row of `points`, an array of coefficients of shape `(n, k)`."""
 
+    @abc.abstractmethod
+    def rebind(self, origin: Sequence[np.ndarray], directions: Sequence[Sequence[np.ndarray]]) -> None:
+        """Evaluates around `origin` along `directions` from now on, without compiling again.
+
+        They have the shapes of those the evaluator was built with, and zero
+        where those were zero for a whole variable. The model's other
+        variables and the metric states are read again as they are now.
+        """
+
 
 class HessianVectorProduct(abc.ABC):
     """H·v for the Hessian H, at the model's current weights, of the loss `model.evaluate` reports.

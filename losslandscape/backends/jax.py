@@ -110,21 +110,28 @@ class _PointsEvaluator(PointEvaluator):
         self._batches = batches
         self._include_regularization = include_regularization
         build_for_batch(model, batches.first_batch())
-        for metric in model.metrics:
-            metric.reset_state()
-        moved = list(model.trainable_variables) if variables is None else list(variables)
-        position = {id(v): p for p, v in enumerate(moved)}
+        self._moved = list(model.trainable_variables) if variables is None else list(variables)
+        position = {id(v): p for p, v in enumerate(self._moved)}
         self._trainable_positions = [position.get(id(v)) for v in model.trainable_variables]
         self._non_trainable_positions = [position.get(id(v)) for v in model.non_trainable_variables]
+        self.rebind(origin, directions)
+        self._function = jax.jit(self._evaluate_points)
+
+    def rebind(self, origin, directions) -> None:
+        """The compiled function's inputs: jit compiles for their shapes, so new values compile nothing."""
+        model = self._model
+        for metric in model.metrics:  # every point starts from reset metric states (the caller restores them)
+            metric.reset_state()
         self._inputs = dict(
-            origin=[jnp.asarray(w, dtype=v.dtype) for w, v in zip(origin, moved)],
-            directions=[jnp.asarray(np.stack([d[p] for d in directions]), dtype=v.dtype) for p, v in enumerate(moved)],
+            origin=[jnp.asarray(w, dtype=v.dtype) for w, v in zip(origin, self._moved)],
+            directions=[
+                jnp.asarray(np.stack([d[p] for d in directions]), dtype=v.dtype) for p, v in enumerate(self._moved)
+            ],
             trainable=[v.value for v in model.trainable_variables],
             non_trainable=[v.value for v in model.non_trainable_variables],
             metric_states=[v.value for v in model.metrics_variables],
-            arrays=batches.arrays,
+            arrays=self._batches.arrays,
         )
-        self._function = jax.jit(self._evaluate_points)
 
     def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
         """Values at each row of coefficients, `points_per_call` rows per compiled call."""

@@ -175,14 +175,16 @@ class CompiledPointEvaluator(PointEvaluator):
         self._batches = batches
         self._perturbed = []
         variables = model.trainable_variables if variables is None else variables
+        # Held in tf.Variables, not constants, so that `rebind` gives the compiled function other values.
         for position, variable in enumerate(variables):
             stacked = np.stack([d[position] for d in directions])
             if np.any(stacked):
                 self._perturbed.append(
                     (
+                        position,
                         variable,
-                        tf.constant(origin[position], dtype=variable.dtype),
-                        tf.constant(stacked, dtype=variable.dtype),
+                        tf.Variable(origin[position], dtype=variable.dtype, trainable=False),
+                        tf.Variable(stacked, dtype=variable.dtype, trainable=False),
                     )
                 )
         self._data_loss = None if include_regularization else keras.metrics.Mean()
@@ -197,8 +199,13 @@ class CompiledPointEvaluator(PointEvaluator):
         """Values at each row of coefficients, one compiled call per point."""
         return [self(point) for point in points]
 
+    def rebind(self, origin, directions) -> None:
+        for position, _, origin_variable, stacked_variable in self._perturbed:
+            origin_variable.assign(origin[position])
+            stacked_variable.assign(np.stack([d[position] for d in directions]))
+
     def _evaluate(self, coefficients):
-        for variable, origin, stacked in self._perturbed:
+        for _, variable, origin, stacked in self._perturbed:
             shift = tf.tensordot(tf.cast(coefficients, variable.dtype), stacked, axes=1)
             variable.assign(origin + shift)
         self._reset_metrics()
@@ -329,9 +336,10 @@ class VectorizedPointEvaluator(PointEvaluator):
         )
         self._include_regularization = include_regularization
         self.points_per_call = points_per_call
-        self._origin = [tf.constant(w, dtype=v.dtype) for w, v in zip(origin, model.trainable_variables)]
+        # Held in tf.Variables, not constants, so that `rebind` gives the compiled function other values.
+        self._origin = [tf.Variable(w, dtype=v.dtype, trainable=False) for w, v in zip(origin, model.trainable_variables)]
         self._directions = [
-            tf.constant(np.stack([d[position] for d in directions]), dtype=v.dtype)
+            tf.Variable(np.stack([d[position] for d in directions]), dtype=v.dtype, trainable=False)
             for position, v in enumerate(model.trainable_variables)
         ]
         _build_metrics(model, batches)
@@ -345,6 +353,11 @@ class VectorizedPointEvaluator(PointEvaluator):
         return evaluate_in_padded_calls(
             points, self.points_per_call, lambda padded: self._call(tf.constant(padded)), np.float64
         )
+
+    def rebind(self, origin, directions) -> None:
+        for position, (origin_variable, stacked_variable) in enumerate(zip(self._origin, self._directions)):
+            origin_variable.assign(origin[position])
+            stacked_variable.assign(np.stack([d[position] for d in directions]))
 
     def _call(self, coefficients):
         """One compiled call; the first one falls back to a graph without XLA if XLA cannot compile the model."""

@@ -1,0 +1,107 @@
+"""A second landscape of the same model and data reuses the compiled evaluators, and a changed model never does."""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import evaluate_at, weights_at
+from losslandscape import compute_surface, random_directions
+from losslandscape.backends import current_backend
+from losslandscape.evaluator_cache import MAX_CACHED_EVALUATORS, clear_evaluator_cache
+
+GRID = np.linspace(-0.5, 0.5, 12)  # 144 points: "auto" probes
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """Counts the evaluators the backend builds."""
+    backend = current_backend()
+    counts = {"point": 0, "vectorized": 0}
+    for kind, cls in (("point", backend.point_evaluator), ("vectorized", backend.vectorized_evaluator)):
+        original = cls.__init__
+
+        def counting(self, *args, _original=original, _kind=kind, **kwargs):
+            counts[_kind] += 1
+            _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counting)
+    return counts
+
+
+def _classifier():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    return model, rng.normal(size=(96, 6)).astype("float32"), rng.integers(0, 3, 96)
+
+
+def _check_against_evaluate(model, x, y, surface, point=(3, 7)):
+    origin = [v.numpy() for v in model.trainable_weights]
+    coefficients = [surface.xcoords[point[0]], surface.ycoords[point[1]]]
+    expected = evaluate_at(model, weights_at(model, origin, surface.directions, coefficients), x=x, y=y, batch_size=32)
+    np.testing.assert_allclose(surface.losses["train"][point], expected["loss"], rtol=1e-5)
+    np.testing.assert_allclose(surface.metrics["train"]["accuracy"][point], expected["accuracy"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("points_per_call", [1, 16, "auto"])
+def test_a_second_surface_with_other_directions_compiles_nothing(built, points_per_call):
+    model, x, y = _classifier()
+    first = compute_surface(model, (x, y), xcoords=GRID, seed=0, batch_size=32, points_per_call=points_per_call,
+                            verbose=0)
+    counts = dict(built)
+    second = compute_surface(model, (x, y), xcoords=GRID, seed=1, batch_size=32, points_per_call=points_per_call,
+                             verbose=0)
+    assert built == counts and sum(counts.values()) >= 1
+    assert not np.array_equal(first.losses["train"], second.losses["train"])
+    _check_against_evaluate(model, x, y, second)
+    clear_evaluator_cache()
+    fresh = compute_surface(model, (x, y), xcoords=GRID, seed=1, batch_size=32, points_per_call=points_per_call,
+                            verbose=0)
+    np.testing.assert_allclose(second.losses["train"], fresh.losses["train"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("points_per_call", [1, 16])
+@pytest.mark.parametrize("change", ["recompile", "trainable", "data", "trained"])
+def test_a_changed_model_or_data_never_gets_a_stale_evaluator(built, change, points_per_call):
+    model, x, y = _classifier()
+    compute_surface(model, (x, y), xcoords=GRID, seed=0, batch_size=32, points_per_call=points_per_call, verbose=0)
+    before = dict(built)
+    if change == "recompile":
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                      weighted_metrics=["accuracy"])
+    elif change == "trainable":
+        model.layers[0].trainable = False
+    elif change == "data":
+        x = x.copy()
+        x[5, 2] += 1.0  # one value of one sample
+    else:
+        model.fit(x, y, epochs=1, verbose=0)  # new θ0, same variables: reused, around the new θ0
+    surface = compute_surface(model, (x, y), xcoords=GRID, seed=0, batch_size=32, points_per_call=points_per_call,
+                              verbose=0)
+    rebuilt = built["vectorized"] > before["vectorized"] or built["point"] > before["point"]
+    assert rebuilt == (change != "trained")
+    if change != "trainable":  # with a frozen layer the directions move fewer variables than `weights_at` sets
+        _check_against_evaluate(model, x, y, surface)
+
+
+def test_only_a_few_evaluators_are_kept(built):
+    models = [_classifier() for _ in range(MAX_CACHED_EVALUATORS + 1)]
+    for model, x, y in models:
+        compute_surface(model, (x, y), xcoords=GRID[:3], seed=0, batch_size=32, points_per_call=1, verbose=0)
+    model, x, y = models[0]
+    compute_surface(model, (x, y), xcoords=GRID[:3], seed=0, batch_size=32, points_per_call=1, verbose=0)
+    assert built["point"] == MAX_CACHED_EVALUATORS + 2  # the first model's was forgotten, so it was built again
+
+
+def test_directions_that_are_zero_elsewhere_get_their_own_evaluator(built):
+    model, x, y = _classifier()
+    for layer in model.layers:
+        layer.bias.assign(np.full(layer.bias.shape, 0.1))  # filter normalization gives a zero bias a zero direction
+    biasbn = random_directions(model, 2, seed=0, ignore="biasbn")
+    every_weight = random_directions(model, 2, seed=0, ignore=None)
+    compute_surface(model, (x, y), biasbn, xcoords=GRID[:4], batch_size=32, points_per_call=1, verbose=0)
+    surface = compute_surface(model, (x, y), every_weight, xcoords=GRID[:4], batch_size=32, points_per_call=1,
+                              verbose=0)
+    assert built["point"] == 2
+    _check_against_evaluate(model, x, y, surface, point=(1, 2))

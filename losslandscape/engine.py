@@ -17,7 +17,7 @@ from losslandscape.evaluator_cache import (
     remember,
 )
 from losslandscape.keras_internals import compiled_loss
-from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, fastest_evaluator
+from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, KnownValuesFirst, fastest_evaluator
 from losslandscape.progress import Progress
 
 ENGINES = ("compiled", "evaluate")
@@ -241,9 +241,9 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
     if chosen_before is not None:
         return cached_evaluator(key("auto"), origin, directions, lambda: chosen_before)
     parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    best = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose)
+    best, values = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose)
     remember(key("auto"), best)
-    return best
+    return KnownValuesFirst(best, points[: len(values)], values)
 
 
 def check_points_per_call(points_per_call) -> None:

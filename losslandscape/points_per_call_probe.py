@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from losslandscape.backends import current_backend
+from losslandscape.backends.base import PointEvaluator
 from losslandscape.messages import report
 
 PROBE_POINTS_PER_CALL = 16
@@ -21,7 +22,9 @@ PROBE_AGREEMENT = 1e-5
 def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
     """The fastest evaluator on the first of `points`: one point per call, or K = 16, 64, 256... per call.
 
-    With `verbose=1` it says in one line how many points it chose, with
+    Returns `(evaluator, values)`: `values` are the chosen evaluator's
+    values at the first points, which the probe computed and the grid keeps
+    (see `KnownValuesFirst`). With `verbose=1` it says in one line how many points it chose, with
     `verbose=2` also what it measured and why it stopped there.
 
     K grows while each step was faster than the last, the values agree
@@ -31,7 +34,7 @@ def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
     """
     k = PROBE_POINTS_PER_CALL
     reference, best_seconds, _ = time_evaluator(per_point, points, k)
-    best, timings, reason = per_point, {1: best_seconds}, None
+    best, best_values, timings, reason = per_point, reference, {1: best_seconds}, None
     while reason is None:
         try:
             candidate = build_vectorized(k)
@@ -47,7 +50,7 @@ def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
         elif seconds >= best_seconds:
             reason = f"{k} points per call are not faster"
         else:
-            best, best_seconds = candidate, seconds
+            best, best_seconds, best_values = candidate, seconds, values
             k *= PROBE_GROWTH
             if len(points) < 8 * k:
                 reason = "the grid is too small to probe more points per call"
@@ -61,21 +64,44 @@ def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose):
         report(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
     elif verbose:
         report(f"losslandscape: evaluating {using} at a time")
-    return best
+    return best, best_values
 
 
 def time_evaluator(evaluator, points, k):
-    """`(values at points[:k], seconds per point at points[k:2k], seconds of the first call beyond that)`.
+    """`(values at points[:2k], seconds per point at points[k:2k], seconds of the first call beyond that)`.
 
-    The first call compiles; its values are recomputed later, not kept.
+    The first call compiles, so the second one is timed.
     """
     started = time.perf_counter()
     values = evaluator.evaluate(points[:k])
     first_call = time.perf_counter() - started
     started = time.perf_counter()
-    evaluator.evaluate(points[k : 2 * k])
+    values = values + evaluator.evaluate(points[k : 2 * k])
     seconds = (time.perf_counter() - started) / k
     return values, seconds, max(first_call - seconds * k, 0.0)
+
+
+class KnownValuesFirst(PointEvaluator):
+    """An evaluator that answers the points the probe already computed from memory, and the rest as `evaluator`.
+
+    A point is known when its coefficients equal, exactly, those of one of
+    the probe's points; each known value is given once.
+    """
+
+    def __init__(self, evaluator: PointEvaluator, points: np.ndarray, values: list):
+        self._evaluator = evaluator
+        self.points_per_call = evaluator.points_per_call
+        self._known = {tuple(np.asarray(point, np.float64)): value for point, value in zip(points, values)}
+
+    def evaluate(self, points: np.ndarray) -> list:
+        keys = [tuple(np.asarray(point, np.float64)) for point in points]
+        unknown = [position for position, key in enumerate(keys) if key not in self._known]
+        computed = iter(self._evaluator.evaluate(np.asarray(points)[unknown]) if unknown else [])
+        return [self._known.pop(key) if key in self._known else next(computed) for key in keys]
+
+    def rebind(self, origin, directions) -> None:
+        self._known.clear()
+        self._evaluator.rebind(origin, directions)
 
 
 def largest_relative_difference(values, reference) -> tuple:

@@ -247,7 +247,8 @@ def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp,
     printed = capsys.readouterr().out
     assert "ms per point with 1 per call" in printed
     assert "with 16 points per call, `loss` was" in printed and "using one point per call" in printed
-    assert sum(calls) == 2 * 16 + len(grid)  # the probe's two rounds, then every point one at a time
+    # The probe's two rounds of 16 points are kept: every point is computed once.
+    assert sum(calls) == len(grid) and calls[:2] == [16, 16]
     expected = evaluate_at(small_mlp, weights_at(small_mlp, [v.numpy() for v in small_mlp.trainable_weights],
                                                  directions, grid[100]), x=x, y=y, batch_size=128)
     np.testing.assert_allclose(auto["loss"][100], expected["loss"], rtol=1e-5)
@@ -363,7 +364,7 @@ def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, gri
 
     monkeypatch.setattr(probe_module, "time_evaluator", fake_time_evaluator)
     rows = np.zeros((grid_points, 2))
-    best = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=2)
+    best, _ = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=2)
     assert best.points_per_call == chosen
     assert f"using {chosen} points per call" in capsys.readouterr().out
 
@@ -396,3 +397,19 @@ def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regr
     )
     compiled.evaluate(grid)
     assert compiled.uses_xla is True
+
+
+def test_the_probes_points_are_kept_and_equal_what_its_choice_computes(small_mlp, regression_data):
+    from losslandscape.evaluator_cache import clear_evaluator_cache
+
+    x, y = regression_data
+    directions = random_directions(small_mlp, seed=0)
+    grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
+    batches = {"train": prepare_data((x, y))}
+    chosen = {}
+    auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=0, points_per_call="auto",
+                         on_evaluator=lambda label, k: chosen.update({label: k}))["train"]
+    clear_evaluator_cache()
+    again = evaluate_grid(small_mlp, batches, directions, grid, verbose=0, points_per_call=chosen["train"])["train"]
+    for name in auto:
+        np.testing.assert_array_equal(auto[name], again[name])

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import trained_classifier
-from losslandscape import compute_line, compute_surface, load_line, load_surface
+from losslandscape import LossSurface, compute_line, compute_surface, load_line, load_surface
 from losslandscape.cli import main
 
 
@@ -259,3 +259,42 @@ def test_a_users_own_tensorflow_log_level_is_kept(monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     cli._import_keras_quietly()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_start_up_lines_are_held_back_and_shown_only_if_the_import_fails(monkeypatch, capfd):
+    from losslandscape import backends, cli
+
+    def noisy_import(fails):
+        def import_keras():
+            os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on\n")
+            if fails:
+                raise ImportError("no backend")
+
+        return import_keras
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    monkeypatch.setattr(backends, "import_keras", noisy_import(fails=False))
+    cli._import_keras_quietly()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    os.write(2, b"after\n")  # stderr is the terminal's again
+    assert capfd.readouterr().err == "after\n"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    monkeypatch.setattr(backends, "import_keras", noisy_import(fails=True))
+    with pytest.raises(ImportError, match="no backend"):
+        cli._import_keras_quietly()
+    assert capfd.readouterr().err == "I0000 port.cc:153] oneDNN custom operations are on\n"
+
+
+def test_info_reports_the_minimum_of_the_computed_points_only(tmp_path, capsys):
+    losses = np.array([[3.0, 1.0], [2.0, 0.5]])
+    computed = np.array([[True, True], [True, False]])  # 0.5 is not computed yet
+    LossSurface([0.0, 1.0], [0.0, 1.0], {"train": losses}, {"train": {}}, computed={"train": computed}).save(
+        tmp_path / "partial.h5")
+    nothing = {"train": np.zeros((2, 2), bool)}
+    LossSurface([0.0, 1.0], [0.0, 1.0], {"train": np.full((2, 2), np.nan)}, {"train": {}}, computed=nothing).save(
+        tmp_path / "empty.h5")
+    assert run("info", tmp_path / "partial.h5") == 0 and run("info", tmp_path / "empty.h5") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{tmp_path / 'partial.h5'}: LossSurface(grid=(2, 2), labels=['train'], metrics=['loss'])"
+    assert lines[1] == "  train: 3/4 points computed, min loss 1 at index (0, 1)"
+    assert "  train: 0/4 points computed" in lines

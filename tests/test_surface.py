@@ -1,3 +1,5 @@
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -117,3 +119,18 @@ def test_empty_or_truncated_files_are_refused(tmp_path, size):
     path.write_bytes(path.read_bytes()[:size])
     with pytest.raises(ValueError, match="is not a readable HDF5 file"):
         load_surface(path)
+
+
+def test_repr_coords_and_value_errors_name_what_there_is(tmp_path):
+    line = LossLine([-1, 0, 1], {"train": [1.0, 0.5, 1.0]}, {"train": {"accuracy": [0.5, 0.9, 0.5]}})
+    assert line.coords.dtype == np.float64
+    assert repr(line) == "LossLine(grid=(3,), labels=['train'], metrics=['loss', 'accuracy'])"
+    with pytest.raises(KeyError, match=r"Unknown metric 'acc' for dataset 'train'; available: \['loss', 'accuracy'\]\."):
+        line.values("train", "acc")
+    line.save(tmp_path / "line.h5")
+    assert load_line(tmp_path / "line.h5").direction is None  # saved without a direction
+    surface = LossSurface([0.0, 1.0], [0.0, 1.0], {"train": np.ones((2, 2))}, {"train": {}})
+    surface.save(tmp_path / "surface.h5")
+    path = str(tmp_path / "surface.h5")
+    with pytest.raises(ValueError, match=rf"^{re.escape(repr(path))} holds a surface, not a line; use `load_surface`\.$"):
+        load_line(path)

@@ -123,3 +123,11 @@ def _fresh_evaluator_cache():
     clear_evaluator_cache()
     yield
     clear_evaluator_cache()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -284,11 +284,12 @@ def _load_model(path):
 def _load_any(path):
     import h5py
 
+    from losslandscape.reference_files import is_reference_file, reference_kind
     from losslandscape.surface import load_line, load_surface
 
     try:
         with h5py.File(path, "r") as file:
-            kind = file.attrs.get("kind")
+            kind = reference_kind(file) if is_reference_file(file) else file.attrs.get("kind")
     except FileNotFoundError:
         raise CommandError(f"no file at {path!r}") from None
     except OSError:

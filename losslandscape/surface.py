@@ -24,6 +24,11 @@ import numpy as np
 
 from losslandscape.direction_files import load_directions, save_directions
 from losslandscape.metric_names import accuracy_metric_name
+from losslandscape.reference_files import (
+    is_reference_file,
+    read_reference_values,
+    reference_kind,
+)
 
 FORMAT_VERSION = 1
 
@@ -355,7 +360,11 @@ class LossSurface(_Landscape):
 
 
 def load_surface(path) -> LossSurface:
-    """Reads a `LossSurface` written by `LossSurface.save`.
+    """Reads a `LossSurface` written by `LossSurface.save`, or by the paper's reference code.
+
+    A reference file's `{label}_acc` (in percent) becomes the metric
+    "accuracy" (in [0, 1]), and its points holding -1 (not computed yet)
+    are NaN and not `computed`.
 
     Args:
         path: HDF5 file path.
@@ -371,9 +380,13 @@ def load_surface(path) -> LossSurface:
     (3, 2)
     """
     with _open_landscape(path) as file:
-        _check_kind(file, path, "surface", "load_line")
-        _check_layout(file, path, ("xcoordinates", "ycoordinates"))
-        losses, metrics, settings, computed = _Landscape._read_values(file, np.transpose)
+        if is_reference_file(file):
+            _check_reference_kind(file, path, "surface", "load_line")
+            losses, metrics, settings, computed = read_reference_values(file, path, np.transpose)
+        else:
+            _check_kind(file, path, "surface", "load_line")
+            _check_layout(file, path, ("xcoordinates", "ycoordinates"))
+            losses, metrics, settings, computed = _Landscape._read_values(file, np.transpose)
         directions = load_directions(file) if "xdirection" in file else None
         return LossSurface(
             file["xcoordinates"][()],
@@ -387,7 +400,7 @@ def load_surface(path) -> LossSurface:
 
 
 def load_line(path) -> LossLine:
-    """Reads a `LossLine` written by `LossLine.save`.
+    """Reads a `LossLine` written by `LossLine.save`, or by the paper's reference code (see `load_surface`).
 
     Args:
         path: HDF5 file path.
@@ -402,9 +415,13 @@ def load_line(path) -> LossLine:
     array([-1.,  0.,  1.])
     """
     with _open_landscape(path) as file:
-        _check_kind(file, path, "line", "load_surface")
-        _check_layout(file, path, ("xcoordinates",))
-        losses, metrics, settings, computed = _Landscape._read_values(file, lambda values: values)
+        if is_reference_file(file):
+            _check_reference_kind(file, path, "line", "load_surface")
+            losses, metrics, settings, computed = read_reference_values(file, path, lambda values: values)
+        else:
+            _check_kind(file, path, "line", "load_surface")
+            _check_layout(file, path, ("xcoordinates",))
+            losses, metrics, settings, computed = _Landscape._read_values(file, lambda values: values)
         direction = load_directions(file)[0] if "xdirection" in file else None
         return LossLine(
             file["xcoordinates"][()], losses, metrics, direction=direction, settings=settings, computed=computed
@@ -420,6 +437,12 @@ def _check_kind(file, path, expected, other_loader):
         )
     if kind != expected:
         raise ValueError(f"{str(path)!r} holds a {kind}, not a {expected}; use `{other_loader}`.")
+
+
+def _check_reference_kind(file, path, expected, other_loader):
+    kind = reference_kind(file)
+    if kind != expected:
+        raise ValueError(f"{str(path)!r} holds a {kind} (reference layout), not a {expected}; use `{other_loader}`.")
 
 
 def _open_landscape(path):

@@ -42,12 +42,15 @@ _EXPORTS = {
     "process_pool": "losslandscape.distributed",
     "random_directions": "losslandscape.directions",
     "save_directions": "losslandscape.direction_files",
+    "sharpness": "losslandscape.sharpness",
     "Trajectory": "losslandscape.trajectory",
     "TrajectoryRecorder": "losslandscape.trajectory",
     "WeightSnapshot": "losslandscape.engine",
 }
 # Modules that read and draw saved landscapes without Keras.
-_WITHOUT_KERAS = {"losslandscape.direction_files", "losslandscape.plotting", "losslandscape.surface"}
+_WITHOUT_KERAS = {
+    "losslandscape.direction_files", "losslandscape.plotting", "losslandscape.sharpness", "losslandscape.surface"
+}
 
 __all__ = sorted(_EXPORTS)
 
@@ -79,6 +82,7 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
     from losslandscape.engine import evaluate_grid, WeightSnapshot  # noqa: F401
     from losslandscape.hessian import hessian_directions, hessian_spectrum_summary, HessianDirections  # noqa: F401
     from losslandscape.interpolation import interpolate  # noqa: F401
+    from losslandscape.sharpness import sharpness  # noqa: F401
     from losslandscape.plotting import plot_interpolation, plot_line, plot_surface, plot_trajectory  # noqa: F401
     from losslandscape.surface import load_line, load_surface, LossLine, LossSurface  # noqa: F401
     from losslandscape.trajectory import load_trajectory, pca_directions, PCADirections, Trajectory, TrajectoryRecorder  # noqa: F401

@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from losslandscape import compute_line, compute_surface  # noqa: E402
+from losslandscape import compute_line, compute_surface, sharpness  # noqa: E402
 from reproductions.train import load_dataset, train  # noqa: E402
 
 SETUPS = {
@@ -54,37 +54,12 @@ def pairs(setup: dict) -> dict:
     }
 
 
-def sharpness(coords: np.ndarray, losses: np.ndarray) -> dict:
-    """Loss rise at α = ±0.5, and the widths where the loss stays below 2·L(0) and below L(0) + 1."""
-    centre = int(np.argmin(np.abs(coords)))
-    at_zero = losses[centre]
-    return {
-        "rise_at_0.5": float(np.mean(np.interp([-0.5, 0.5], coords, losses)) - at_zero),
-        "doubling_width": width_below(coords, losses, centre, 2 * at_zero),
-        "width_plus_1": width_below(coords, losses, centre, at_zero + 1.0),
-    }
-
-
-def width_below(coords: np.ndarray, losses: np.ndarray, centre: int, threshold: float) -> float:
-    """Width of the interval around `coords[centre]` where the curve stays below `threshold` (linear interpolation)."""
-    left, right = coords[0], coords[-1]
-    for k in range(centre, 0, -1):
-        if losses[k - 1] >= threshold:
-            left = np.interp(threshold, [losses[k], losses[k - 1]], [coords[k], coords[k - 1]])
-            break
-    for k in range(centre, len(coords) - 1):
-        if losses[k + 1] >= threshold:
-            right = np.interp(threshold, [losses[k], losses[k + 1]], [coords[k], coords[k + 1]])
-            break
-    return float(right - left)
-
-
 def examine(model, train_data, setup, samples):
     """1D curves along three directions, their sharpness, and one 2D surface (all on the data loss)."""
     coords = np.linspace(-1, 1, setup["line_points"])
     options = dict(batch_size=256, max_samples=samples, include_regularization=False, verbose=0)
     curves = [compute_line(model, train_data, coords=coords, seed=seed, **options) for seed in SEEDS]
-    measures = [sharpness(coords, curve.losses["train"]) for curve in curves]
+    measures = [sharpness(curve) for curve in curves]
     surface = compute_surface(model, train_data, xcoords=np.linspace(-1, 1, setup["points"]), seed=0, **options)
     summary = {key: float(np.mean([m[key] for m in measures])) for key in measures[0]}
     summary["loss_at_0"] = float(curves[0].losses["train"][len(coords) // 2])

@@ -67,13 +67,22 @@ def test_smoke_runs_of_train_landscape_and_sanity_checks(tmp_path, capsys):
 
 
 def test_sharpness_numbers_on_known_curves():
+    from losslandscape import LossLine, sharpness
+
     coords = np.linspace(-1, 1, 201)
-    narrow = sanity_checks.sharpness(coords, 1 + 4 * coords**2)
-    wide = sanity_checks.sharpness(coords, 1 + coords**2)
+
+    def of(values):
+        return sharpness(LossLine(coords, {"train": values}, {"train": {}}))
+
+    narrow, wide = of(1 + 4 * coords**2), of(1 + coords**2)
     assert narrow["rise_at_0.5"] == pytest.approx(1.0, abs=1e-3)
     assert wide["rise_at_0.5"] == pytest.approx(0.25, abs=1e-3)
     assert narrow["doubling_width"] == pytest.approx(1.0, abs=1e-3)  # 1 + 4α² = 2 at α = ±0.5
     assert wide["doubling_width"] == pytest.approx(2.0, abs=1e-3)    # reaches 2 only at the ends
-    shifted = sanity_checks.sharpness(coords, 3 + 4 * coords**2)
+    shifted = of(3 + 4 * coords**2)
     assert shifted["width_plus_1"] == pytest.approx(narrow["width_plus_1"], abs=1e-3)  # independent of L(0)
     assert shifted["doubling_width"] == pytest.approx(2 * np.sqrt(3 / 4), abs=1e-3)
+    lopsided = of(1 + np.where(coords < 0, 16, 1) * coords**2)  # 2·L(0) at α = -0.25 and at α = 1
+    assert lopsided["doubling_width"] == pytest.approx(1.25, abs=1e-3)
+    with pytest.raises(ValueError, match=r"around α = 0, but the line spans \[1, 2\]"):
+        sharpness(LossLine(np.linspace(1, 2, 5), {"train": np.ones(5)}, {"train": {}}))

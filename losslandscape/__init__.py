@@ -23,6 +23,10 @@ _EXPORTS = {
     "hessian_spectrum_summary": "losslandscape.hessian",
     "HessianDirections": "losslandscape.hessian",
     "interpolate": "losslandscape.interpolation",
+    "LandscapeCallback": "losslandscape.series",
+    "LandscapeSeries": "losslandscape.series",
+    "load_series": "losslandscape.series",
+    "plot_series": "losslandscape.series",
     "load_directions": "losslandscape.direction_files",
     "load_line": "losslandscape.surface",
     "load_surface": "losslandscape.surface",
@@ -82,6 +86,7 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
     from losslandscape.engine import evaluate_grid, WeightSnapshot  # noqa: F401
     from losslandscape.hessian import hessian_directions, hessian_spectrum_summary, HessianDirections  # noqa: F401
     from losslandscape.interpolation import interpolate  # noqa: F401
+    from losslandscape.series import LandscapeCallback, LandscapeSeries, load_series, plot_series  # noqa: F401
     from losslandscape.sharpness import sharpness  # noqa: F401
     from losslandscape.plotting import plot_interpolation, plot_line, plot_surface, plot_trajectory  # noqa: F401
     from losslandscape.surface import load_line, load_surface, LossLine, LossSurface  # noqa: F401

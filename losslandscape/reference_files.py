@@ -35,7 +35,10 @@ def read_reference_values(file, path, from_file_order):
         key=lambda label: ({"train": 0, "test": 1}.get(label, 2), label),
     )
     if not labels:
-        raise ValueError(f"{str(path)!r} has coordinates but no `train_loss` (or other `*_loss`): it holds no landscape.")
+        raise ValueError(
+            f"{str(path)!r} was not written by losslandscape, and has no `train_loss` (or other `*_loss`) as the "
+            "reference code writes: it holds no landscape."
+        )
     shape = tuple(len(file[key]) for key in ("ycoordinates", "xcoordinates") if key in file)
     losses, metrics, computed = {}, {}, {}
     for label in labels:

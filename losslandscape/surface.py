@@ -145,28 +145,28 @@ class _Landscape:
         }
         return losses, metrics, json.loads(file.attrs["settings"]), computed
 
-    def _save_atomically(self, path, write):
-        """Writes a complete file next to `path`, then renames it over `path`.
+def write_file_atomically(path, write) -> None:
+    """Builds an HDF5 file in memory with `write(root)`, writes it next to `path`, then renames it over `path`.
 
-        A reader, or a run killed mid-write (even by SIGKILL), only ever sees
-        the old file or the new one, never a half-written one. The HDF5 file
-        is built in memory and written with plain file I/O, so a failed
-        write (a full disk) is one `OSError` and leaves HDF5 in a sound state.
-        """
-        path = os.fspath(path)
-        image = io.BytesIO()
-        with h5py.File(image, "w") as file:
-            write(file)
-        temporary = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(temporary, "wb") as file:
-                file.write(image.getbuffer())
-            os.replace(temporary, path)
-        except OSError as error:
-            raise OSError(f"Could not write {path!r} ({error.strerror or error}); the previous file is kept.") from None
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+    A reader, or a run killed mid-write (even by SIGKILL), only ever sees
+    the old file or the new one, never a half-written one. The file is
+    built in memory and written with plain file I/O, so a failed write (a
+    full disk) is one `OSError` and leaves HDF5 in a sound state.
+    """
+    path = os.fspath(path)
+    image = io.BytesIO()
+    with h5py.File(image, "w") as file:
+        write(file)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "wb") as file:
+            file.write(image.getbuffer())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise OSError(f"Could not write {path!r} ({error.strerror or error}); the previous file is kept.") from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 class LossLine(_Landscape):
@@ -221,14 +221,15 @@ class LossLine(_Landscape):
         Args:
             path: Destination file path; an existing file is replaced.
         """
-        def write(file):
-            file.attrs["kind"] = "line"
-            file.create_dataset("xcoordinates", data=self.coords)
-            self._write_values(file, lambda values: values)
-            if self.direction is not None:
-                save_directions(file, [self.direction])
+        write_file_atomically(path, self.write_to)
 
-        self._save_atomically(path, write)
+    def write_to(self, group) -> None:
+        """Writes the line into an open HDF5 file or group, in the layout `save` uses."""
+        group.attrs["kind"] = "line"
+        group.create_dataset("xcoordinates", data=self.coords)
+        self._write_values(group, lambda values: values)
+        if self.direction is not None:
+            save_directions(group, [self.direction])
 
 
 class LossSurface(_Landscape):
@@ -311,15 +312,16 @@ class LossSurface(_Landscape):
         >>> x = np.linspace(-1, 1, 3)
         >>> LossSurface(x, x, {"train": np.zeros((3, 3))}, {"train": {}}).save("/tmp/s.h5")
         """
-        def write(file):
-            file.attrs["kind"] = "surface"
-            file.create_dataset("xcoordinates", data=self.xcoords)
-            file.create_dataset("ycoordinates", data=self.ycoords)
-            self._write_values(file, np.transpose)
-            if self.directions is not None:
-                save_directions(file, self.directions)
+        write_file_atomically(path, self.write_to)
 
-        self._save_atomically(path, write)
+    def write_to(self, group) -> None:
+        """Writes the surface into an open HDF5 file or group, in the layout `save` uses."""
+        group.attrs["kind"] = "surface"
+        group.create_dataset("xcoordinates", data=self.xcoords)
+        group.create_dataset("ycoordinates", data=self.ycoords)
+        self._write_values(group, np.transpose)
+        if self.directions is not None:
+            save_directions(group, self.directions)
 
 
     def to_vtk(self, path, label: Optional[str] = None, metric: str = "loss",
@@ -380,23 +382,28 @@ def load_surface(path) -> LossSurface:
     (3, 2)
     """
     with _open_landscape(path) as file:
-        if is_reference_file(file):
-            _check_reference_kind(file, path, "surface", "load_line")
-            losses, metrics, settings, computed = read_reference_values(file, path, np.transpose)
-        else:
-            _check_kind(file, path, "surface", "load_line")
-            _check_layout(file, path, ("xcoordinates", "ycoordinates"))
-            losses, metrics, settings, computed = _Landscape._read_values(file, np.transpose)
-        directions = load_directions(file) if "xdirection" in file else None
-        return LossSurface(
-            file["xcoordinates"][()],
-            file["ycoordinates"][()],
-            losses,
-            metrics,
-            directions=directions,
-            settings=settings,
-            computed=computed,
-        )
+        return surface_from(file, path)
+
+
+def surface_from(group, path) -> LossSurface:
+    """The `LossSurface` in an open HDF5 file or group; `path` names it in errors."""
+    if is_reference_file(group):
+        _check_reference_kind(group, path, "surface", "load_line")
+        losses, metrics, settings, computed = read_reference_values(group, path, np.transpose)
+    else:
+        _check_kind(group, path, "surface", "load_line")
+        _check_layout(group, path, ("xcoordinates", "ycoordinates"))
+        losses, metrics, settings, computed = _Landscape._read_values(group, np.transpose)
+    directions = load_directions(group) if "xdirection" in group else None
+    return LossSurface(
+        group["xcoordinates"][()],
+        group["ycoordinates"][()],
+        losses,
+        metrics,
+        directions=directions,
+        settings=settings,
+        computed=computed,
+    )
 
 
 def load_line(path) -> LossLine:
@@ -415,17 +422,22 @@ def load_line(path) -> LossLine:
     array([-1.,  0.,  1.])
     """
     with _open_landscape(path) as file:
-        if is_reference_file(file):
-            _check_reference_kind(file, path, "line", "load_surface")
-            losses, metrics, settings, computed = read_reference_values(file, path, lambda values: values)
-        else:
-            _check_kind(file, path, "line", "load_surface")
-            _check_layout(file, path, ("xcoordinates",))
-            losses, metrics, settings, computed = _Landscape._read_values(file, lambda values: values)
-        direction = load_directions(file)[0] if "xdirection" in file else None
-        return LossLine(
-            file["xcoordinates"][()], losses, metrics, direction=direction, settings=settings, computed=computed
-        )
+        return line_from(file, path)
+
+
+def line_from(group, path) -> LossLine:
+    """The `LossLine` in an open HDF5 file or group; `path` names it in errors."""
+    if is_reference_file(group):
+        _check_reference_kind(group, path, "line", "load_surface")
+        losses, metrics, settings, computed = read_reference_values(group, path, lambda values: values)
+    else:
+        _check_kind(group, path, "line", "load_surface")
+        _check_layout(group, path, ("xcoordinates",))
+        losses, metrics, settings, computed = _Landscape._read_values(group, lambda values: values)
+    direction = load_directions(group)[0] if "xdirection" in group else None
+    return LossLine(
+        group["xcoordinates"][()], losses, metrics, direction=direction, settings=settings, computed=computed
+    )
 
 
 def _check_kind(file, path, expected, other_loader):

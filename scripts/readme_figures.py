@@ -3,6 +3,7 @@
 Run: python scripts/readme_figures.py [--out readme_files] [--parts library sanity]
 "library" (about 1 minute on 2 CPU cores): the demo, interpolation, trajectory, Hessian and metric figures.
 "sanity" (about 4 minutes): the three sanity checks of reproductions/ on digits, figures and table.
+"series" (about 20 seconds): landscapes during training, from LandscapeCallback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,13 +25,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from losslandscape import (  # noqa: E402
+    LandscapeCallback,
+    LandscapeSeries,
     TrajectoryRecorder,
     compute_surface,
     hessian_directions,
     interpolate,
+    load_series,
     load_trajectory,
     pca_directions,
     plot_interpolation,
+    plot_series,
     plot_trajectory,
 )
 from losslandscape.demo import digits_mlp, load_digits_split, run_demo  # noqa: E402
@@ -44,13 +50,16 @@ def save(figure, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="readme_files")
-    parser.add_argument("--parts", nargs="+", choices=("library", "sanity"), default=["library", "sanity"])
+    parser.add_argument("--parts", nargs="+", choices=("library", "sanity", "series"),
+                        default=["library", "sanity", "series"])
     args = parser.parse_args()
     out = Path(args.out)
     if "library" in args.parts:
         library_figures(out)
     if "sanity" in args.parts:
         sanity_figures(out)
+    if "series" in args.parts:
+        series_figure(out)
 
 
 def sanity_figures(out: Path):
@@ -63,6 +72,25 @@ def sanity_figures(out: Path):
                 shutil.copy(Path(folder) / f"{check}_{kind}.png", out / f"sanity_{check}_{kind}.png")
         shutil.copy(Path(folder) / "table.md", out / "sanity_table.md")
     print(f"wrote {out}/sanity_*.png and sanity_table.md")
+
+
+def series_figure(out: Path):
+    train, _ = load_digits_split()
+    model = digits_mlp(seed=2)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "series.h5"
+        callback = LandscapeCallback(train, path, points=11, max_samples=512, seed=0)
+        started = time.perf_counter()
+        model.fit(*train, epochs=9, batch_size=64, verbose=0, callbacks=[callback])
+        print(f"fit with the callback: {time.perf_counter() - started:.1f} s; seconds per landscape: "
+              f"{np.round(callback.seconds, 2).tolist()}")
+        series = load_series(path)
+    shown = [0, 1, 9]
+    subset = LandscapeSeries(*([values[i] for i in shown] for values in (series.landscapes, series.epochs,
+                                                                          series.steps, series.logs)))
+    figure = plot_series(subset, kind="contourf", columns=3)
+    figure.suptitle("digits MLP: the landscape before training, after epoch 1 and after epoch 9 (one scale)")
+    save(figure, out / "series.png")
 
 
 def library_figures(out: Path):

@@ -23,6 +23,7 @@ JAX_MODULES = [
     "tests/test_distributed.py",
     "tests/test_conformance.py",
     "tests/test_evaluator_cache.py",
+    "tests/test_series.py",
 ]
 
 

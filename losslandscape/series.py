@@ -1,0 +1,222 @@
+"""Landscapes over training: a Keras callback that computes one per epoch into a series file, and reading it back.
+
+A series file holds one group per landscape, "0000", "0001", ..., each in
+the layout of a landscape file, with the attributes `epoch`, `step` and
+`logs` (the training logs as JSON). Every landscape is appended atomically,
+so a killed fit loses at most the landscape in progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional, Sequence, Union
+
+import h5py
+import keras
+import numpy as np
+
+from losslandscape.compute import compute_line, compute_surface
+from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
+from losslandscape.surface import LossLine, LossSurface, line_from, surface_from, write_file_atomically
+from losslandscape.validation import check_positive_int, check_writable
+
+KINDS = ("surface", "line")
+DIRECTION_CHOICES = ("fixed", "fresh")
+
+
+@dataclasses.dataclass
+class LandscapeSeries:
+    """Landscapes of one training run, in order.
+
+    Attributes:
+        landscapes: The `LossSurface`s or `LossLine`s.
+        epochs: The epoch of each (0: before training).
+        steps: The training step of each.
+        logs: The training logs at each (`{}` before training).
+    """
+
+    landscapes: list
+    epochs: list
+    steps: list
+    logs: list
+
+
+class LandscapeCallback(keras.callbacks.Callback):
+    """Computes a landscape before training and every `every` epochs of `model.fit`, into one series file.
+
+    Around the current weights each time, on the data given. With
+    `directions="fixed"` the random directions are drawn once and
+    filter-normalized to the current weights each time, so that the
+    landscapes compare; `"fresh"` draws new ones each time. The model's
+    weights, optimizer state and metric states are left bitwise as they were.
+
+    Args:
+        data: One dataset, as `compute_surface` takes it.
+        path: The series file (HDF5), replaced when training begins.
+        every: Epochs between landscapes.
+        kind: "surface" or "line".
+        points: Points per axis.
+        coordinate_range: `(min, max)` of α (and β).
+        max_samples: Evaluate only the first `max_samples` samples.
+        seed: Seed of the random directions.
+        directions: "fixed" or "fresh".
+        include_regularization: Whether the loss includes the layers'
+            regularization losses (the paper's code leaves them out).
+        verbose: 1 prints the seconds each landscape added.
+
+    Example:
+
+    >>> callback = LandscapeCallback((x, y), "series.h5", points=11)  # doctest: +SKIP
+    >>> model.fit(x, y, epochs=3, callbacks=[callback])  # doctest: +SKIP
+    >>> plot_series(load_series("series.h5"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        data,
+        path: Union[str, os.PathLike],
+        every: int = 1,
+        kind: str = "surface",
+        points: int = 21,
+        coordinate_range: tuple[float, float] = (-1.0, 1.0),
+        max_samples: Optional[int] = None,
+        seed: Optional[int] = 0,
+        directions: str = "fixed",
+        include_regularization: bool = False,
+        verbose: int = 0,
+    ):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"Expected `kind` to be one of {KINDS}, received: {kind!r}")
+        if directions not in DIRECTION_CHOICES:
+            raise ValueError(f"Expected `directions` to be one of {DIRECTION_CHOICES}, received: {directions!r}")
+        check_positive_int("every", every)
+        check_positive_int("max_samples", max_samples)
+        if not isinstance(points, (int, np.integer)) or points < 2:
+            raise ValueError(f"Expected `points` >= 2, received: {points!r}")
+        low, high = coordinate_range
+        if not low < high:
+            raise ValueError(f"Expected `coordinate_range` as (min, max) with min < max, received: {coordinate_range!r}")
+        check_writable(path)
+        self.data, self.path, self.every, self.kind = data, os.fspath(path), every, kind
+        self.coords = np.linspace(low, high, points)
+        self.max_samples, self.seed, self.directions = max_samples, seed, directions
+        self.include_regularization, self.verbose = include_regularization, verbose
+        self.seconds: list[float] = []
+        self._raw = None
+        self._count = 0
+
+    def on_train_begin(self, logs=None):
+        self._count = 0
+        write_file_atomically(self.path, lambda root: root.attrs.update(kind="series"))
+        self._append(epoch=0, logs={})
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._append(epoch=epoch + 1, logs=logs or {})
+
+    def _append(self, epoch: int, logs: dict) -> None:
+        started = time.perf_counter()
+        landscape = self._compute(epoch)
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) if self.model.optimizer else 0
+        name = f"{self._count:04d}"
+
+        def write(root):
+            with h5py.File(self.path, "r") as previous:
+                for key in previous:
+                    previous.copy(previous[key], root, key)
+                root.attrs.update(previous.attrs)
+            group = root.create_group(name)
+            landscape.write_to(group)
+            group.attrs.update(epoch=epoch, step=step, logs=json.dumps({k: float(v) for k, v in logs.items()}))
+
+        write_file_atomically(self.path, write)
+        self._count += 1
+        self.seconds.append(time.perf_counter() - started)
+        if self.verbose:
+            print(f"losslandscape: landscape at epoch {epoch} added {self.seconds[-1]:.1f} s")
+
+    def _compute(self, epoch: int):
+        count = 2 if self.kind == "surface" else 1
+        weights = [np.asarray(keras.ops.convert_to_numpy(v)) for v in self.model.trainable_weights]
+        if self.directions == "fresh":
+            seed = None if self.seed is None else self.seed + epoch
+            directions = random_directions(self.model, count, seed=seed)
+        else:
+            if self._raw is None:
+                self._raw = random_directions(self.model, count, seed=self.seed, normalization=None)
+            axes = filter_fan_in_axes(self.model)
+            directions = [normalize_direction(raw, weights, axes) for raw in self._raw]
+        options = dict(max_samples=self.max_samples, include_regularization=self.include_regularization, verbose=0)
+        if self.kind == "surface":
+            return compute_surface(self.model, self.data, directions, xcoords=self.coords, **options)
+        return compute_line(self.model, self.data, directions[0], coords=self.coords, **options)
+
+
+def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
+    """Reads a series file written by `LandscapeCallback`.
+
+    Args:
+        path: The series file.
+
+    Returns:
+        A `LandscapeSeries`, in the order the landscapes were computed.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No series file at {os.fspath(path)!r}.")
+    with h5py.File(path, "r") as file:
+        if file.attrs.get("kind") != "series":
+            raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
+        series = LandscapeSeries([], [], [], [])
+        for name in sorted(file):
+            group = file[name]
+            reader = surface_from if group.attrs.get("kind") == "surface" else line_from
+            series.landscapes.append(reader(group, f"{os.fspath(path)}/{name}"))
+            series.epochs.append(int(group.attrs["epoch"]))
+            series.steps.append(int(group.attrs["step"]))
+            series.logs.append(json.loads(group.attrs["logs"]))
+    return series
+
+
+def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4, metric: str = "loss",
+                label: Optional[str] = None, levels: Optional[Sequence[float]] = None):
+    """Draws the landscapes of a series side by side, on one shared scale.
+
+    Args:
+        series: A `LandscapeSeries`.
+        kind: For surfaces, "contour", "contourf" or "heatmap".
+        columns: Plots per row.
+        metric: "loss" or a compiled metric name.
+        label: Dataset label; the first by default.
+        levels: The shared levels; chosen from all the landscapes' values by default.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from losslandscape.contour_levels import default_levels
+
+    count = len(series.landscapes)
+    if count == 0:
+        raise ValueError("The series holds no landscapes.")
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, min(columns, count), figsize=(3.6 * min(columns, count), 3.3 * rows),
+                                squeeze=False, layout="constrained")
+    values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
+    if levels is None and isinstance(series.landscapes[0], LossSurface):
+        levels = default_levels(values, metric)
+    for index, (landscape, epoch) in enumerate(zip(series.landscapes, series.epochs)):
+        ax = axes[index // columns][index % columns]
+        if isinstance(landscape, LossLine):
+            landscape.plot(metric=metric, ax=ax, labels=[label] if label else None)
+            ax.set_ylim(np.nanmin(values), np.nanmax(values))
+        else:
+            landscape.plot(kind, ax=ax, label=label, metric=metric, levels=levels)
+        ax.set_title(f"epoch {epoch}")
+    for index in range(count, rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    return figure

@@ -1,0 +1,79 @@
+"""Landscapes over training: one per epoch from a callback, equal to model.evaluate, training untouched."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from conftest import all_state
+from losslandscape import LandscapeCallback, load_series, plot_series
+
+
+def _model_and_data():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    return model, rng.normal(size=(128, 6)).astype("float32"), rng.integers(0, 3, 128)
+
+
+class _RecordWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = [[w.copy() for w in self.model.get_weights()]]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([w.copy() for w in self.model.get_weights()])
+
+
+def test_a_three_epoch_fit_writes_four_landscapes_centred_on_each_epochs_weights(tmp_path):
+    model, x, y = _model_and_data()
+    record = _RecordWeights()
+    callback = LandscapeCallback((x, y), tmp_path / "series.h5", points=5, seed=0)
+    model.fit(x, y, epochs=3, batch_size=32, shuffle=False, verbose=0, callbacks=[record, callback])
+    series = load_series(tmp_path / "series.h5")
+    assert series.epochs == [0, 1, 2, 3] and series.steps == [0, 4, 8, 12]
+    assert set(series.logs[1]) >= {"loss", "accuracy"} and series.logs[0] == {}
+    final = [w.copy() for w in model.get_weights()]
+    for landscape, weights in zip(series.landscapes, record.weights):
+        model.set_weights(weights)
+        expected = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
+        np.testing.assert_allclose(landscape.losses["train"][2, 2], expected["loss"], rtol=1e-5)
+        np.testing.assert_allclose(landscape.metrics["train"]["accuracy"][2, 2], expected["accuracy"], rtol=1e-6)
+    model.set_weights(final)
+    # "fixed": one set of raw directions, filter-normalized to each epoch's weights.
+    first, last = series.landscapes[0].directions[0][0], series.landscapes[3].directions[0][0]
+    np.testing.assert_allclose(first / np.linalg.norm(first, axis=0), last / np.linalg.norm(last, axis=0), rtol=1e-6)
+    assert len(callback.seconds) == 4 and all(s > 0 for s in callback.seconds)
+
+
+def test_the_callback_leaves_training_bitwise_as_without_it(tmp_path):
+    results = []
+    for with_callback in (False, True):
+        model, x, y = _model_and_data()
+        callbacks = [LandscapeCallback((x, y), tmp_path / "series.h5", kind="line", points=5)] if with_callback else []
+        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0, callbacks=callbacks)
+        results.append(all_state(model) + [v.numpy() for v in model.optimizer.variables])
+    for before, after in zip(*results):
+        np.testing.assert_array_equal(before, after)
+    assert len(load_series(tmp_path / "series.h5").landscapes) == 3
+
+
+def test_a_series_plots_on_one_scale_and_bad_arguments_fail_at_once(tmp_path):
+    model, x, y = _model_and_data()
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0,
+              callbacks=[LandscapeCallback((x, y), tmp_path / "series.h5", points=5, directions="fresh")])
+    series = load_series(tmp_path / "series.h5")
+    figure = plot_series(series, kind="contourf", columns=2)
+    contour_sets = [landscape.artists_["contourf"] for landscape in series.landscapes]
+    assert len(figure.axes) >= 3 and all(np.array_equal(c.levels[1:], contour_sets[0].levels[1:]) for c in contour_sets)
+    assert [ax.get_title() for ax in figure.axes[:3]] == ["epoch 0", "epoch 1", "epoch 2"]
+    for arguments, message in [(dict(kind="volume"), "`kind`"), (dict(directions="random"), "`directions`"),
+                               (dict(every=0), "`every`"), (dict(points=1), "`points`"),
+                               (dict(path=tmp_path / "missing" / "s.h5"), "does not exist")]:
+        with pytest.raises((ValueError, OSError), match=message):
+            LandscapeCallback((x, y), **{"path": tmp_path / "s.h5", **arguments})
+    with h5py.File(tmp_path / "single.h5", "w") as file:
+        file.attrs["kind"] = "surface"
+    with pytest.raises(ValueError, match="holds no series"):
+        load_series(tmp_path / "single.h5")

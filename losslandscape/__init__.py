@@ -24,9 +24,10 @@ _EXPORTS = {
     "HessianDirections": "losslandscape.hessian",
     "interpolate": "losslandscape.interpolation",
     "LandscapeCallback": "losslandscape.series",
-    "LandscapeSeries": "losslandscape.series",
-    "load_series": "losslandscape.series",
-    "plot_series": "losslandscape.series",
+    "animate_series": "losslandscape.series_files",
+    "LandscapeSeries": "losslandscape.series_files",
+    "load_series": "losslandscape.series_files",
+    "plot_series": "losslandscape.series_files",
     "load_directions": "losslandscape.direction_files",
     "load_line": "losslandscape.surface",
     "load_surface": "losslandscape.surface",
@@ -53,7 +54,11 @@ _EXPORTS = {
 }
 # Modules that read and draw saved landscapes without Keras.
 _WITHOUT_KERAS = {
-    "losslandscape.direction_files", "losslandscape.plotting", "losslandscape.sharpness", "losslandscape.surface"
+    "losslandscape.direction_files",
+    "losslandscape.plotting",
+    "losslandscape.series_files",
+    "losslandscape.sharpness",
+    "losslandscape.surface",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -86,7 +91,8 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
     from losslandscape.engine import evaluate_grid, WeightSnapshot  # noqa: F401
     from losslandscape.hessian import hessian_directions, hessian_spectrum_summary, HessianDirections  # noqa: F401
     from losslandscape.interpolation import interpolate  # noqa: F401
-    from losslandscape.series import LandscapeCallback, LandscapeSeries, load_series, plot_series  # noqa: F401
+    from losslandscape.series import LandscapeCallback  # noqa: F401
+    from losslandscape.series_files import LandscapeSeries, animate_series, load_series, plot_series  # noqa: F401
     from losslandscape.sharpness import sharpness  # noqa: F401
     from losslandscape.plotting import plot_interpolation, plot_line, plot_surface, plot_trajectory  # noqa: F401
     from losslandscape.surface import load_line, load_surface, LossLine, LossSurface  # noqa: F401

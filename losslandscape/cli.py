@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compute_arguments(line, default_out="line.h5")
 
     plot = commands.add_parser("plot", help="draw a saved surface or line to an image file")
-    plot.add_argument("file", help="HDF5 file written by `surface` or `line`")
+    plot.add_argument("file", help="HDF5 file written by `surface` or `line`, or a series of LandscapeCallback")
     plot.add_argument("--kind", choices=("contour", "contourf", "heatmap", "surface"), default="contour",
                       help="plot kind for surfaces (default: %(default)s)")
     plot.add_argument("--out", required=True, help="image file to write (png, pdf, svg, ...)")
@@ -200,8 +200,16 @@ def _resume_hint(args, argv) -> str:
 
 def _plot(args):
     landscape = _load_any(args.file)
+    from losslandscape.series_files import LandscapeSeries, plot_series
     from losslandscape.surface import LossSurface
 
+    if isinstance(landscape, LandscapeSeries):
+        kind = "contour" if args.kind == "surface" else args.kind
+        plot_series(landscape, kind=kind, metric=args.metric, label=args.label).savefig(
+            args.out, bbox_inches="tight", dpi=150
+        )
+        print(f"wrote {args.out}")
+        return
     if isinstance(landscape, LossSurface):
         landscape.plot(kind=args.kind, log=args.log, label=args.label, metric=args.metric)
     else:
@@ -216,6 +224,14 @@ def _info(args):
     import numpy as np
 
     landscape = _load_any(args.file)
+    from losslandscape.series_files import LandscapeSeries
+
+    if isinstance(landscape, LandscapeSeries):
+        print(f"{args.file}: a series of {len(landscape.landscapes)} landscapes")
+        for epoch, step, item in zip(landscape.epochs, landscape.steps, landscape.landscapes):
+            centre = np.asarray(item.losses[item.labels[0]])[tuple(s // 2 for s in item.grid_shape)]
+            print(f"  epoch {epoch} (step {step}): {item}, loss at the centre {centre:.6g}")
+        return
     print(f"{args.file}: {landscape}")
     for label in landscape.labels:
         done = landscape.computed[label]
@@ -294,6 +310,10 @@ def _load_any(path):
         raise CommandError(f"no file at {path!r}") from None
     except OSError:
         raise CommandError(f"{path!r} is not an HDF5 file") from None
+    if kind == "series":
+        from losslandscape.series_files import load_series
+
+        return load_series(path)
     return load_line(path) if kind == "line" else load_surface(path)
 
 

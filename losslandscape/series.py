@@ -1,18 +1,18 @@
-"""Landscapes over training: a Keras callback that computes one per epoch into a series file, and reading it back.
+"""Landscapes over training: a Keras callback that computes one per epoch into a series file.
 
 A series file holds one group per landscape, "0000", "0001", ..., each in
 the layout of a landscape file, with the attributes `epoch`, `step` and
 `logs` (the training logs as JSON). Every landscape is appended atomically,
-so a killed fit loses at most the landscape in progress.
+so a killed fit loses at most the landscape in progress. Reading and
+drawing series: `losslandscape.series_files`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import h5py
 import keras
@@ -20,28 +20,11 @@ import numpy as np
 
 from losslandscape.compute import compute_line, compute_surface
 from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
-from losslandscape.surface import LossLine, LossSurface, line_from, surface_from, write_file_atomically
+from losslandscape.surface import write_file_atomically
 from losslandscape.validation import check_positive_int, check_writable
 
 KINDS = ("surface", "line")
 DIRECTION_CHOICES = ("fixed", "fresh")
-
-
-@dataclasses.dataclass
-class LandscapeSeries:
-    """Landscapes of one training run, in order.
-
-    Attributes:
-        landscapes: The `LossSurface`s or `LossLine`s.
-        epochs: The epoch of each (0: before training).
-        steps: The training step of each.
-        logs: The training logs at each (`{}` before training).
-    """
-
-    landscapes: list
-    epochs: list
-    steps: list
-    logs: list
 
 
 class LandscapeCallback(keras.callbacks.Callback):
@@ -154,69 +137,3 @@ class LandscapeCallback(keras.callbacks.Callback):
         if self.kind == "surface":
             return compute_surface(self.model, self.data, directions, xcoords=self.coords, **options)
         return compute_line(self.model, self.data, directions[0], coords=self.coords, **options)
-
-
-def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
-    """Reads a series file written by `LandscapeCallback`.
-
-    Args:
-        path: The series file.
-
-    Returns:
-        A `LandscapeSeries`, in the order the landscapes were computed.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No series file at {os.fspath(path)!r}.")
-    with h5py.File(path, "r") as file:
-        if file.attrs.get("kind") != "series":
-            raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
-        series = LandscapeSeries([], [], [], [])
-        for name in sorted(file):
-            group = file[name]
-            reader = surface_from if group.attrs.get("kind") == "surface" else line_from
-            series.landscapes.append(reader(group, f"{os.fspath(path)}/{name}"))
-            series.epochs.append(int(group.attrs["epoch"]))
-            series.steps.append(int(group.attrs["step"]))
-            series.logs.append(json.loads(group.attrs["logs"]))
-    return series
-
-
-def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4, metric: str = "loss",
-                label: Optional[str] = None, levels: Optional[Sequence[float]] = None):
-    """Draws the landscapes of a series side by side, on one shared scale.
-
-    Args:
-        series: A `LandscapeSeries`.
-        kind: For surfaces, "contour", "contourf" or "heatmap".
-        columns: Plots per row.
-        metric: "loss" or a compiled metric name.
-        label: Dataset label; the first by default.
-        levels: The shared levels; chosen from all the landscapes' values by default.
-
-    Returns:
-        The matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    from losslandscape.contour_levels import default_levels
-
-    count = len(series.landscapes)
-    if count == 0:
-        raise ValueError("The series holds no landscapes.")
-    rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, min(columns, count), figsize=(3.6 * min(columns, count), 3.3 * rows),
-                                squeeze=False, layout="constrained")
-    values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
-    if levels is None and isinstance(series.landscapes[0], LossSurface):
-        levels = default_levels(values, metric)
-    for index, (landscape, epoch) in enumerate(zip(series.landscapes, series.epochs)):
-        ax = axes[index // columns][index % columns]
-        if isinstance(landscape, LossLine):
-            landscape.plot(metric=metric, ax=ax, labels=[label] if label else None)
-            ax.set_ylim(np.nanmin(values), np.nanmax(values))
-        else:
-            landscape.plot(kind, ax=ax, label=label, metric=metric, levels=levels)
-        ax.set_title(f"epoch {epoch}")
-    for index in range(count, rows * columns):
-        axes[index // columns][index % columns].set_visible(False)
-    return figure

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import all_state
-from losslandscape import LandscapeCallback, load_series, plot_series
+from losslandscape import LandscapeCallback, animate_series, load_series, plot_series
 
 
 def _model_and_data():
@@ -77,3 +77,34 @@ def test_a_series_plots_on_one_scale_and_bad_arguments_fail_at_once(tmp_path):
         file.attrs["kind"] = "surface"
     with pytest.raises(ValueError, match="holds no series"):
         load_series(tmp_path / "single.h5")
+
+
+def test_a_series_becomes_an_animation(tmp_path):
+    pytest.importorskip("PIL")
+    model, x, y = _model_and_data()
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0,
+              callbacks=[LandscapeCallback((x, y), tmp_path / "series.h5", points=5)])
+    series = load_series(tmp_path / "series.h5")
+    animate_series(series, tmp_path / "training.gif")
+    from PIL import Image
+
+    with Image.open(tmp_path / "training.gif") as gif:
+        assert gif.n_frames == 3
+    with pytest.raises(ValueError, match=r"\.gif or \.mp4"):
+        animate_series(series, tmp_path / "training.avi")
+
+
+def test_the_command_line_plots_and_describes_a_series(tmp_path, capsys):
+    import sys
+
+    from losslandscape.cli import main
+
+    model, x, y = _model_and_data()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0,
+              callbacks=[LandscapeCallback((x, y), tmp_path / "series.h5", points=5)])
+    assert main(["plot", str(tmp_path / "series.h5"), "--kind", "heatmap", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 5000
+    assert main(["info", str(tmp_path / "series.h5")]) == 0
+    printed = capsys.readouterr().out
+    assert "a series of 2 landscapes" in printed and "epoch 1 (step 4): LossSurface(grid=(5, 5)" in printed
+    assert "tensorflow" in sys.modules or "jax" in sys.modules  # (the fit needed it; the commands did not)

@@ -1,0 +1,144 @@
+"""Series files of `LandscapeCallback`: reading them, and drawing them as small multiples or an animation.
+
+Needs h5py, numpy and matplotlib only, so that the command line's `plot`
+and `info` read series without Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional, Sequence, Union
+
+import h5py
+import numpy as np
+
+from losslandscape.surface import LossLine, LossSurface, line_from, surface_from
+from losslandscape.validation import check_writable
+
+
+@dataclasses.dataclass
+class LandscapeSeries:
+    """Landscapes of one training run, in order.
+
+    Attributes:
+        landscapes: The `LossSurface`s or `LossLine`s.
+        epochs: The epoch of each (0: before training).
+        steps: The training step of each.
+        logs: The training logs at each (`{}` before training).
+    """
+
+    landscapes: list
+    epochs: list
+    steps: list
+    logs: list
+
+
+def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
+    """Reads a series file written by `LandscapeCallback`.
+
+    Args:
+        path: The series file.
+
+    Returns:
+        A `LandscapeSeries`, in the order the landscapes were computed.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No series file at {os.fspath(path)!r}.")
+    with h5py.File(path, "r") as file:
+        if file.attrs.get("kind") != "series":
+            raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
+        series = LandscapeSeries([], [], [], [])
+        for name in sorted(file):
+            group = file[name]
+            reader = surface_from if group.attrs.get("kind") == "surface" else line_from
+            series.landscapes.append(reader(group, f"{os.fspath(path)}/{name}"))
+            series.epochs.append(int(group.attrs["epoch"]))
+            series.steps.append(int(group.attrs["step"]))
+            series.logs.append(json.loads(group.attrs["logs"]))
+    return series
+
+
+def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4, metric: str = "loss",
+                label: Optional[str] = None, levels: Optional[Sequence[float]] = None):
+    """Draws the landscapes of a series side by side, on one shared scale.
+
+    Args:
+        series: A `LandscapeSeries`.
+        kind: For surfaces, "contour", "contourf" or "heatmap".
+        columns: Plots per row.
+        metric: "loss" or a compiled metric name.
+        label: Dataset label; the first by default.
+        levels: The shared levels; chosen from all the landscapes' values by default.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from losslandscape.contour_levels import default_levels
+
+    count = len(series.landscapes)
+    if count == 0:
+        raise ValueError("The series holds no landscapes.")
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.3 * rows), squeeze=False,
+                                layout="constrained")
+    values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
+    if levels is None and isinstance(series.landscapes[0], LossSurface):
+        levels = default_levels(values, metric)
+    for index, (landscape, epoch) in enumerate(zip(series.landscapes, series.epochs)):
+        ax = axes[index // columns][index % columns]
+        if isinstance(landscape, LossLine):
+            landscape.plot(metric=metric, ax=ax, labels=[label] if label else None)
+            ax.set_ylim(np.nanmin(values), np.nanmax(values))
+        else:
+            landscape.plot(kind, ax=ax, label=label, metric=metric, levels=levels)
+        ax.set_title(f"epoch {epoch}")
+    for index in range(count, rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    return figure
+
+
+def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind: str = "contourf",
+                   metric: str = "loss", label: Optional[str] = None, fps: int = 2) -> None:
+    """Writes the landscapes of a series as an animation, one frame per landscape, on one shared scale.
+
+    Args:
+        series: A `LandscapeSeries` of surfaces.
+        path: A ".gif" (matplotlib's Pillow writer) or, where ffmpeg is installed, an ".mp4".
+        kind: "contour", "contourf" or "heatmap".
+        metric: "loss" or a compiled metric name.
+        label: Dataset label; the first by default.
+        fps: Frames per second.
+    """
+    import matplotlib.animation as animation
+    import matplotlib.pyplot as plt
+
+    from losslandscape.contour_levels import default_levels
+
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in (".gif", ".mp4"):
+        raise ValueError(f"Expected a .gif or .mp4 path for the animation, received: {path!r}")
+    if extension == ".mp4" and not animation.FFMpegWriter.isAvailable():
+        raise ValueError("Writing .mp4 needs ffmpeg on the PATH; write a .gif instead.")
+    if not series.landscapes or not isinstance(series.landscapes[0], LossSurface):
+        raise ValueError("animate_series draws surfaces; this series holds none.")
+    check_writable(path)
+    values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
+    levels = default_levels(values, metric)
+    figure = plt.figure(figsize=(5, 4.2))
+
+    def draw(index):
+        figure.clear()
+        ax = figure.add_subplot()
+        series.landscapes[index].plot(kind, ax=ax, label=label, metric=metric, levels=levels)
+        ax.set_title(f"epoch {series.epochs[index]}")
+
+    movie = animation.FuncAnimation(figure, draw, frames=len(series.landscapes))
+    writer = animation.PillowWriter(fps=fps) if extension == ".gif" else animation.FFMpegWriter(fps=fps)
+    movie.save(path, writer=writer)
+    plt.close(figure)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -51,7 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_compute_arguments(line, default_out="line.h5")
 
-    plot = commands.add_parser("plot", help="draw a saved surface or line to an image file")
+    series = commands.add_parser(
+        "series", help="landscapes of checkpoints saved during training, into one series file",
+        description="Computes a landscape around the weights of each CHECKPOINT (.keras files of one model, in "
+        "training order) along the same random directions, filter-normalized to each, into one series file "
+        "that `plot` draws as small multiples. The epoch of each is the last number in its file name.",
+    )
+    series.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help=".keras files, in training order")
+    series.add_argument("--data", required=True, help=".npz file with the evaluation data")
+    series.add_argument("--x-key", default="x", help="array name of the inputs in the .npz (default: %(default)s)")
+    series.add_argument("--y-key", default="y", help="array name of the targets in the .npz (default: %(default)s)")
+    series.add_argument("--kind", choices=("surface", "line"), default="surface", help="(default: %(default)s)")
+    series.add_argument("--points", type=int, default=21, help="points per axis (default: %(default)s)")
+    series.add_argument("--samples", type=int, help="evaluate only the first N samples")
+    series.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: %(default)s)")
+    series.add_argument("--out", default="series.h5", help="series file to write (default: %(default)s)")
+
+    plot = commands.add_parser("plot", help="draw a saved surface, line or series to an image file")
     plot.add_argument("file", help="HDF5 file written by `surface` or `line`, or a series of LandscapeCallback")
     plot.add_argument("--kind", choices=("contour", "contourf", "heatmap", "surface"), default="contour",
                       help="plot kind for surfaces (default: %(default)s)")
@@ -119,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # The command writes files; it never opens windows.
-    commands = {"surface": _compute, "line": _compute, "plot": _plot, "info": _info, "demo": _demo}
+    commands = {"surface": _compute, "line": _compute, "series": _series, "plot": _plot, "info": _info, "demo": _demo}
     try:
         commands[args.command](args)
     except KeyboardInterrupt:
@@ -182,6 +199,32 @@ def _check_compute_arguments(args) -> None:
             raise CommandError(f"--{option.replace('_', '-')} must be >= 1, received {value}")
     if args.workers is not None and args.scheduler is not None:
         raise CommandError("use either --workers or --scheduler, not both")
+
+
+def _series(args):
+    if args.points < 2:
+        raise CommandError(f"--points must be >= 2, received {args.points}")
+    if args.samples is not None and args.samples < 1:
+        raise CommandError(f"--samples must be >= 1, received {args.samples}")
+    for path in args.checkpoints:
+        if not os.path.isfile(path):
+            raise CommandError(f"no model file at {path!r}")
+    _import_keras_quietly()
+    import numpy as np
+
+    from losslandscape.datasets import NpzData
+    from losslandscape.series import SeriesWriter
+
+    data = NpzData(args.data, x_key=args.x_key, y_key=args.y_key)
+    data.load()  # fail early, in one line, on a wrong path or key
+    writer = SeriesWriter(data, args.out, args.kind, np.linspace(-1.0, 1.0, args.points), max_samples=args.samples,
+                          seed=args.seed)
+    for index, path in enumerate(args.checkpoints):
+        numbers = re.findall(r"\d+", os.path.basename(path))
+        epoch = int(numbers[-1]) if numbers else index
+        seconds = writer.add(_load_model(path), epoch)
+        print(f"{path}: epoch {epoch}, {seconds:.1f} s")
+    print(f"wrote {args.out}")
 
 
 def _resume_hint(args, argv) -> str:

@@ -89,23 +89,50 @@ class LandscapeCallback(keras.callbacks.Callback):
         self.max_samples, self.seed, self.directions = max_samples, seed, directions
         self.include_regularization, self.verbose = include_regularization, verbose
         self.seconds: list[float] = []
-        self._raw = None
-        self._count = 0
+        self._writer = None
 
     def on_train_begin(self, logs=None):
-        self._count = 0
-        write_file_atomically(self.path, lambda root: root.attrs.update(kind="series"))
-        self._append(epoch=0, logs={})
+        self._writer = SeriesWriter(
+            self.data, self.path, self.kind, self.coords, max_samples=self.max_samples, seed=self.seed,
+            directions=self.directions, include_regularization=self.include_regularization,
+        )
+        self._add(epoch=0, logs={})
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
-            self._append(epoch=epoch + 1, logs=logs or {})
+            self._add(epoch=epoch + 1, logs=logs or {})
 
-    def _append(self, epoch: int, logs: dict) -> None:
-        started = time.perf_counter()
-        landscape = self._compute(epoch)
+    def _add(self, epoch: int, logs: dict) -> None:
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) if self.model.optimizer else 0
+        self.seconds.append(self._writer.add(self.model, epoch, step, logs))
+        if self.verbose:
+            print(f"losslandscape: landscape at epoch {epoch} added {self.seconds[-1]:.1f} s")
+
+
+class SeriesWriter:
+    """Appends landscapes of one model at successive weights to a series file (started empty here).
+
+    Used by `LandscapeCallback` during `fit`, and by the `losslandscape
+    series` command on checkpoints. With `directions="fixed"` the raw
+    random directions are drawn at the first landscape and filter-normalized
+    to the weights of each.
+    """
+
+    def __init__(self, data, path, kind, coords, *, max_samples=None, seed=0, directions="fixed",
+                 include_regularization=False):
+        self.data, self.path, self.kind, self.coords = data, os.fspath(path), kind, np.asarray(coords)
+        self.max_samples, self.seed, self.directions = max_samples, seed, directions
+        self.include_regularization = include_regularization
+        self._raw = None
+        self._count = 0
+        write_file_atomically(self.path, lambda root: root.attrs.update(kind="series"))
+
+    def add(self, model: keras.Model, epoch: int, step: int = 0, logs: Optional[dict] = None) -> float:
+        """Computes the landscape of `model` at its current weights and appends it; returns the seconds it took."""
+        started = time.perf_counter()
+        landscape = self._compute(model, epoch)
         name = f"{self._count:04d}"
+        logs = {key: float(value) for key, value in (logs or {}).items()}
 
         def write(root):
             with h5py.File(self.path, "r") as previous:
@@ -114,26 +141,30 @@ class LandscapeCallback(keras.callbacks.Callback):
                 root.attrs.update(previous.attrs)
             group = root.create_group(name)
             landscape.write_to(group)
-            group.attrs.update(epoch=epoch, step=step, logs=json.dumps({k: float(v) for k, v in logs.items()}))
+            group.attrs.update(epoch=epoch, step=step, logs=json.dumps(logs))
 
         write_file_atomically(self.path, write)
         self._count += 1
-        self.seconds.append(time.perf_counter() - started)
-        if self.verbose:
-            print(f"losslandscape: landscape at epoch {epoch} added {self.seconds[-1]:.1f} s")
+        return time.perf_counter() - started
 
-    def _compute(self, epoch: int):
+    def _compute(self, model, epoch: int):
         count = 2 if self.kind == "surface" else 1
-        weights = [np.asarray(keras.ops.convert_to_numpy(v)) for v in self.model.trainable_weights]
+        weights = [np.asarray(keras.ops.convert_to_numpy(v)) for v in model.trainable_weights]
         if self.directions == "fresh":
             seed = None if self.seed is None else self.seed + epoch
-            directions = random_directions(self.model, count, seed=seed)
+            directions = random_directions(model, count, seed=seed)
         else:
             if self._raw is None:
-                self._raw = random_directions(self.model, count, seed=self.seed, normalization=None)
-            axes = filter_fan_in_axes(self.model)
+                self._raw = random_directions(model, count, seed=self.seed, normalization=None)
+            shapes = [w.shape for w in weights]
+            if [r.shape for r in self._raw[0]] != shapes:
+                raise ValueError(
+                    f"The model at epoch {epoch} has weights of shapes {shapes[:3]}..., the first one "
+                    f"{[r.shape for r in self._raw[0]][:3]}...: a series needs one architecture throughout."
+                )
+            axes = filter_fan_in_axes(model)
             directions = [normalize_direction(raw, weights, axes) for raw in self._raw]
         options = dict(max_samples=self.max_samples, include_regularization=self.include_regularization, verbose=0)
         if self.kind == "surface":
-            return compute_surface(self.model, self.data, directions, xcoords=self.coords, **options)
-        return compute_line(self.model, self.data, directions[0], coords=self.coords, **options)
+            return compute_surface(model, self.data, directions, xcoords=self.coords, **options)
+        return compute_line(model, self.data, directions[0], coords=self.coords, **options)

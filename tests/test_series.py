@@ -108,3 +108,25 @@ def test_the_command_line_plots_and_describes_a_series(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "a series of 2 landscapes" in printed and "epoch 1 (step 4): LossSurface(grid=(5, 5)" in printed
     assert "tensorflow" in sys.modules or "jax" in sys.modules  # (the fit needed it; the commands did not)
+
+
+def test_the_series_command_computes_landscapes_of_checkpoints(tmp_path, capsys):
+    from losslandscape.cli import main
+
+    model, x, y = _model_and_data()
+    paths = []
+    for epoch in (0, 1, 2):
+        if epoch:
+            model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        paths.append(str(tmp_path / f"model_epoch_{epoch}.keras"))
+        model.save(paths[-1])
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    code = main(["series", *paths, "--data", str(tmp_path / "data.npz"), "--points", "5", "--out",
+                 str(tmp_path / "series.h5")])
+    assert code == 0
+    series = load_series(tmp_path / "series.h5")
+    assert series.epochs == [0, 1, 2]
+    expected = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)  # the last checkpoint's weights
+    np.testing.assert_allclose(series.landscapes[2].losses["train"][2, 2], expected["loss"], rtol=1e-5)
+    assert main(["series", str(tmp_path / "missing.keras"), "--data", str(tmp_path / "data.npz")]) == 2
+    assert "no model file at" in capsys.readouterr().err

@@ -10,12 +10,7 @@ import numpy as np
 from losslandscape.backends import current_backend
 from losslandscape.backends.base import PointEvaluator
 from losslandscape.directions import check_directions_match, variables_values
-from losslandscape.evaluator_cache import (
-    cached_evaluator,
-    evaluator_key,
-    lookup,
-    remember,
-)
+from losslandscape.evaluator_cache import cached_evaluator, evaluator_key
 from losslandscape.keras_internals import compiled_loss
 from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, KnownValuesFirst, fastest_evaluator
 from losslandscape.progress import Progress
@@ -218,8 +213,10 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
     check_data_loss(model, include_regularization)
     check_points_per_call(points_per_call)
 
-    def key(per_call):
-        return evaluator_key(model, batches, variables, directions, include_regularization, per_call)
+    shared_key = evaluator_key(model, batches, variables, directions, include_regularization)
+
+    def key(points_per_call):
+        return None if shared_key is None else (*shared_key, points_per_call)
 
     def point_evaluator():
         return cached_evaluator(key(1), origin, directions, lambda: backend.point_evaluator(
@@ -237,13 +234,16 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
         return vectorized_evaluator(int(points_per_call))
     if len(points) < 8 * PROBE_POINTS_PER_CALL:
         return point_evaluator()
-    chosen_before = lookup(key("auto"))
-    if chosen_before is not None:
-        return cached_evaluator(key("auto"), origin, directions, lambda: chosen_before)
-    parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    best, values = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose)
-    remember(key("auto"), best)
-    return KnownValuesFirst(best, points[: len(values)], values)
+    probed = []  # the probe's values at the first points; none when the choice comes from the cache
+
+    def probe():
+        parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+        best, values = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose)
+        probed.extend(values)
+        return best
+
+    best = cached_evaluator(key("auto"), origin, directions, probe)
+    return KnownValuesFirst(best, points[: len(probed)], probed) if probed else best
 
 
 def check_points_per_call(points_per_call) -> None:

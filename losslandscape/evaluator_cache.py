@@ -25,9 +25,9 @@ MAX_CACHED_EVALUATORS = 4
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 
 
-def evaluator_key(model: keras.Model, batches, variables: Sequence, directions, include_regularization: bool,
-                  points_per_call) -> tuple | None:
-    """What must match for an evaluator to be reused; None for data that is not cached (streamed datasets)."""
+def evaluator_key(model: keras.Model, batches, variables: Sequence, directions, include_regularization: bool
+                  ) -> tuple | None:
+    """What must match for an evaluator to be reused, but for its points per call; None for streamed data."""
     if not isinstance(batches, ArrayBatches):
         return None  # a stream larger than memory: hashing it would read it all again
     moved = tuple(
@@ -41,7 +41,6 @@ def evaluator_key(model: keras.Model, batches, variables: Sequence, directions, 
         len(directions),
         moved,
         include_regularization,
-        points_per_call,
         type(batches).__name__,
         batches.batch_size,
         batches.num_samples,
@@ -58,23 +57,12 @@ def cached_evaluator(key, origin, directions, build: Callable[[], PointEvaluator
         evaluator = build()
     else:
         evaluator.rebind(origin, directions)
-    remember(key, evaluator)
-    return evaluator
-
-
-def remember(key, evaluator: PointEvaluator) -> None:
-    """Keeps `evaluator` under `key`, forgetting the least recently used beyond `MAX_CACHED_EVALUATORS`."""
-    if key is None:
-        return
+    # Kept as the most recently used; the least recently used beyond MAX_CACHED_EVALUATORS are forgotten.
     _CACHE[key] = evaluator
     _CACHE.move_to_end(key)
     while len(_CACHE) > MAX_CACHED_EVALUATORS:
         _CACHE.popitem(last=False)
-
-
-def lookup(key):
-    """The evaluator cached under `key`, or None."""
-    return None if key is None else _CACHE.get(key)
+    return evaluator
 
 
 def clear_evaluator_cache() -> None:

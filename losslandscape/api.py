@@ -15,7 +15,7 @@ from losslandscape.datasets import is_single_dataset, labelled_datasets, prepare
 from losslandscape.engine import WeightSnapshot, check_compiled
 from losslandscape.plotting import interactive_backend_active
 from losslandscape.surface import LossLine, LossSurface
-from losslandscape.validation import check_writable
+from losslandscape.validation import check_writable, evenly_spaced_coords
 
 PLOT_TYPES = {"levels": "contour", "3d": "surface"}
 
@@ -81,7 +81,7 @@ def plot_loss(
     >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
     >>> line = plot_loss(model, (x, y), number_of_points=11, verbose=0)
     """
-    coords = _coordinates(number_of_points, coordinate_range)
+    coords = evenly_spaced_coords("number_of_points", number_of_points, coordinate_range)
     _check_before_work(model, data, dataset_labels, metric, save, batch_size)
     line = compute_line(
         model,
@@ -175,7 +175,7 @@ def plot_loss_3D(
     """
     plot_types = _plot_types(plot_type)
     axes = _axes_per_type(ax, plot_types)
-    coords = _coordinates(number_of_points, coordinate_range)
+    coords = evenly_spaced_coords("number_of_points", number_of_points, coordinate_range)
     data = _one_dataset(x, y, sample_weight)
     _check_before_work(model, data, None, metric, save, batch_size)
     surface = compute_surface(
@@ -256,15 +256,6 @@ def _axes_per_type(ax, plot_types):
             f"{plot_types}; pass one Axes per plot type."
         )
     return axes
-
-
-def _coordinates(number_of_points, coordinate_range):
-    if not isinstance(number_of_points, (int, np.integer)) or number_of_points < 2:
-        raise ValueError(f"Expected `number_of_points` >= 2, received: {number_of_points!r}")
-    low, high = coordinate_range
-    if not low < high:
-        raise ValueError(f"Expected `coordinate_range` as (min, max) with min < max, received: {coordinate_range!r}")
-    return np.linspace(low, high, number_of_points)
 
 
 def _finish(figures, save, show, suffixes=None):

@@ -187,25 +187,22 @@ def _compute(args):
 
 
 def _check_compute_arguments(args) -> None:
-    """One-line errors for bad numbers, before the model or the data is read."""
+    """One-line errors for bad numbers, before the model or the data is read (options a command lacks are skipped)."""
     if args.points < 2:
         raise CommandError(f"--points must be >= 2, received {args.points}")
-    low, high = args.range
+    low, high = getattr(args, "range", (-1.0, 1.0))
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise CommandError(f"--range MIN MAX needs finite MIN < MAX, received {low:g} {high:g}")
     for option in ("samples", "batch_size", "chunk_size", "workers"):
-        value = getattr(args, option)
+        value = getattr(args, option, None)
         if value is not None and value < 1:
             raise CommandError(f"--{option.replace('_', '-')} must be >= 1, received {value}")
-    if args.workers is not None and args.scheduler is not None:
+    if getattr(args, "workers", None) is not None and getattr(args, "scheduler", None) is not None:
         raise CommandError("use either --workers or --scheduler, not both")
 
 
 def _series(args):
-    if args.points < 2:
-        raise CommandError(f"--points must be >= 2, received {args.points}")
-    if args.samples is not None and args.samples < 1:
-        raise CommandError(f"--samples must be >= 1, received {args.samples}")
+    _check_compute_arguments(args)
     for path in args.checkpoints:
         if not os.path.isfile(path):
             raise CommandError(f"no model file at {path!r}")

@@ -131,7 +131,7 @@ def compute_line(
         return _run(
             model, prepared, line, existing, coords[:, None], {"coords": coords}, evaluation,
             data=data, path=path, executor=executor, drawn=_drawn_settings(given, **drawing),
-            labels_given=labels is not None or isinstance(data, dict),
+            labels=labels,
         )
 
 
@@ -222,18 +222,18 @@ def compute_surface(
         return _run(
             model, prepared, surface, existing, grid, {"xcoords": xcoords, "ycoords": ycoords}, evaluation,
             data=data, path=path, executor=executor, drawn=drawn,
-            labels_given=labels is not None or isinstance(data, dict),
+            labels=labels,
         )
 
 
 def _run(model, prepared, landscape, existing, coefficients, coords, evaluation, *, data, path, executor, drawn,
-         labels_given):
+         labels):
     """Fills `landscape` point by point, saving to `path` after each chunk."""
     directions = landscape.directions if isinstance(landscape, LossSurface) else [landscape.direction]
     landscape.settings.update(
         num_samples={label: batches.num_samples for label, batches in prepared.items()}, **evaluation.recorded(),
         # Plots name a dataset only if the user did ("train" is the reference layout's name in the file).
-        dataset_labels="given" if labels_given else "default",
+        dataset_labels="given" if labels is not None or isinstance(data, dict) else "default",
     )
     if evaluation.dtype_policy is not None:
         model = with_dtype_policy(model, evaluation.dtype_policy)

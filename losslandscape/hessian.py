@@ -159,7 +159,7 @@ def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed, progre
         vectors.append(vector)
         eigenvalues.append(eigenvalue)
         iterations.append(iteration)
-        progress.add(1, first_call=not vectors[:-1])
+        progress.add(1, first_call=len(vectors) == 1)  # the first product compiles
     directions = [[v.astype(w.dtype) for v, w in zip(vector, weights)] for vector in vectors]
     return HessianDirections(directions, np.array(eigenvalues), iterations)
 

@@ -20,8 +20,9 @@ import numpy as np
 
 from losslandscape.compute import compute_line, compute_surface
 from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
+from losslandscape.messages import report
 from losslandscape.surface import write_file_atomically
-from losslandscape.validation import check_positive_int, check_writable
+from losslandscape.validation import check_positive_int, check_writable, evenly_spaced_coords
 
 KINDS = ("surface", "line")
 DIRECTION_CHOICES = ("fixed", "fresh")
@@ -78,14 +79,10 @@ class LandscapeCallback(keras.callbacks.Callback):
             raise ValueError(f"Expected `directions` to be one of {DIRECTION_CHOICES}, received: {directions!r}")
         check_positive_int("every", every)
         check_positive_int("max_samples", max_samples)
-        if not isinstance(points, (int, np.integer)) or points < 2:
-            raise ValueError(f"Expected `points` >= 2, received: {points!r}")
-        low, high = coordinate_range
-        if not low < high:
-            raise ValueError(f"Expected `coordinate_range` as (min, max) with min < max, received: {coordinate_range!r}")
+        coords = evenly_spaced_coords("points", points, coordinate_range)
         check_writable(path)
         self.data, self.path, self.every, self.kind = data, os.fspath(path), every, kind
-        self.coords = np.linspace(low, high, points)
+        self.coords = coords
         self.max_samples, self.seed, self.directions = max_samples, seed, directions
         self.include_regularization, self.verbose = include_regularization, verbose
         self.seconds: list[float] = []
@@ -106,7 +103,7 @@ class LandscapeCallback(keras.callbacks.Callback):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) if self.model.optimizer else 0
         self.seconds.append(self._writer.add(self.model, epoch, step, logs))
         if self.verbose:
-            print(f"losslandscape: landscape at epoch {epoch} added {self.seconds[-1]:.1f} s")
+            report(f"losslandscape: landscape at epoch {epoch} added {self.seconds[-1]:.1f} s")
 
 
 class SeriesWriter:

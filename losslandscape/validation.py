@@ -32,6 +32,27 @@ def checked_coords(name: str, coords) -> np.ndarray:
     return coords
 
 
+def evenly_spaced_coords(count_name: str, count, coordinate_range) -> np.ndarray:
+    """`count` evenly spaced coordinates over `coordinate_range`, after checking both.
+
+    Args:
+        count_name: The argument's name in the caller, for the error message.
+        count: Number of coordinates (at least 2).
+        coordinate_range: `(min, max)` with min < max.
+
+    Example:
+
+    >>> evenly_spaced_coords("points", 3, (-1, 1))
+    array([-1.,  0.,  1.])
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 2:
+        raise ValueError(f"Expected `{count_name}` >= 2, received: {count!r}")
+    low, high = coordinate_range
+    if not low < high:
+        raise ValueError(f"Expected `coordinate_range` as (min, max) with min < max, received: {coordinate_range!r}")
+    return np.linspace(low, high, count)
+
+
 def check_positive_int(name: str, value: Optional[int]) -> None:
     """Raises a ValueError unless `value` is None or an integer >= 1.
 

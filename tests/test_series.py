@@ -130,3 +130,5 @@ def test_the_series_command_computes_landscapes_of_checkpoints(tmp_path, capsys)
     np.testing.assert_allclose(series.landscapes[2].losses["train"][2, 2], expected["loss"], rtol=1e-5)
     assert main(["series", str(tmp_path / "missing.keras"), "--data", str(tmp_path / "data.npz")]) == 2
     assert "no model file at" in capsys.readouterr().err
+    assert main(["series", paths[0], "--data", str(tmp_path / "data.npz"), "--samples", "0"]) == 2
+    assert "--samples must be >= 1, received 0" in capsys.readouterr().err

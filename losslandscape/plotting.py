@@ -341,11 +341,10 @@ def _label_lines_inside(ax, contour_set, max_labels: int = 6):
     """
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     scale = np.array([x1 - x0, y1 - y0])
-    paths = [path.vertices for path in contour_set.get_paths()]
+    units = [(path.vertices - [x0, y0]) / scale for path in contour_set.get_paths()]  # in axes fractions
     levels = list(contour_set.levels)
     labellable = {}
-    for index, vertices in enumerate(paths):
-        unit = (vertices - [x0, y0]) / scale  # in axes fractions
+    for index, unit in enumerate(units):
         if len(unit) == 0 or np.ptp(unit, axis=0).max() < MIN_LABELLED_EXTENT:
             continue
         inside = np.all((unit >= LABEL_MARGIN) & (unit <= 1 - LABEL_MARGIN), axis=1)
@@ -355,12 +354,13 @@ def _label_lines_inside(ax, contour_set, max_labels: int = 6):
     positions, labelled = [], []
     for index in chosen:
         candidates = labellable[index]
-        others = [(v - [x0, y0]) / scale for i, v in enumerate(paths) if i != index and len(v)]
-        obstacles = np.concatenate(others + [np.array(positions).reshape(-1, 2)] * 3) if others or positions else None
-        if obstacles is None or len(obstacles) == 0:
+        others = [unit for i, unit in enumerate(units) if i != index and len(unit)]
+        lines = np.concatenate(others) if others else np.empty((0, 2))
+        # Other lines, thinned to a few thousand vertices, and every label placed so far.
+        obstacles = np.concatenate([lines[:: max(1, len(lines) // 4000)], np.reshape(positions, (-1, 2))])
+        if len(obstacles) == 0:
             best = candidates[0]
         else:
-            obstacles = obstacles[:: max(1, len(obstacles) // 4000)]
             distances = np.min(np.linalg.norm(candidates[:, None, :] - obstacles[None, :, :], axis=2), axis=1)
             best = candidates[np.argmax(distances)]
         positions.append(best)

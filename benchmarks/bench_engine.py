@@ -1,11 +1,11 @@
 """Seconds per grid point: naive model.evaluate vs. compiled forward-pass floors vs. our engine.
 
-Run: python benchmarks/bench_engine.py [--quick]   (KERAS_BACKEND=jax or tensorflow picks the backend)
+Run: python benchmarks/bench_engine.py [--quick]   (KERAS_BACKEND=tensorflow, jax or torch picks the backend)
 
 For each model, from one run on the same data and directions:
   A  naive: trainable weights assigned from numpy, then `model.evaluate`, per point
   B  floor: one compiled forward pass (model + loss) over the resident data per point,
-     at fixed weights, no weight update and no metrics
+     at fixed weights, no weight update and no metrics (on torch: eager, under torch.no_grad)
   Bm floor with metrics: the same pass with the compiled metrics too (Keras' own
      `test_step`), i.e. all that one point at a time has to compute
   C1 engine, one point per compiled call: weights updated on the device, loss and
@@ -71,7 +71,7 @@ def time_naive(model, x, y, directions, coefficients):
 
 def floor_pass(model, x, y, points, with_metrics):
     """A callable running `points` compiled passes at fixed weights: model and loss, or Keras' whole test step."""
-    floor = _jax_floor if keras.backend.backend() == "jax" else _tensorflow_floor
+    floor = {"jax": _jax_floor, "torch": _torch_floor}.get(keras.backend.backend(), _tensorflow_floor)
     one_pass = floor(model, x, y, with_metrics)
     return lambda: [keras.tree.map_structure(np.asarray, one_pass()) for _ in range(points)]
 
@@ -135,6 +135,35 @@ def _jax_floor(model, x, y, with_metrics):
 
     one_pass = test_step_pass if with_metrics else forward_pass
     return lambda: one_pass(trainable, non_trainable, metric_states, batches.arrays)
+
+
+def _torch_floor(model, x, y, with_metrics):
+    import torch
+
+    batches = prepare_data((x, y), batch_size=BATCH_SIZE)
+    current_backend().build_metrics(model, batches)
+    loss_fn = keras.losses.get(model.loss)
+    xs, ys = batches.arrays
+
+    def slices():
+        return ((xs[start : start + BATCH_SIZE], ys[start : start + BATCH_SIZE]) for start in range(0, len(x), BATCH_SIZE))
+
+    @torch.no_grad()
+    def forward_pass():
+        total = 0.0
+        for batch_x, batch_y in slices():
+            total = total + keras.ops.sum(loss_fn(batch_y, model(batch_x, training=False)))
+        return total / len(x)
+
+    @torch.no_grad()
+    def test_step_pass():
+        for metric in model.metrics:
+            metric.reset_state()
+        for batch in slices():
+            model.test_step(batch)
+        return {name: keras.ops.convert_to_numpy(value) for name, value in model.get_metrics_result().items()}
+
+    return test_step_pass if with_metrics else forward_pass
 
 
 def engine_pass(model, x, y, directions, coefficients, points_per_call):

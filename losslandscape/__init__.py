@@ -16,6 +16,7 @@ from losslandscape.version import __version__  # noqa: F401
 _EXPORTS = {
     "compute_line": "losslandscape.compute",
     "compute_surface": "losslandscape.compute",
+    "curvature_map": "losslandscape.curvature",
     "DatasetLabelError": "losslandscape.datasets",
     "evaluate_grid": "losslandscape.engine",
     "filter_fan_in_axes": "losslandscape.directions",
@@ -84,6 +85,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
     from losslandscape.api import plot_loss, plot_loss_3D  # noqa: F401
     from losslandscape.compute import compute_line, compute_surface  # noqa: F401
+    from losslandscape.curvature import curvature_map  # noqa: F401
     from losslandscape.datasets import DatasetLabelError, NpzData  # noqa: F401
     from losslandscape.direction_files import load_directions, save_directions  # noqa: F401
     from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions  # noqa: F401

@@ -302,6 +302,8 @@ def _import_keras_quietly() -> None:
     import and shown only if the import fails. A user's own
     `TF_CPP_MIN_LOG_LEVEL` is respected.
     """
+    import importlib.util
+
     from losslandscape.backends import import_keras
 
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
@@ -313,7 +315,10 @@ def _import_keras_quietly() -> None:
     with tempfile.TemporaryFile() as held_back:
         os.dup2(held_back.fileno(), 2)
         try:
-            import_keras()
+            keras = import_keras()
+            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+                # Keras imports an installed TensorFlow on other backends too, when it serializes a model.
+                importlib.import_module("tensorflow")
         except BaseException:
             os.dup2(saved, 2)
             held_back.seek(0)

@@ -54,8 +54,9 @@ def compute_line(
     Args:
         model: A compiled Keras model; its current weights are θ0.
         data: One dataset (`(x, y)`, `(x, y, sample_weight)`, a
-            `tf.data.Dataset`, a `keras.utils.PyDataset` or an `NpzData`), a
-            tuple of datasets, or a dict `{label: dataset}`. All datasets are
+            `tf.data.Dataset`, a `keras.utils.PyDataset`, an `NpzData`, or on
+            the torch backend a `torch.utils.data.DataLoader`), a tuple of
+            datasets, or a dict `{label: dataset}`. All datasets are
             evaluated along the same direction.
         direction: δ, a list of arrays shaped like `model.trainable_weights`;
             drawn with `random_directions` when `None` (or read from `path`
@@ -86,7 +87,8 @@ def compute_line(
             K points are kept only if their values agree with one point
             per call to 1e-5 relative, which TF32 kernels on NVIDIA GPUs
             do not). In float32 values agree either way to float32 rounding.
-        stream: For a `tf.data.Dataset` larger than memory: read it again
+        stream: For a `tf.data.Dataset` (on the torch backend, also a
+            `torch.utils.data.DataLoader`) larger than memory: read it again
             at every point instead of keeping its batches (it must yield
             the same batches each time).
         dtype_policy: Evaluate a copy of the model under this Keras dtype
@@ -193,17 +195,25 @@ def compute_surface(
     >>> surface.losses["train"].shape
     (3, 4)
     """
-    xcoords = checked_coords("xcoords", xcoords)
-    ycoords = xcoords if ycoords is None else checked_coords("ycoords", ycoords)
-    if directions is not None and len(directions) != 2:
-        raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
     evaluation = EvaluationSettings(
         batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
         include_regularization=include_regularization, engine=engine, points_per_call=points_per_call,
         stream=stream, dtype_policy=dtype_policy, chunk_size=chunk_size, verbose=verbose,
     )
+    return compute_surface_with(
+        model, data, directions, xcoords, ycoords, evaluation, labels=labels, path=path, executor=executor,
+        drawing=dict(seed=seed, normalization=normalization, ignore=ignore, orthogonal=orthogonal),
+    )
+
+
+def compute_surface_with(model, data, directions, xcoords, ycoords, evaluation: EvaluationSettings, *, labels,
+                         path, executor, drawing: dict) -> LossSurface:
+    """`compute_surface` with its settings gathered: `evaluation`, and `drawing` for `random_directions`."""
+    xcoords = checked_coords("xcoords", xcoords)
+    ycoords = xcoords if ycoords is None else checked_coords("ycoords", ycoords)
+    if directions is not None and len(directions) != 2:
+        raise ValueError(f"A surface needs 2 directions, received: {len(directions)}")
     prepared = _prepare(model, data, labels, evaluation, path)
-    drawing = dict(seed=seed, normalization=normalization, ignore=ignore, orthogonal=orthogonal)
     with _exclusive(path):
         existing = load_surface(path) if _resuming(path) else None
         drawn = _drawn_settings(directions, **drawing)
@@ -265,7 +275,7 @@ def _run(model, prepared, landscape, existing, coefficients, coords, evaluation,
             model, prepared, directions, coefficients, engine=evaluation.engine,
             include_regularization=evaluation.include_regularization, verbose=evaluation.verbose,
             pending=pending, on_chunk=record, chunk_size=evaluation.chunk_size or 8,
-            points_per_call=points_per_call, on_evaluator=chosen,
+            points_per_call=points_per_call, on_evaluator=chosen, curvature=evaluation.curvature,
         )
     else:
         evaluate_on_executor(

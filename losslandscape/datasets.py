@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
+from losslandscape.backends.base import is_tf_dataset
 from losslandscape.data_checks import check_data_fits_model, check_dataset_is_batched
 from losslandscape.validation import check_positive_int
 
@@ -91,12 +92,14 @@ def prepare_data(
 
     Args:
         data: `(x, y)`, `(x, y, sample_weight)`, a `tf.data.Dataset` yielding
-            batches, a `keras.utils.PyDataset` or an `NpzData`.
+            batches (or, on the torch backend, a `torch.utils.data.DataLoader`),
+            a `keras.utils.PyDataset` or an `NpzData`.
         batch_size: Batch size for in-memory arrays (default 128).
         max_samples: Evaluate only the first `max_samples` samples.
         max_batches: Evaluate only the first `max_batches` batches.
-        stream: For a `tf.data.Dataset` larger than memory: read it again at
-            every point instead of keeping its batches in memory.
+        stream: For a `tf.data.Dataset` (or `DataLoader`) larger than memory:
+            read it again at every point instead of keeping its batches in
+            memory.
 
     Returns:
         The backend's batches object, with `num_samples` (how many samples
@@ -109,8 +112,8 @@ def prepare_data(
     if backend.is_native_dataset(data):
         if batch_size is not None and max_samples is None:
             raise ValueError(
-                "`batch_size` must be None when `data` is a tf.data.Dataset: "
-                "the dataset is already batched. Batch it yourself, or pass "
+                f"`batch_size` must be None when `data` is a {type(data).__name__}: "
+                "it is already batched. Batch it yourself, or pass "
                 "arrays `(x, y)` with `batch_size`."
             )
         batches = backend.native_dataset_to_batches(
@@ -141,12 +144,40 @@ def prepare_data(
 
 
 def _first_of_dataset(dataset, batch_size, max_samples, max_batches):
-    """A batched `tf.data.Dataset` cut to its first `max_samples` samples (rebatched) or `max_batches` batches."""
+    """A batched `tf.data.Dataset` cut to its first `max_samples` samples (rebatched) or `max_batches` batches.
+
+    Another backend's loader (a torch `DataLoader`) is cut as it is read.
+    """
+    if max_samples is None and max_batches is None:
+        return dataset
+    if not is_tf_dataset(dataset):
+        return FirstBatches(dataset, max_samples, max_batches)
     if max_samples is not None:
         dataset = dataset.unbatch().take(max_samples).batch(batch_size)
     if max_batches is not None:
         dataset = dataset.take(max_batches)
     return dataset
+
+
+class FirstBatches:
+    """The first `max_batches` batches of a loader, the last one cut at `max_samples` samples in all; re-iterable."""
+
+    def __init__(self, loader, max_samples: Optional[int], max_batches: Optional[int]):
+        self._loader, self._max_samples, self._max_batches = loader, max_samples, max_batches
+
+    def __iter__(self):
+        seen = 0
+        for index, batch in enumerate(self._loader):
+            if self._max_batches is not None and index >= self._max_batches:
+                return
+            parts = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+            size = len(keras.tree.flatten(parts[0])[0])
+            if self._max_samples is not None and seen + size >= self._max_samples:
+                keep = self._max_samples - seen
+                yield keras.tree.map_structure(lambda a: a[:keep], parts)
+                return
+            seen += size
+            yield parts
 
 
 def _sample_limit(max_samples, max_batches, batch_size):
@@ -281,7 +312,7 @@ def prepare_labelled_data(
     prepared = {}
     for label, dataset in labelled_datasets(data, labels).items():
         name = f"{label!r}" + (f" ({dataset.path!r})" if isinstance(dataset, NpzData) else "")
-        if current_backend().is_native_dataset(dataset):
+        if is_tf_dataset(dataset):
             check_dataset_is_batched(model, dataset, name)
         prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
         check_data_fits_model(model, prepared[label], name)

@@ -208,8 +208,9 @@ def _worker_state(job: WorkerJob) -> dict:
         batches = prepare_data(data, settings.batch_size, settings.max_samples, settings.max_batches)
         _check_same(worker, f"data {label!r}", batches.fingerprint(), job.fingerprints.get("data", {}).get(label))
         evaluator = build_evaluator(
-            model, batches, origin_weights, job.directions, include_regularization=settings.include_regularization,
-            points_per_call=settings.points_per_call, points=job.coefficients,
+            model, batches, origin_weights, job.directions, engine=settings.engine,
+            include_regularization=settings.include_regularization, points_per_call=settings.points_per_call,
+            points=job.coefficients, curvature=settings.curvature,
         )
         origin[label] = evaluator.evaluate(np.zeros((1, len(job.directions))))[0]
         evaluators[label] = evaluator

@@ -9,6 +9,7 @@ import numpy as np
 
 from losslandscape.backends import current_backend
 from losslandscape.backends.base import PointEvaluator
+from losslandscape.curvature_evaluator import CurvatureEvaluator, CurvatureSettings
 from losslandscape.directions import check_directions_match, variables_values
 from losslandscape.evaluator_cache import cached_evaluator, evaluator_key
 from losslandscape.keras_internals import compiled_loss
@@ -102,6 +103,7 @@ def evaluate_grid(
     variables: Optional[Sequence] = None,
     points_per_call: Union[int, str, Mapping[str, int]] = 1,
     on_evaluator: Optional[Callable[[str, int], None]] = None,
+    curvature: Optional[CurvatureSettings] = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
 
@@ -135,6 +137,8 @@ def evaluate_grid(
             model's trainable weights can be moved K at a time.
         on_evaluator: Called as `on_evaluator(label, points_per_call)` with
             the points per call chosen for a dataset, before its first point.
+        curvature: With `CurvatureSettings`, also the Hessian's extreme
+            eigenvalues at each point (see `curvature_map`), one point per call.
 
     Returns:
         `{label: {metric_name: values}}` with one value per row of
@@ -172,7 +176,7 @@ def evaluate_grid(
             evaluator = build_evaluator(
                 model, batches, origin, directions, engine=engine, include_regularization=include_regularization,
                 points_per_call=per_call_asked, points=coefficients[indices], verbose=verbose,
-                variables=None if trainable_only else variables,
+                variables=None if trainable_only else variables, curvature=curvature,
             )
             results[label] = {}
             per_call = evaluator.points_per_call
@@ -196,7 +200,7 @@ def evaluate_grid(
 
 
 def build_evaluator(model, batches, origin, directions, *, engine="compiled", include_regularization=True,
-                    points_per_call=1, points=(), verbose=0, variables=None) -> PointEvaluator:
+                    points_per_call=1, points=(), verbose=0, variables=None, curvature=None) -> PointEvaluator:
     """The per-point or vectorized evaluator for one dataset; "auto" probes them on the first of `points`.
 
     Its `evaluate(points)` returns one `{name: value}` per row of coefficients.
@@ -212,6 +216,8 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
         return _ModelEvaluatePerPoint(model, batches, origin, directions, variables)
     check_data_loss(model, include_regularization)
     check_points_per_call(points_per_call)
+    if curvature is not None:
+        return CurvatureEvaluator(model, batches, origin, directions, include_regularization, curvature)
 
     shared_key = evaluator_key(model, batches, variables, directions, include_regularization)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Union
 
+from losslandscape.curvature_evaluator import CurvatureSettings
 from losslandscape.engine import check_engine, check_points_per_call
 from losslandscape.validation import check_positive_int
 
@@ -40,6 +41,7 @@ class EvaluationSettings:
     dtype_policy: Optional[str] = None
     chunk_size: Optional[int] = None
     verbose: int = 1
+    curvature: Optional[CurvatureSettings] = None  # set by `curvature_map`: eigenvalues at each point, not only the loss
 
     def __post_init__(self):
         for name in ("batch_size", "max_samples", "max_batches", "chunk_size"):
@@ -49,4 +51,7 @@ class EvaluationSettings:
 
     def recorded(self) -> dict:
         """The settings a landscape file records, `{name: value}`."""
-        return {name: getattr(self, name) for name in RECORDED}
+        recorded = {name: getattr(self, name) for name in RECORDED}
+        if self.curvature is not None:
+            recorded.update({f"lanczos_{name}": value for name, value in dataclasses.asdict(self.curvature).items()})
+        return recorded

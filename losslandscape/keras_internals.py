@@ -8,6 +8,8 @@ raises a `RuntimeError` naming the attribute and the Keras version, and
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from typing import Iterator, Optional
 
 import keras
@@ -47,6 +49,24 @@ def layers_outermost_first(model: keras.Model) -> Iterator[keras.layers.Layer]:
 def inbound_nodes(layer: keras.layers.Layer) -> list:
     """The nodes recording each call of `layer` on symbolic tensors of a functional graph."""
     return _read(layer, "_inbound_nodes")
+
+
+@contextlib.contextmanager
+def torch_convolutions_without_memory_format() -> Iterator[None]:
+    """Keras' torch convolutions without their switch to channels-last memory, for `torch.func.vmap`.
+
+    Keras asks a kernel whether it is channels-last contiguous, which vmap
+    cannot answer for stacked kernels. The memory format changes speed
+    only, never values.
+    """
+    module = importlib.import_module("keras.src.backend.torch.nn")
+    name = "_maybe_convert_to_channels_last"
+    original = _read(module, name)
+    setattr(module, name, lambda tensor: tensor)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
 
 
 def _read(owner, name: str):

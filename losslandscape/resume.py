@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ def run_fingerprint(
         "include_regularization": evaluation.include_regularization,
         "dtype_policy": evaluation.dtype_policy,
         "batch_size": evaluation.batch_size,
+        **({} if evaluation.curvature is None else {"curvature": dataclasses.asdict(evaluation.curvature)}),
     }
 
 

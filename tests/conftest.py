@@ -11,6 +11,7 @@ ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 # For behaviour only the TensorFlow backend has: tf.data streaming, writing the weights into the model.
 tensorflow_only = pytest.mark.skipif(not ON_TENSORFLOW, reason="TensorFlow backend only")
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")
+torch_only = pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch backend only")
 
 
 def regularized_cnn(seed=0):

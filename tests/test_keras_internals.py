@@ -37,6 +37,18 @@ def test_every_private_attribute_is_still_there(compiled_model):
     assert nodes and nodes[0].input_tensors[0] is model.inputs[0]
 
 
+def test_torch_convolutions_run_without_the_memory_format_switch_and_get_it_back():
+    pytest.importorskip("torch")
+    import importlib
+
+    module = importlib.import_module("keras.src.backend.torch.nn")
+    original = module._maybe_convert_to_channels_last
+    with keras_internals.torch_convolutions_without_memory_format():
+        marker = object()
+        assert module._maybe_convert_to_channels_last(marker) is marker
+    assert module._maybe_convert_to_channels_last is original
+
+
 def test_an_uncompiled_model_has_no_compiled_loss():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     assert keras_internals.compiled_loss(model) is None

@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
-from reproductions import landscape, sanity_checks, train
+from reproductions import depth_study, landscape, sanity_checks, train
 from reproductions.data import load_cifar10
 from reproductions.models import cifar_resnet, cifar_vgglike
 
@@ -86,3 +86,29 @@ def test_sharpness_numbers_on_known_curves():
     assert lopsided["doubling_width"] == pytest.approx(1.25, abs=1e-3)
     with pytest.raises(ValueError, match=r"around α = 0, but the line spans \[1, 2\]"):
         sharpness(LossLine(np.linspace(1, 2, 5), {"train": np.ones(5)}, {"train": {}}))
+
+
+def test_depth_study_numbers_on_known_surfaces():
+    x = np.linspace(-1, 1, 21)
+    bowl = np.add.outer(x**2 + 0.25 * x, 2 * x**2 - 0.1 * x) + 1.0
+    assert depth_study.local_minima(bowl) == 1
+    assert depth_study.nonconvex_fraction(x, x, bowl) == 0.0
+    # Four narrow wells at (±0.5, ±0.5) on the bowl: five minima, and the rims of the wells bend down.
+    wells = bowl - sum(
+        np.exp(-np.add.outer((x - a) ** 2, (x - b) ** 2) / 0.01) for a in (-0.5, 0.5) for b in (-0.5, 0.5)
+    )
+    assert depth_study.local_minima(wells) == 5
+    assert 0.1 < depth_study.nonconvex_fraction(x, x, wells) < 0.5
+    saddle = np.subtract.outer(x**2, x**2) + 5.0
+    assert depth_study.nonconvex_fraction(x, x, saddle) == 1.0
+    assert np.isnan(depth_study.nonconvex_fraction(x, x, saddle + 20.0))  # nothing below the cap of 10
+    assert depth_study.local_minima(np.ones((5, 5))) == 0  # a plateau has no strict minimum
+
+
+def test_depth_study_smoke_run_writes_its_figures_and_table(tmp_path):
+    results = depth_study.run("digits", tmp_path, smoke=True, families=["resnet", "resnet_noshort"])
+    assert [(r["family"], r["depth"]) for r in results] == [("resnet", 8), ("resnet_noshort", 8)]
+    for row in results:
+        assert np.isfinite(row["loss_at_0"]) and 0 <= row["ratio_above_threshold"] <= 1 and row["mean_ratio"] >= 0
+    assert (tmp_path / "depth_contour.png").exists() and (tmp_path / "depth_eigen_ratio.png").exists()
+    assert "| ResNet-noshort-8 |" in (tmp_path / "table.md").read_text()

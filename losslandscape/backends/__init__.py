@@ -12,9 +12,10 @@ _INSTALL_HINT = (
     "`pip install 'losslandscape[tensorflow-cpu]'` (CPU only), "
     "`pip install 'losslandscape[tensorflow]'` or "
     "`pip install 'losslandscape[and-cuda]'` (NVIDIA GPUs), or JAX with "
-    "`pip install 'losslandscape[jax]'` and KERAS_BACKEND=jax."
+    "`pip install 'losslandscape[jax]'` and KERAS_BACKEND=jax, or PyTorch with "
+    "`pip install 'losslandscape[torch]'` and KERAS_BACKEND=torch."
 )
-SUPPORTED_BACKENDS = ("tensorflow", "jax")
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def import_keras():
@@ -33,7 +34,7 @@ def current_backend():
         raise NotImplementedError(
             f"losslandscape supports the Keras backends {SUPPORTED_BACKENDS}, "
             f"but Keras runs on {name!r}. Set the environment variable "
-            "KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax before importing keras."
+            "KERAS_BACKEND=tensorflow, jax or torch before importing keras."
         )
     try:
         return importlib.import_module(f"{__name__}.{name}").BACKEND

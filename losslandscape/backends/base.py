@@ -170,6 +170,11 @@ def batch_loss(model: keras.Model, x, y, y_pred, sample_weight, include_regulari
     return compiled_loss(model)(y, y_pred, sample_weight)
 
 
+def is_tf_dataset(data) -> bool:
+    """Whether `data` is a `tf.data.Dataset`, without importing TensorFlow."""
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
 def batch_size_of(x):
     """The number of samples in a batch's inputs `x` (an array or a structure of them), as a tensor."""
     return keras.ops.shape(keras.tree.flatten(x)[0])[0]

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import base
-from losslandscape.backends.base import ArrayBatches, PointEvaluator, batch_loss
+from losslandscape.backends.base import ArrayBatches, PointEvaluator, batch_loss, is_tf_dataset
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_predict, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
@@ -258,8 +258,7 @@ class JaxBackend(base.Backend):
         return f"JAX {jax.__version__}, devices: {[str(device) for device in jax.devices()]}"
 
     def is_native_dataset(self, data) -> bool:
-        # Without importing TensorFlow, which the JAX backend needs only to read a tf.data.Dataset.
-        return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+        return is_tf_dataset(data)
 
     def arrays_to_batches(self, arrays: tuple, batch_size: int) -> DeviceBatches:
         return DeviceBatches(arrays, batch_size)

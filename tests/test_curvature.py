@@ -1,0 +1,126 @@
+"""Curvature maps against closed forms: a quadratic loss (constant Hessian) and a product with a saddle."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
+import numpy as np
+import pytest
+
+from losslandscape import compute_surface, curvature_map, load_surface
+from losslandscape.lanczos import extreme_eigenvalues
+
+COORDS = np.linspace(-1.0, 1.0, 5)
+
+
+def test_lanczos_finds_both_ends_of_a_known_spectrum():
+    rng = np.random.default_rng(0)
+    eigenvalues = np.concatenate([[-3.0], rng.uniform(-0.5, 1.0, 198), [7.0]])
+    basis, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    matrix = basis @ np.diag(eigenvalues) @ basis.T
+    found = extreme_eigenvalues(lambda v: matrix @ v, rng.standard_normal(200), max_iterations=60, tolerance=1e-8)
+    assert found.smallest == pytest.approx(-3.0, rel=1e-6) and found.largest == pytest.approx(7.0, rel=1e-6)
+    assert found.products <= 60
+    overflowing = extreme_eigenvalues(lambda v: v * np.inf, np.ones(3))
+    assert np.isnan(overflowing.smallest) and np.isnan(overflowing.largest) and overflowing.products == 1
+    with pytest.raises(ValueError, match="start vector is zero"):
+        extreme_eigenvalues(lambda v: v, np.zeros(3))
+
+
+def _linear_regression(samples=24, features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, features)).astype("float32")
+    y = rng.standard_normal((samples, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((features,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mse")
+    return model, x, y
+
+
+def test_a_quadratic_loss_has_its_constant_hessian_eigenvalues_everywhere():
+    model, x, y = _linear_regression()
+    before = [w.copy() for w in model.get_weights()]
+    curvature = curvature_map(model, (x, y), xcoords=COORDS, seed=3, batch_size=8, verbose=0)
+    # mse of a linear model: L(w) = (1/N)·|Xw − y|², Hessian 2/N · XᵀX at every w.
+    exact = np.linalg.eigvalsh(2.0 / len(x) * x.astype(np.float64).T @ x)
+    np.testing.assert_allclose(curvature.values(metric="lambda_max"), exact[-1], rtol=1e-4)
+    np.testing.assert_allclose(curvature.values(metric="lambda_min"), exact[0], rtol=1e-4)
+    np.testing.assert_allclose(curvature.values(metric="eigen_ratio"), exact[0] / exact[-1], rtol=1e-4)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    # The loss at each point is the loss surface's on the same plane.
+    surface = compute_surface(model, (x, y), curvature.directions, COORDS, batch_size=8, verbose=0)
+    np.testing.assert_allclose(curvature.losses["train"], surface.losses["train"], rtol=1e-6)
+
+
+def _product_model():
+    """ŷ = a·b·x: with x = 1 and y = 0 the loss is (ab)², a saddle at the origin."""
+    model = keras.Sequential([
+        keras.Input((1,)), keras.layers.Dense(1, use_bias=False), keras.layers.Dense(1, use_bias=False),
+    ])
+    model.compile(loss="mse")
+    model.set_weights([np.full((1, 1), 0.5), np.full((1, 1), -0.25)])
+    along_a = [np.ones((1, 1)), np.zeros((1, 1))]
+    along_b = [np.zeros((1, 1)), np.ones((1, 1))]
+    return model, (np.ones((6, 1)), np.zeros((6, 1))), [along_a, along_b]
+
+
+def _saddle_eigenvalues():
+    """The Hessian of (ab)² is [[2b², 4ab], [4ab, 2a²]]: eigenvalues a² + b² ± √((a² − b²)² + 16a²b²)."""
+    a, b = np.meshgrid(0.5 + COORDS, -0.25 + COORDS, indexing="ij")
+    root = np.sqrt((a**2 - b**2) ** 2 + 16 * a**2 * b**2)
+    return a**2 + b**2 - root, a**2 + b**2 + root, (a * b) ** 2
+
+
+def test_a_saddle_has_the_negative_eigenvalue_of_its_closed_form():
+    model, data, directions = _product_model()
+    curvature = curvature_map(model, data, directions, COORDS, verbose=0)
+    smallest, largest, loss = _saddle_eigenvalues()
+    np.testing.assert_allclose(curvature.values(metric="lambda_min"), smallest, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(curvature.values(metric="lambda_max"), largest, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(curvature.losses["train"], loss, rtol=1e-5, atol=1e-7)
+    assert (curvature.values(metric="lambda_min") < 0).sum() >= 16
+    ratio = curvature.values(metric="eigen_ratio")
+    np.testing.assert_allclose(ratio, np.abs(smallest / largest), rtol=1e-3, atol=1e-6)
+
+
+def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path):
+    model, data, directions = _product_model()
+    whole = curvature_map(model, data, directions, COORDS, path=tmp_path / "whole.h5", verbose=0)
+    half = load_surface(tmp_path / "whole.h5")
+    half.computed["train"][:, 3:] = False
+    half.losses["train"][:, 3:] = np.nan
+    for values in half.metrics["train"].values():
+        values[:, 3:] = np.nan
+    half.save(tmp_path / "half.h5")
+    with ThreadPoolExecutor(1) as pool:
+        resumed = curvature_map(model, data, directions, COORDS, path=tmp_path / "half.h5", executor=pool,
+                                verbose=0)
+    for metric in ("lambda_min", "lambda_max", "eigen_ratio"):
+        np.testing.assert_allclose(resumed.values(metric=metric), whole.values(metric=metric), rtol=1e-6)
+    assert load_surface(tmp_path / "half.h5").computed["train"].all()
+
+
+def test_a_loss_surface_file_is_not_resumed_as_a_curvature_map(tmp_path):
+    model, data, directions = _product_model()
+    compute_surface(model, data, directions, COORDS, path=tmp_path / "loss.h5", verbose=0)
+    with pytest.raises(ValueError, match="curvature"):
+        curvature_map(model, data, directions, COORDS, path=tmp_path / "loss.h5", verbose=0)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(max_iterations=1), "`max_iterations` to be an integer >= 2, received: 1"),
+    (dict(tolerance=0.0), r"`tolerance` to be a number in \(0, 1\), received: 0.0"),
+    (dict(xcoords=[0.5]), "xcoords"),
+])
+def test_bad_arguments_fail_before_any_work(arguments, message):
+    model, data, directions = _product_model()
+    with pytest.raises(ValueError, match=message):
+        curvature_map(model, data, directions, **arguments, verbose=0)
+
+
+def test_the_ratio_map_is_drawn_on_an_even_colour_scale():
+    model, data, directions = _product_model()
+    curvature = curvature_map(model, data, directions, COORDS, verbose=0)
+    mesh = curvature.plot("heatmap", metric="eigen_ratio").artists_["heatmap"]
+    ratio = curvature.values(metric="eigen_ratio")
+    assert mesh.norm(ratio.min()) == pytest.approx(0.0) and mesh.norm(ratio.max()) == pytest.approx(1.0)
+    middle = (ratio.min() + ratio.max()) / 2
+    assert mesh.norm(middle) == pytest.approx(0.5, abs=0.05)

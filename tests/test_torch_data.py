@@ -1,0 +1,54 @@
+"""PyTorch's own data on the torch backend: a DataLoader read once, or at every point with stream=True."""
+
+import numpy as np
+import pytest
+
+from conftest import evaluate_at, torch_only, weights_at
+from losslandscape import compute_surface, random_directions
+from losslandscape.datasets import prepare_data
+
+pytestmark = torch_only
+COORDS = np.linspace(-0.5, 0.5, 3)
+
+
+def _loader(x, y, sample_weight=None, batch_size=50, shuffle=False):
+    import torch
+
+    parts = [torch.tensor(x), torch.tensor(y)] + ([] if sample_weight is None else [torch.tensor(sample_weight)])
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*parts), batch_size=batch_size, shuffle=shuffle)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_data_loader_gives_model_evaluate_at_every_point(trained_cnn, image_data, stream):
+    x, y, sample_weight = image_data
+    directions = random_directions(trained_cnn, seed=4)
+    surface = compute_surface(trained_cnn, _loader(x, y, sample_weight), directions, COORDS, stream=stream,
+                              points_per_call=1, verbose=0)
+    origin = [np.array(v.numpy()) for v in trained_cnn.trainable_variables]
+    for i, a in enumerate(COORDS):
+        for j, b in enumerate(COORDS):
+            expected = evaluate_at(trained_cnn, weights_at(trained_cnn, origin, directions, (a, b)), x=x, y=y,
+                                   sample_weight=sample_weight, batch_size=50)
+            assert surface.losses["train"][i, j] == pytest.approx(expected["loss"], rel=1e-5)
+            assert surface.metrics["train"]["accuracy"][i, j] == pytest.approx(expected["accuracy"], rel=1e-5)
+
+
+def test_a_shuffling_loader_is_read_once_so_every_point_sees_the_same_samples(trained_cnn, image_data):
+    x, y, _ = image_data
+    batches = prepare_data(_loader(x, y, shuffle=True, batch_size=64))
+    assert (batches.num_samples, batches.batch_size) == (200, 64)
+    first = np.asarray(batches.arrays[0].cpu())
+    np.testing.assert_array_equal(np.sort(first.reshape(200, -1), axis=0), np.sort(x.reshape(200, -1), axis=0))
+
+
+def test_max_samples_and_max_batches_cut_a_loader(image_data):
+    x, y, _ = image_data
+    assert prepare_data(_loader(x, y), max_samples=120).num_samples == 120
+    assert prepare_data(_loader(x, y), max_batches=3).num_samples == 150
+    assert prepare_data(_loader(x, y), max_samples=120, stream=True).num_samples == 120
+
+
+def test_an_empty_loader_is_refused_before_any_work(image_data):
+    x, y, _ = image_data
+    with pytest.raises(ValueError, match="The dataset is empty"):
+        prepare_data(_loader(x[:0], y[:0]))

@@ -48,7 +48,7 @@ _EXPORTS = {
     "process_pool": "losslandscape.distributed",
     "random_directions": "losslandscape.directions",
     "save_directions": "losslandscape.direction_files",
-    "sharpness": "losslandscape.sharpness",
+    "sharpness": "losslandscape.sharpness_measures",
     "Trajectory": "losslandscape.trajectory",
     "TrajectoryRecorder": "losslandscape.trajectory",
     "WeightSnapshot": "losslandscape.engine",
@@ -58,7 +58,7 @@ _WITHOUT_KERAS = {
     "losslandscape.direction_files",
     "losslandscape.plotting",
     "losslandscape.series_files",
-    "losslandscape.sharpness",
+    "losslandscape.sharpness_measures",
     "losslandscape.surface",
 }
 
@@ -95,7 +95,7 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
     from losslandscape.interpolation import interpolate  # noqa: F401
     from losslandscape.series import LandscapeCallback  # noqa: F401
     from losslandscape.series_files import LandscapeSeries, animate_series, load_series, plot_series  # noqa: F401
-    from losslandscape.sharpness import sharpness  # noqa: F401
+    from losslandscape.sharpness_measures import sharpness  # noqa: F401
     from losslandscape.plotting import plot_interpolation, plot_line, plot_surface, plot_trajectory  # noqa: F401
     from losslandscape.surface import load_line, load_surface, LossLine, LossSurface  # noqa: F401
     from losslandscape.trajectory import load_trajectory, pca_directions, PCADirections, Trajectory, TrajectoryRecorder  # noqa: F401

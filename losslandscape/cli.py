@@ -219,7 +219,7 @@ def _series(args):
     for index, path in enumerate(args.checkpoints):
         numbers = re.findall(r"\d+", os.path.basename(path))
         epoch = int(numbers[-1]) if numbers else index
-        seconds = writer.add(_load_model(path), epoch)
+        _, seconds = writer.add(_load_model(path), epoch)
         print(f"{path}: epoch {epoch}, {seconds:.1f} s")
     print(f"wrote {args.out}")
 

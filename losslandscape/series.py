@@ -21,7 +21,8 @@ import numpy as np
 from losslandscape.compute import compute_line, compute_surface
 from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
 from losslandscape.messages import report
-from losslandscape.surface import write_file_atomically
+from losslandscape.sharpness_measures import sharpness
+from losslandscape.surface import LossLine, LossSurface, write_file_atomically
 from losslandscape.validation import check_positive_int, check_writable, evenly_spaced_coords
 
 KINDS = ("surface", "line")
@@ -29,9 +30,10 @@ DIRECTION_CHOICES = ("fixed", "fresh")
 
 
 class LandscapeCallback(keras.callbacks.Callback):
-    """Computes a landscape before training and every `every` epochs of `model.fit`, into one series file.
+    """Computes a landscape before training and every `every` epochs (or `every_steps` steps) of `model.fit`.
 
-    Around the current weights each time, on the data given. With
+    Around the current weights each time, on the data given, into one
+    series file. With
     `directions="fixed"` the random directions are drawn once and
     filter-normalized to the current weights each time, so that the
     landscapes compare; `"fresh"` draws new ones each time. The model's
@@ -39,8 +41,10 @@ class LandscapeCallback(keras.callbacks.Callback):
 
     Args:
         data: One dataset, as `compute_surface` takes it.
-        path: The series file (HDF5), replaced when training begins.
+        path: The series file (HDF5), replaced when training begins
+            (unless `resume`).
         every: Epochs between landscapes.
+        every_steps: Optimizer steps between landscapes, instead of epochs.
         kind: "surface" or "line".
         points: Points per axis.
         coordinate_range: `(min, max)` of α (and β).
@@ -49,6 +53,16 @@ class LandscapeCallback(keras.callbacks.Callback):
         directions: "fixed" or "fresh".
         include_regularization: Whether the loss includes the layers'
             regularization losses (the paper's code leaves them out).
+        tensorboard_dir: A TensorBoard log folder (e.g. the `log_dir` of the
+            fit's `keras.callbacks.TensorBoard`): each landscape is logged
+            there as an image ("landscape"), with its sharpness numbers along
+            α (`sharpness`) and the loss at θ0 as scalars, at the optimizer
+            step. Needs TensorFlow and TensorBoard installed (`pip install
+            "losslandscape[tensorboard]"`), on any Keras backend.
+        resume: If the series file exists, append to it (e.g. when a fit
+            continues with `initial_epoch=`), with the same directions,
+            instead of replacing it; the landscape before training is then
+            not computed again.
         verbose: 1 prints the seconds each landscape added.
 
     Example:
@@ -70,6 +84,9 @@ class LandscapeCallback(keras.callbacks.Callback):
         seed: Optional[int] = 0,
         directions: str = "fixed",
         include_regularization: bool = False,
+        every_steps: Optional[int] = None,
+        tensorboard_dir: Optional[Union[str, os.PathLike]] = None,
+        resume: bool = False,
         verbose: int = 0,
     ):
         super().__init__()
@@ -78,6 +95,12 @@ class LandscapeCallback(keras.callbacks.Callback):
         if directions not in DIRECTION_CHOICES:
             raise ValueError(f"Expected `directions` to be one of {DIRECTION_CHOICES}, received: {directions!r}")
         check_positive_int("every", every)
+        check_positive_int("every_steps", every_steps)
+        if every_steps is not None and every != 1:
+            raise ValueError(
+                f"Pass `every` ({every}) or `every_steps` ({every_steps}), not both: landscapes come either "
+                "every few epochs or every few optimizer steps."
+            )
         check_positive_int("max_samples", max_samples)
         coords = evenly_spaced_coords("points", points, coordinate_range)
         check_writable(path)
@@ -85,25 +108,43 @@ class LandscapeCallback(keras.callbacks.Callback):
         self.coords = coords
         self.max_samples, self.seed, self.directions = max_samples, seed, directions
         self.include_regularization, self.verbose = include_regularization, verbose
+        self.every_steps, self.resume = every_steps, resume
+        self.tensorboard_dir = None if tensorboard_dir is None else os.fspath(tensorboard_dir)
         self.seconds: list[float] = []
         self._writer = None
+        self._epoch = 0
 
     def on_train_begin(self, logs=None):
         self._writer = SeriesWriter(
             self.data, self.path, self.kind, self.coords, max_samples=self.max_samples, seed=self.seed,
             directions=self.directions, include_regularization=self.include_regularization,
+            append=self.resume and os.path.exists(self.path),
         )
-        self._add(epoch=0, logs={})
+        if self._writer.count == 0:
+            self._add(epoch=0, logs={})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps is not None and self._step() % self.every_steps == 0:
+            self._add(epoch=self._epoch, logs=logs or {})
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
+        if self.every_steps is None and (epoch + 1) % self.every == 0:
             self._add(epoch=epoch + 1, logs=logs or {})
 
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) if self.model.optimizer else 0
+
     def _add(self, epoch: int, logs: dict) -> None:
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) if self.model.optimizer else 0
-        self.seconds.append(self._writer.add(self.model, epoch, step, logs))
+        step = self._step()
+        landscape, seconds = self._writer.add(self.model, epoch, step, logs)
+        if self.tensorboard_dir is not None:
+            log_to_tensorboard(self.tensorboard_dir, landscape, step)
+        self.seconds.append(seconds)
         if self.verbose:
-            report(f"losslandscape: landscape at epoch {epoch} added {self.seconds[-1]:.1f} s")
+            report(f"losslandscape: landscape at epoch {epoch}, step {step} added {seconds:.1f} s")
 
 
 class SeriesWriter:
@@ -116,19 +157,26 @@ class SeriesWriter:
     """
 
     def __init__(self, data, path, kind, coords, *, max_samples=None, seed=0, directions="fixed",
-                 include_regularization=False):
+                 include_regularization=False, append=False):
         self.data, self.path, self.kind, self.coords = data, os.fspath(path), kind, np.asarray(coords)
         self.max_samples, self.seed, self.directions = max_samples, seed, directions
         self.include_regularization = include_regularization
         self._raw = None
-        self._count = 0
-        write_file_atomically(self.path, lambda root: root.attrs.update(kind="series"))
+        self.count = 0
+        if append:
+            self.count = _check_appendable(self.path, kind, self.coords)
+        else:
+            write_file_atomically(self.path, lambda root: root.attrs.update(kind="series"))
 
-    def add(self, model: keras.Model, epoch: int, step: int = 0, logs: Optional[dict] = None) -> float:
-        """Computes the landscape of `model` at its current weights and appends it; returns the seconds it took."""
+    def add(self, model: keras.Model, epoch: int, step: int = 0, logs: Optional[dict] = None):
+        """Computes the landscape of `model` at its current weights and appends it.
+
+        Returns:
+            The landscape and the seconds it took.
+        """
         started = time.perf_counter()
         landscape = self._compute(model, epoch)
-        name = f"{self._count:04d}"
+        name = f"{self.count:04d}"
         logs = {key: float(value) for key, value in (logs or {}).items()}
 
         def write(root):
@@ -141,8 +189,8 @@ class SeriesWriter:
             group.attrs.update(epoch=epoch, step=step, logs=json.dumps(logs))
 
         write_file_atomically(self.path, write)
-        self._count += 1
-        return time.perf_counter() - started
+        self.count += 1
+        return landscape, time.perf_counter() - started
 
     def _compute(self, model, epoch: int):
         count = 2 if self.kind == "surface" else 1
@@ -165,3 +213,61 @@ class SeriesWriter:
         if self.kind == "surface":
             return compute_surface(model, self.data, directions, xcoords=self.coords, **options)
         return compute_line(model, self.data, directions[0], coords=self.coords, **options)
+
+
+def _check_appendable(path: str, kind: str, coords: np.ndarray) -> int:
+    """The number of landscapes in the series file at `path`, after checking that this run can continue it."""
+    with h5py.File(path, "r") as file:
+        if file.attrs.get("kind") != "series":
+            raise ValueError(f"{path!r} is not a series file; pass another `path`, or `resume=False` to replace it.")
+        names = sorted(key for key in file if key.isdigit())
+        if names:
+            last = file[names[-1]]
+            saved = np.asarray(last["xcoordinates"])
+            saved_kind = "surface" if "ycoordinates" in last else "line"
+            if saved_kind != kind or not np.array_equal(saved, coords):
+                raise ValueError(
+                    f"{path!r} holds {saved_kind} landscapes on {len(saved)} points per axis; this callback "
+                    f"computes {kind} landscapes on {len(coords)}. Pass the same `kind`, `points` and "
+                    "`coordinate_range`, or `resume=False` to replace the file."
+                )
+    return len(names)
+
+
+def log_to_tensorboard(log_dir: str, landscape, step: int) -> None:
+    """Writes one landscape to TensorBoard: its picture, the loss at θ0 and the sharpness along α."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    try:
+        import tensorboard  # noqa: F401  (tf.summary.image needs it)
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError(
+            "`tensorboard_dir=` writes TensorBoard logs with TensorFlow's summary API: pip install "
+            "tensorboard tensorflow-cpu (on any Keras backend), or leave `tensorboard_dir` out."
+        ) from error
+    line = _line_along_alpha(landscape)
+    figure = (landscape.plot("contour") if isinstance(landscape, LossSurface) else landscape.plot()).figure_
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    image = tf.image.decode_png(buffer.getvalue(), channels=4)[None]
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "landscape"))
+    with writer.as_default():
+        tf.summary.image("landscape", image, step=step)
+        tf.summary.scalar("landscape/loss_at_origin", float(line.losses[line.labels[0]][np.argmin(np.abs(line.coords))]),
+                          step=step)
+        for name, value in sharpness(line).items():
+            tf.summary.scalar(f"landscape/{name}", value, step=step)
+    writer.close()
+
+
+def _line_along_alpha(landscape) -> LossLine:
+    """The landscape itself if it is a line; a surface's values along α at the β nearest 0."""
+    if isinstance(landscape, LossLine):
+        return landscape
+    middle = int(np.argmin(np.abs(landscape.ycoords)))
+    losses = {label: values[:, middle] for label, values in landscape.losses.items()}
+    return LossLine(landscape.xcoords, losses, {label: {} for label in losses})

@@ -45,7 +45,7 @@ SETUPS = {
     "cifar10": dict(depths=(20, 56, 110), epochs=300, batch_size=128, points=51, samples=None,
                     curvature_points=21, curvature_samples=10_000, lanczos_iterations=40),
     # Offline on 2 CPU cores: 1,297 training digits, coarser grids, a sample for the Hessian.
-    "digits": dict(depths=(20, 56), epochs=30, batch_size=64, points=25, samples=512,
+    "digits": dict(depths=(20, 56), epochs=80, batch_size=64, points=25, samples=512,
                    curvature_points=7, curvature_samples=128, lanczos_iterations=20),
     "smoke": dict(depths=(8,), epochs=1, batch_size=32, points=5, samples=64,
                   curvature_points=3, curvature_samples=32, lanczos_iterations=5),

@@ -4,6 +4,8 @@ Run: python scripts/readme_figures.py [--out readme_files] [--parts library sani
 "library" (about 1 minute on 2 CPU cores): the demo, interpolation, trajectory, Hessian and metric figures.
 "sanity" (about 4 minutes): the three sanity checks of reproductions/ on digits, figures and table.
 "series" (about 20 seconds): landscapes during training, from LandscapeCallback.
+"depth" (about 1 hour, not run by default): the depth study of reproductions/ on digits, figures and table;
+its models and grids are kept in runs/depth_digits, so a rerun only redraws.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def save(figure, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="readme_files")
-    parser.add_argument("--parts", nargs="+", choices=("library", "sanity", "series"),
+    parser.add_argument("--parts", nargs="+", choices=("library", "sanity", "series", "depth"),
                         default=["library", "sanity", "series"])
     args = parser.parse_args()
     out = Path(args.out)
@@ -60,6 +62,8 @@ def main():
         sanity_figures(out)
     if "series" in args.parts:
         series_figure(out)
+    if "depth" in args.parts:
+        depth_figures(out)
 
 
 def sanity_figures(out: Path):
@@ -72,6 +76,16 @@ def sanity_figures(out: Path):
                 shutil.copy(Path(folder) / f"{check}_{kind}.png", out / f"sanity_{check}_{kind}.png")
         shutil.copy(Path(folder) / "table.md", out / "sanity_table.md")
     print(f"wrote {out}/sanity_*.png and sanity_table.md")
+
+
+def depth_figures(out: Path, folder: Path = Path("runs/depth_digits")):
+    from reproductions.depth_study import run
+
+    run("digits", folder)
+    for name in ("contour", "eigen_ratio"):
+        shutil.copy(folder / f"depth_{name}.png", out / f"depth_{name}.png")
+    shutil.copy(folder / "table.md", out / "depth_table.md")
+    print(f"wrote {out}/depth_*.png and depth_table.md")
 
 
 def series_figure(out: Path):

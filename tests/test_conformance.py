@@ -4,7 +4,7 @@ Each cell computes a 2×2 surface (4 grid points; with K = 3 points per call
 the second call is padded) and compares the loss and every compiled metric,
 per-output losses and metrics included, with `model.evaluate` after setting
 θ0 + α·δ + β·η into the model in numpy. The file runs again on JAX
-(`test_jax_backend.py`).
+(`test_other_backends.py`).
 """
 
 import contextlib

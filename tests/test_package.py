@@ -72,3 +72,13 @@ def test_no_module_imports_one_that_imports_it_back():
 
 def test_the_cycle_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_no_public_name_is_also_a_module_name():
+    # Importing a submodule sets it as an attribute of the package, which would hide a lazy export of that name.
+    import pkgutil
+
+    import losslandscape
+
+    modules = {info.name for info in pkgutil.iter_modules(losslandscape.__path__)}
+    assert modules.isdisjoint(losslandscape.__all__), sorted(modules & set(losslandscape.__all__))

@@ -132,3 +132,57 @@ def test_the_series_command_computes_landscapes_of_checkpoints(tmp_path, capsys)
     assert "no model file at" in capsys.readouterr().err
     assert main(["series", paths[0], "--data", str(tmp_path / "data.npz"), "--samples", "0"]) == 2
     assert "--samples must be >= 1, received 0" in capsys.readouterr().err
+
+
+def test_every_steps_gives_landscapes_within_epochs(tmp_path):
+    model, x, y = _model_and_data()
+    callback = LandscapeCallback((x, y), tmp_path / "series.h5", kind="line", points=5, every_steps=6)
+    model.fit(x, y, epochs=3, batch_size=32, shuffle=False, verbose=0, callbacks=[callback])
+    series = load_series(tmp_path / "series.h5")
+    assert series.steps == [0, 6, 12] and series.epochs == [0, 1, 2]
+    with pytest.raises(ValueError, match="Pass `every` \\(2\\) or `every_steps` \\(6\\), not both"):
+        LandscapeCallback((x, y), tmp_path / "other.h5", every=2, every_steps=6)
+    with pytest.raises(ValueError, match="every_steps"):
+        LandscapeCallback((x, y), tmp_path / "other.h5", every_steps=0)
+
+
+def test_a_resumed_fit_appends_to_its_series_with_the_same_directions(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0,
+              callbacks=[LandscapeCallback((x, y), path, kind="line", points=5)])
+    model.fit(x, y, epochs=4, initial_epoch=2, batch_size=32, shuffle=False, verbose=0,
+              callbacks=[LandscapeCallback((x, y), path, kind="line", points=5, resume=True)])
+    series = load_series(path)
+    assert series.epochs == [0, 1, 2, 3, 4]
+    first, last = series.landscapes[0].direction[0], series.landscapes[4].direction[0]
+    np.testing.assert_allclose(first / np.linalg.norm(first, axis=0), last / np.linalg.norm(last, axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="holds line landscapes on 5 points per axis"):
+        model.fit(x, y, epochs=5, initial_epoch=4, verbose=0,
+                  callbacks=[LandscapeCallback((x, y), path, kind="surface", points=5, resume=True)])
+    assert load_series(path).epochs == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.skipif(pytest.importorskip("importlib").util.find_spec("tensorflow") is None, reason="needs TensorFlow")
+def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
+    import tensorflow as tf
+
+    from losslandscape import sharpness
+
+    model, x, y = _model_and_data()
+    callback = LandscapeCallback((x, y), tmp_path / "series.h5", points=5, tensorboard_dir=tmp_path / "logs")
+    model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0, callbacks=[callback])
+    logged = {}
+    for event_file in (tmp_path / "logs" / "landscape").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                logged.setdefault(value.tag, []).append((event.step, value))
+    assert [step for step, _ in logged["landscape"]] == [0, 4]
+    surface = load_series(tmp_path / "series.h5").landscapes[1]
+    from losslandscape import LossLine
+
+    along_alpha = LossLine(surface.xcoords, {"train": surface.losses["train"][:, 2]}, {"train": {}})
+    rise = tf.make_ndarray(logged["landscape/rise_at_0.5"][1][1].tensor)
+    assert float(rise) == pytest.approx(sharpness(along_alpha)["rise_at_0.5"], rel=1e-6)
+    origin = tf.make_ndarray(logged["landscape/loss_at_origin"][1][1].tensor)
+    assert float(origin) == pytest.approx(surface.losses["train"][2, 2], rel=1e-6)

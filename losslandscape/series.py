@@ -112,6 +112,7 @@ class LandscapeCallback(keras.callbacks.Callback):
         self.tensorboard_dir = None if tensorboard_dir is None else os.fspath(tensorboard_dir)
         self.seconds: list[float] = []
         self._writer = None
+        self._tensorboard = None
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
@@ -120,8 +121,15 @@ class LandscapeCallback(keras.callbacks.Callback):
             directions=self.directions, include_regularization=self.include_regularization,
             append=self.resume and os.path.exists(self.path),
         )
+        if self.tensorboard_dir is not None:
+            self._tensorboard = TensorBoardLog(self.tensorboard_dir)
         if self._writer.count == 0:
             self._add(epoch=0, logs={})
+
+    def on_train_end(self, logs=None):
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -140,8 +148,8 @@ class LandscapeCallback(keras.callbacks.Callback):
     def _add(self, epoch: int, logs: dict) -> None:
         step = self._step()
         landscape, seconds = self._writer.add(self.model, epoch, step, logs)
-        if self.tensorboard_dir is not None:
-            log_to_tensorboard(self.tensorboard_dir, landscape, step)
+        if self._tensorboard is not None:
+            self._tensorboard.write(landscape, step)
         self.seconds.append(seconds)
         if self.verbose:
             report(f"losslandscape: landscape at epoch {epoch}, step {step} added {seconds:.1f} s")
@@ -234,34 +242,42 @@ def _check_appendable(path: str, kind: str, coords: np.ndarray) -> int:
     return len(names)
 
 
-def log_to_tensorboard(log_dir: str, landscape, step: int) -> None:
-    """Writes one landscape to TensorBoard: its picture, the loss at θ0 and the sharpness along α."""
-    import io
+class TensorBoardLog:
+    """One TensorBoard event file of landscapes: each one's picture, loss at θ0 and sharpness along α."""
 
-    import matplotlib.pyplot as plt
+    def __init__(self, log_dir: str):
+        try:
+            import tensorboard  # noqa: F401  (tf.summary.image needs it)
+            import tensorflow as tf
+        except ImportError as error:
+            raise ImportError(
+                "`tensorboard_dir=` writes TensorBoard logs with TensorFlow's summary API: pip install "
+                "tensorboard tensorflow-cpu (on any Keras backend), or leave `tensorboard_dir` out."
+            ) from error
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "landscape"))
 
-    try:
-        import tensorboard  # noqa: F401  (tf.summary.image needs it)
-        import tensorflow as tf
-    except ImportError as error:
-        raise ImportError(
-            "`tensorboard_dir=` writes TensorBoard logs with TensorFlow's summary API: pip install "
-            "tensorboard tensorflow-cpu (on any Keras backend), or leave `tensorboard_dir` out."
-        ) from error
-    line = _line_along_alpha(landscape)
-    figure = (landscape.plot("contour") if isinstance(landscape, LossSurface) else landscape.plot()).figure_
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    image = tf.image.decode_png(buffer.getvalue(), channels=4)[None]
-    writer = tf.summary.create_file_writer(os.path.join(log_dir, "landscape"))
-    with writer.as_default():
-        tf.summary.image("landscape", image, step=step)
-        tf.summary.scalar("landscape/loss_at_origin", float(line.losses[line.labels[0]][np.argmin(np.abs(line.coords))]),
-                          step=step)
-        for name, value in sharpness(line).items():
-            tf.summary.scalar(f"landscape/{name}", value, step=step)
-    writer.close()
+    def write(self, landscape, step: int) -> None:
+        import io
+
+        import matplotlib.pyplot as plt
+
+        tf = self._tf
+        line = _line_along_alpha(landscape)
+        figure = (landscape.plot("contour") if isinstance(landscape, LossSurface) else landscape.plot()).figure_
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=80)
+        plt.close(figure)
+        origin = float(line.losses[line.labels[0]][np.argmin(np.abs(line.coords))])
+        with self._writer.as_default():
+            tf.summary.image("landscape", tf.image.decode_png(buffer.getvalue(), channels=4)[None], step=step)
+            tf.summary.scalar("landscape/loss_at_origin", origin, step=step)
+            for name, value in sharpness(line).items():
+                tf.summary.scalar(f"landscape/{name}", value, step=step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def _line_along_alpha(landscape) -> LossLine:

@@ -167,20 +167,18 @@ def test_a_resumed_fit_appends_to_its_series_with_the_same_directions(tmp_path):
 def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
     import tensorflow as tf
 
-    from losslandscape import sharpness
+    from losslandscape import LossLine, sharpness
 
     model, x, y = _model_and_data()
     callback = LandscapeCallback((x, y), tmp_path / "series.h5", points=5, tensorboard_dir=tmp_path / "logs")
     model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0, callbacks=[callback])
     logged = {}
-    for event_file in (tmp_path / "logs" / "landscape").iterdir():
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            for value in event.summary.value:
-                logged.setdefault(value.tag, []).append((event.step, value))
+    (event_file,) = (tmp_path / "logs" / "landscape").iterdir()  # one file for the whole fit
+    for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+        for value in event.summary.value:
+            logged.setdefault(value.tag, []).append((event.step, value))
     assert [step for step, _ in logged["landscape"]] == [0, 4]
     surface = load_series(tmp_path / "series.h5").landscapes[1]
-    from losslandscape import LossLine
-
     along_alpha = LossLine(surface.xcoords, {"train": surface.losses["train"][:, 2]}, {"train": {}})
     rise = tf.make_ndarray(logged["landscape/rise_at_0.5"][1][1].tensor)
     assert float(rise) == pytest.approx(sharpness(along_alpha)["rise_at_0.5"], rel=1e-6)

@@ -16,7 +16,9 @@ from losslandscape.backends.stateless_step import stateless_metric_results, stat
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
 from losslandscape.keras_internals import build_for_batch, torch_convolutions_without_memory_format
 
-OUT_OF_MEMORY_ERRORS = (torch.OutOfMemoryError,)
+# torch.OutOfMemoryError from PyTorch 2.5 on; torch.cuda.OutOfMemoryError before.
+OUT_OF_MEMORY_ERROR = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+OUT_OF_MEMORY_ERRORS = (OUT_OF_MEMORY_ERROR,)
 
 
 def _to_device(value, dtype=None):
@@ -35,7 +37,7 @@ class DeviceBatches(ArrayBatches):
         self._host_arrays = arrays
         try:
             self.arrays = keras.tree.map_structure(_to_device, arrays)
-        except torch.OutOfMemoryError as error:
+        except OUT_OF_MEMORY_ERROR as error:
             raise MemoryError(
                 "The data does not fit in the accelerator's memory, where the torch backend keeps it. "
                 f"Pass `max_samples=` to evaluate on fewer samples. ({error})"

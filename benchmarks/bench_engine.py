@@ -198,7 +198,7 @@ def time_end_to_end(model, x, y, directions, axis):
     with contextlib.redirect_stdout(printed):
         compute_surface(model, (x, y), directions, xcoords=axis, batch_size=BATCH_SIZE, verbose=1)
     seconds = (time.perf_counter() - started) / len(axis) ** 2
-    chosen = re.search(r"using (one|\d+) points? per call", printed.getvalue())
+    chosen = re.search(r"evaluating (one|\d+) points? at a time", printed.getvalue())
     return seconds, "1" if chosen is None or chosen.group(1) == "one" else chosen.group(1)
 
 

@@ -103,19 +103,22 @@ def nonconvex_fraction(xcoords, ycoords, values: np.ndarray, cap: float = MAX_LO
 def examine(model, train_data, setup, folder: Path) -> dict:
     """The surface, the curvature map on the same plane, and their numbers; files kept in `folder`."""
     options = dict(batch_size=128, include_regularization=False, verbose=0)
+    timings_path = folder / "seconds.json"
+    seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     started = time.perf_counter()
     surface = compute_surface(
         model, train_data, xcoords=np.linspace(-1, 1, setup["points"]), seed=0, max_samples=setup["samples"],
         path=folder / "surface.h5", **options,
     )
-    surface_seconds = time.perf_counter() - started
+    seconds.setdefault("surface", round(time.perf_counter() - started, 1))
     started = time.perf_counter()
     curvature = curvature_map(
         model, train_data, surface.directions, np.linspace(-1, 1, setup["curvature_points"]),
         max_samples=setup["curvature_samples"], max_iterations=setup["lanczos_iterations"],
         path=folder / "curvature.h5", **options,
     )
-    curvature_seconds = time.perf_counter() - started
+    seconds.setdefault("curvature", round(time.perf_counter() - started, 1))
+    timings_path.write_text(json.dumps(seconds))  # a rerun that only redraws keeps the first run's times
     loss = surface.losses["train"]
     ratio = curvature.values(metric="eigen_ratio")
     return {
@@ -124,8 +127,8 @@ def examine(model, train_data, setup, folder: Path) -> dict:
         "nonconvex": nonconvex_fraction(surface.xcoords, surface.ycoords, loss),
         "mean_ratio": float(np.nanmean(ratio)),
         "ratio_above_threshold": float(np.nanmean(ratio > RATIO_THRESHOLD)),
-        "surface_seconds": round(surface_seconds, 1),
-        "curvature_seconds": round(curvature_seconds, 1),
+        "surface_seconds": seconds["surface"],
+        "curvature_seconds": seconds["curvature"],
     }
 
 

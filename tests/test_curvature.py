@@ -26,11 +26,13 @@ def test_lanczos_finds_both_ends_of_a_known_spectrum():
         extreme_eigenvalues(lambda v: v, np.zeros(3))
 
 
-def _linear_regression(samples=24, features=3, seed=0):
+def _linear_regression(samples=24, features=3, seed=0, regularizer=None):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((samples, features)).astype("float32")
     y = rng.standard_normal((samples, 1)).astype("float32")
-    model = keras.Sequential([keras.Input((features,)), keras.layers.Dense(1, use_bias=False)])
+    model = keras.Sequential([
+        keras.Input((features,)), keras.layers.Dense(1, use_bias=False, kernel_regularizer=regularizer),
+    ])
     model.compile(loss="mse")
     return model, x, y
 
@@ -124,3 +126,71 @@ def test_the_ratio_map_is_drawn_on_an_even_colour_scale():
     assert mesh.norm(ratio.min()) == pytest.approx(0.0) and mesh.norm(ratio.max()) == pytest.approx(1.0)
     middle = (ratio.min() + ratio.max()) / 2
     assert mesh.norm(middle) == pytest.approx(0.5, abs=0.05)
+
+
+def test_lanczos_takes_at_most_max_iterations_and_stops_early_at_a_loose_tolerance():
+    rng = np.random.default_rng(1)
+    basis, _ = np.linalg.qr(rng.standard_normal((100, 100)))
+    matrix = basis @ np.diag(np.linspace(-1.0, 4.0, 100)) @ basis.T
+    start = rng.standard_normal(100)
+    assert extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=5, tolerance=1e-12).products == 5
+    loose = extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=60, tolerance=0.2)
+    tight = extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=60, tolerance=1e-9)
+    assert loose.products < tight.products
+    # Both stop inside the spectrum, the loose one within 0.2 of the spectral radius per step of the last.
+    assert -1.0 - 1e-9 <= tight.smallest <= loose.smallest and loose.largest <= tight.largest <= 4.0 + 1e-9
+    assert tight.smallest == pytest.approx(-1.0, abs=1e-6) and tight.largest == pytest.approx(4.0, abs=1e-6)
+
+
+def test_the_regularization_term_adds_its_own_curvature_only_when_asked():
+    model, x, y = _linear_regression(regularizer=keras.regularizers.l2(0.3))
+    data_hessian = np.linalg.eigvalsh(2.0 / len(x) * x.astype(np.float64).T @ x)
+    # Keras' l2(λ) adds λ·Σw², whose Hessian is 2λ·I.
+    for include, shift in ((True, 0.6), (False, 0.0)):
+        curvature = curvature_map(model, (x, y), xcoords=[-0.5, 0.5], seed=1, include_regularization=include,
+                                  verbose=0)
+        np.testing.assert_allclose(curvature.values(metric="lambda_max"), data_hessian[-1] + shift, rtol=1e-4)
+        np.testing.assert_allclose(curvature.values(metric="lambda_min"), data_hessian[0] + shift, rtol=1e-4)
+
+
+def test_an_mlp_has_the_eigenvalues_of_its_hessian_built_column_by_column():
+    """Four variables of other shapes: the flat vectors Lanczos works on map back to each of them."""
+    from losslandscape.backends import current_backend
+    from losslandscape.datasets import prepare_data
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(2)])
+    model.compile(loss="mse")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((40, 3)).astype("float32"), rng.standard_normal((40, 2)).astype("float32")
+    curvature = curvature_map(model, (x, y), xcoords=[0.0, 0.7], ycoords=[0.0, 0.1], seed=5, ignore=None,
+                              max_iterations=40, tolerance=1e-9, verbose=0)
+    origin = [np.array(v.numpy()) for v in model.trainable_variables]
+    shapes = [w.shape for w in origin]
+    for index, alpha in enumerate([0.0, 0.7]):
+        for variable, w, d in zip(model.trainable_variables, origin, curvature.directions[0]):
+            variable.assign(w + alpha * d)
+        product = current_backend().hessian_vector_product(model, prepare_data((x, y)))
+        size = sum(int(np.prod(s)) for s in shapes)
+        columns = []
+        for unit in np.eye(size):
+            pieces = np.split(unit, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
+            columns.append(np.concatenate([h.ravel() for h in product([p.reshape(s) for p, s in zip(pieces, shapes)])]))
+        exact = np.linalg.eigvalsh((np.array(columns) + np.array(columns).T) / 2)
+        assert curvature.values(metric="lambda_max")[index, 0] == pytest.approx(exact[-1], rel=1e-4)
+        assert curvature.values(metric="lambda_min")[index, 0] == pytest.approx(exact[0], rel=1e-3, abs=1e-5)
+    for variable, w in zip(model.trainable_variables, origin):
+        variable.assign(w)
+
+
+def test_drawn_directions_follow_the_drawing_arguments():
+    from losslandscape import random_directions
+
+    model, x, y = _linear_regression(features=4)
+    curvature = curvature_map(model, (x, y), xcoords=[-1, 1], seed=7, normalization=None, orthogonal=True,
+                              max_samples=10, batch_size=4, verbose=0)
+    expected = random_directions(model, 2, seed=7, normalization=None, ignore="biasbn", orthogonal=True)
+    for got, wanted in zip(curvature.directions, expected):
+        np.testing.assert_array_equal(got[0], wanted[0])
+    assert curvature.settings["num_samples"] == {"train": 10} and curvature.settings["batch_size"] == 4
+    assert curvature.settings["lanczos_max_iterations"] == 40 and curvature.settings["lanczos_tolerance"] == 1e-3

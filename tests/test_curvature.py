@@ -134,10 +134,10 @@ def test_lanczos_takes_at_most_max_iterations_and_stops_early_at_a_loose_toleran
     matrix = basis @ np.diag(np.linspace(-1.0, 4.0, 100)) @ basis.T
     start = rng.standard_normal(100)
     assert extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=5, tolerance=1e-12).products == 5
-    loose = extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=60, tolerance=0.2)
+    loose = extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=60, tolerance=1e-2)
     tight = extreme_eigenvalues(lambda v: matrix @ v, start, max_iterations=60, tolerance=1e-9)
-    assert loose.products < tight.products
-    # Both stop inside the spectrum, the loose one within 0.2 of the spectral radius per step of the last.
+    assert loose.products <= 12 < tight.products  # 9 and 44 here
+    # Ritz values lie inside the spectrum and move outwards as the basis grows.
     assert -1.0 - 1e-9 <= tight.smallest <= loose.smallest and loose.largest <= tight.largest <= 4.0 + 1e-9
     assert tight.smallest == pytest.approx(-1.0, abs=1e-6) and tight.largest == pytest.approx(4.0, abs=1e-6)
 
@@ -151,6 +151,9 @@ def test_the_regularization_term_adds_its_own_curvature_only_when_asked():
                                   verbose=0)
         np.testing.assert_allclose(curvature.values(metric="lambda_max"), data_hessian[-1] + shift, rtol=1e-4)
         np.testing.assert_allclose(curvature.values(metric="lambda_min"), data_hessian[0] + shift, rtol=1e-4)
+        surface = compute_surface(model, (x, y), curvature.directions, [-0.5, 0.5], include_regularization=include,
+                                  verbose=0)
+        np.testing.assert_allclose(curvature.losses["train"], surface.losses["train"], rtol=1e-6)
 
 
 def test_an_mlp_has_the_eigenvalues_of_its_hessian_built_column_by_column():

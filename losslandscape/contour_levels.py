@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from losslandscape.metric_names import accuracy_metric_name
+from losslandscape.metric_names import CURVATURE_METRICS, accuracy_metric_name
 
 DEFAULT_LEVEL_COUNT = 12
 # Levels sit at these fractions of the grid's values (quantiles), geometrically spaced: the innermost
@@ -15,8 +15,6 @@ INNERMOST_QUANTILE = 0.02
 OUTERMOST_QUANTILE = 0.95
 # With vmin/vmax given, levels are spaced evenly in log(L - vmin) from this fraction of vmax - vmin.
 INNERMOST_FRACTION = 1e-2
-# Curvature maps' values have no basin to zoom into: their levels are spaced evenly over the range.
-EVENLY_SPACED_METRICS = ("eigen_ratio", "lambda_max", "lambda_min")
 
 
 def default_levels(
@@ -37,8 +35,9 @@ def default_levels(
     of an exploding landscape) are clipped. With `vmin` and/or `vmax` (to
     share one scale across figures), the levels are spaced evenly in
     log(L − vmin) between them (in log L with `log=True`), independent of
-    the values. The curvature maps' metrics (`EVENLY_SPACED_METRICS`) get
-    evenly spaced levels from `vmin` (their minimum) to `vmax` (their maximum).
+    the values. The curvature maps' metrics (`CURVATURE_METRICS`), which
+    have no basin to zoom into, get evenly spaced levels from `vmin` (their
+    minimum) to `vmax` (their maximum).
 
     Args:
         values: The values, any shape; NaN and inf are ignored.
@@ -64,7 +63,7 @@ def default_levels(
     if finite.size == 0:
         raise ValueError(f"No finite{' positive' if log else ''} {metric} values to draw levels for.")
     top_is_best = accuracy_metric_name([metric]) is not None
-    if metric in EVENLY_SPACED_METRICS and not log:
+    if metric in CURVATURE_METRICS and not log:
         low = finite.min() if vmin is None else float(vmin)
         high = finite.max() if vmax is None else float(vmax)
         return np.linspace(low, high if high > low else low + 1.0, count)

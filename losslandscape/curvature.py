@@ -14,9 +14,6 @@ from losslandscape.curvature_evaluator import CurvatureSettings
 from losslandscape.evaluation_settings import EvaluationSettings
 from losslandscape.surface import LossSurface
 
-CURVATURE_METRICS = ("lambda_max", "lambda_min", "eigen_ratio")
-
-
 def curvature_map(
     model: keras.Model,
     data,

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
-from losslandscape.backends.base import is_tf_dataset
+from losslandscape.backends.base import as_batch, is_tf_dataset
 from losslandscape.data_checks import check_data_fits_model, check_dataset_is_batched
 from losslandscape.validation import check_positive_int
 
@@ -170,7 +170,7 @@ class FirstBatches:
         for index, batch in enumerate(self._loader):
             if self._max_batches is not None and index >= self._max_batches:
                 return
-            parts = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+            parts = as_batch(batch)
             size = len(keras.tree.flatten(parts[0])[0])
             if self._max_samples is not None and seen + size >= self._max_samples:
                 keep = self._max_samples - seen

@@ -1,8 +1,12 @@
-"""Which compiled metric is the accuracy, for the reference file layout and for plots."""
+"""Names of metrics: which compiled metric is the accuracy (for the reference file layout and for plots),
+and the metrics a curvature map adds."""
 
 from __future__ import annotations
 
 from typing import Iterable, Optional
+
+# What `curvature_map` adds to each point's values, next to the loss and the compiled metrics.
+CURVATURE_METRICS = ("lambda_max", "lambda_min", "eigen_ratio")
 
 
 def accuracy_metric_name(metric_names: Iterable[str]) -> Optional[str]:

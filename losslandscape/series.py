@@ -22,7 +22,7 @@ from losslandscape.compute import compute_line, compute_surface
 from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
 from losslandscape.messages import report
 from losslandscape.sharpness_measures import sharpness
-from losslandscape.surface import LossLine, LossSurface, write_file_atomically
+from losslandscape.surface import LossLine, write_file_atomically
 from losslandscape.validation import check_positive_int, check_writable, evenly_spaced_coords
 
 KINDS = ("surface", "line")
@@ -264,7 +264,7 @@ class TensorBoardLog:
 
         tf = self._tf
         line = _line_along_alpha(landscape)
-        figure = (landscape.plot("contour") if isinstance(landscape, LossSurface) else landscape.plot()).figure_
+        figure = landscape.plot().figure_  # a surface's default is its contour plot, a line's its curve
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
         plt.close(figure)

@@ -170,6 +170,75 @@ def batch_loss(model: keras.Model, x, y, y_pred, sample_weight, include_regulari
     return compiled_loss(model)(y, y_pred, sample_weight)
 
 
+class StatefulTestStep:
+    """The step `model.evaluate` runs on one batch, writing the model's metric states.
+
+    With `include_regularization=False` the loss is the compiled loss alone,
+    kept in a `Mean` of its own. For the one-point evaluators that write the
+    point's weights into the model (TensorFlow, PyTorch); `reset()` before a
+    point, `results()` after its batches.
+    """
+
+    def __init__(self, model: keras.Model, include_regularization: bool = True):
+        self._model = model
+        self._data_loss = None if include_regularization else keras.metrics.Mean()
+
+    def reset(self) -> None:
+        for metric in self._model.metrics:
+            metric.reset_state()
+        if self._data_loss is not None:
+            self._data_loss.reset_state()
+
+    def __call__(self, batch):
+        model = self._model
+        if self._data_loss is None:
+            return model.test_step(batch)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        y_pred = model(x, training=False)
+        loss = batch_loss(model, x, y, y_pred, sample_weight, include_regularization=False)
+        self._data_loss.update_state(loss, sample_weight=batch_size_of(x))
+        return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def results(self) -> dict:
+        results = self._model.get_metrics_result()
+        if self._data_loss is not None:
+            results = dict(results, loss=self._data_loss.result())
+        return results
+
+
+def stateful_step(step: Callable):
+    """`step(batch)`, which works by writing variables, as a step of `Batches.accumulate` with a dummy state."""
+
+    def step_with_state(batch, state):
+        step(batch)
+        return state
+
+    return step_with_state
+
+
+def as_batch(batch) -> tuple:
+    """A loader's batch (a list, from PyTorch's default collate, or a tuple) as `(x, y[, sample_weight])`."""
+    return tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+
+
+def join_batches(batches: Sequence, hint: str) -> Optional[tuple]:
+    """`(arrays, batch_size)`: host batches `(x, y[, sample_weight])` joined along the batch axis; None if none.
+
+    `hint` ends the error raised when their shapes differ beyond the batch
+    axis: what the user can do instead.
+    """
+    if not batches:
+        return None
+    try:
+        arrays = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *batches)
+    except ValueError as error:
+        raise ValueError(
+            f"The dataset's batches could not be joined into arrays (their shapes differ beyond the batch axis). "
+            f"{hint} ({error})"
+        ) from error
+    return tuple(arrays), len(keras.tree.flatten(batches[0])[0])
+
+
 def is_tf_dataset(data) -> bool:
     """Whether `data` is a `tf.data.Dataset`, without importing TensorFlow."""
     return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")

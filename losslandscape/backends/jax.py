@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import base
-from losslandscape.backends.base import ArrayBatches, PointEvaluator, batch_loss, is_tf_dataset
+from losslandscape.backends.base import ArrayBatches, PointEvaluator, batch_loss, is_tf_dataset, join_batches
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_predict, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
@@ -80,18 +80,11 @@ def _native_dataset_to_batches(dataset, stream: bool = False) -> Optional[Device
             "`stream=True` needs the TensorFlow backend: the JAX backend keeps the data in the "
             "accelerator's memory. Set KERAS_BACKEND=tensorflow, or pass stream=False."
         )
-    batches = [keras.tree.map_structure(np.asarray, batch) for batch in dataset]
-    if not batches:
-        return None
-    try:
-        arrays = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *batches)
-    except ValueError as error:
-        raise ValueError(
-            "The dataset's batches could not be joined into arrays (their shapes differ beyond "
-            "the batch axis), which the JAX backend needs. Pad them to one shape, or use the "
-            f"TensorFlow backend. ({error})"
-        ) from error
-    return DeviceBatches(tuple(arrays), len(keras.tree.flatten(batches[0])[0]))
+    joined = join_batches(
+        [keras.tree.map_structure(np.asarray, batch) for batch in dataset],
+        "The JAX backend needs arrays: pad them to one shape, or use the TensorFlow backend.",
+    )
+    return None if joined is None else DeviceBatches(*joined)
 
 
 class _PointsEvaluator(PointEvaluator):

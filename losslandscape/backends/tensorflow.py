@@ -187,7 +187,7 @@ class CompiledPointEvaluator(PointEvaluator):
                         tf.Variable(stacked, dtype=variable.dtype, trainable=False),
                     )
                 )
-        self._data_loss = None if include_regularization else keras.metrics.Mean()
+        self._step = base.StatefulTestStep(model, include_regularization)
         _build_metrics(model, batches)
         self._function = tf.function(self._evaluate, reduce_retracing=True)
 
@@ -208,40 +208,9 @@ class CompiledPointEvaluator(PointEvaluator):
         for _, variable, origin, stacked in self._perturbed:
             shift = tf.tensordot(tf.cast(coefficients, variable.dtype), stacked, axes=1)
             variable.assign(origin + shift)
-        self._reset_metrics()
-        self._batches.accumulate(_stateful(self._step), tf.constant(0))
-        return self._results()
-
-    def _step(self, batch):
-        if self._data_loss is None:
-            return self._model.test_step(batch)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred = self._model(x, training=False)
-        loss = batch_loss(self._model, x, y, y_pred, sample_weight, include_regularization=False)
-        self._data_loss.update_state(loss, sample_weight=batch_size_of(x))
-        return self._model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def _reset_metrics(self):
-        for metric in self._model.metrics:
-            metric.reset_state()
-        if self._data_loss is not None:
-            self._data_loss.reset_state()
-
-    def _results(self):
-        results = self._model.get_metrics_result()
-        if self._data_loss is not None:
-            results = dict(results, loss=self._data_loss.result())
-        return results
-
-
-def _stateful(step):
-    """`step(batch)`, which works by writing variables, as a step of `accumulate` with a dummy state."""
-
-    def step_with_state(batch, state):
-        step(batch)
-        return state
-
-    return step_with_state
+        self._step.reset()
+        self._batches.accumulate(base.stateful_step(self._step), tf.constant(0))
+        return self._step.results()
 
 
 class HessianVectorProduct(base.HessianVectorProduct):
@@ -258,7 +227,7 @@ class HessianVectorProduct(base.HessianVectorProduct):
     def _sum_over_batches(self, vector):
         for total in self._sums:
             total.assign(tf.zeros_like(total))
-        self._batches.accumulate(_stateful(lambda batch: self._add_batch(batch, vector)), tf.constant(0))
+        self._batches.accumulate(base.stateful_step(lambda batch: self._add_batch(batch, vector)), tf.constant(0))
         return [total / self._batches.num_samples for total in self._sums]
 
     def _add_batch(self, batch, vector):

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from losslandscape.backends import base
-from losslandscape.backends.base import ArrayBatches, Batches, PointEvaluator, batch_loss, batch_size_of, is_tf_dataset
+from losslandscape.backends.base import (
+    ArrayBatches, Batches, PointEvaluator, as_batch, batch_loss, batch_size_of, is_tf_dataset, join_batches,
+)
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
@@ -70,17 +72,20 @@ class StreamedBatches(Batches):
 
     def __init__(self, loader):
         self._loader = loader
-        first = next(iter(loader), None)
-        self._first = None if first is None else keras.tree.map_structure(lambda a: _to_device(_numpy(a)), _as_batch(first))
-        self.batch_size = None if first is None else int(batch_size_of(self._first[0]))
-        self.num_samples = sum(int(batch_size_of(_as_batch(batch)[0])) for batch in loader) if first is not None else 0
+        self._first, self.num_samples = None, 0
+        for batch in loader:  # one pass: the first batch (to build the model) and the number of samples
+            parts = as_batch(batch)
+            if self._first is None:
+                self._first = keras.tree.map_structure(lambda a: _to_device(_numpy(a)), parts)
+            self.num_samples += int(batch_size_of(parts[0]))
+        self.batch_size = None if self._first is None else int(batch_size_of(self._first[0]))
 
     def first_batch(self):
         return self._first
 
     def accumulate(self, step, state):
         for batch in self._loader:
-            state = step(keras.tree.map_structure(lambda a: _to_device(_numpy(a)), _as_batch(batch)), state)
+            state = step(keras.tree.map_structure(lambda a: _to_device(_numpy(a)), as_batch(batch)), state)
         return state
 
     def evaluate_arguments(self) -> dict:
@@ -88,7 +93,7 @@ class StreamedBatches(Batches):
 
     def _leaves(self):
         for batch in self._loader:
-            yield from (_numpy(a) for a in keras.tree.flatten(_as_batch(batch)))
+            yield from (_numpy(a) for a in keras.tree.flatten(as_batch(batch)))
 
 
 class _LoaderAsPyDataset(keras.utils.PyDataset):
@@ -96,7 +101,7 @@ class _LoaderAsPyDataset(keras.utils.PyDataset):
 
     def __init__(self, loader):
         super().__init__()
-        self._batches = [keras.tree.map_structure(_numpy, _as_batch(b)) for b in loader]
+        self._batches = [keras.tree.map_structure(_numpy, as_batch(b)) for b in loader]
 
     def __len__(self):
         return len(self._batches)
@@ -105,26 +110,15 @@ class _LoaderAsPyDataset(keras.utils.PyDataset):
         return self._batches[index]
 
 
-def _as_batch(batch) -> tuple:
-    """A DataLoader's batch (a list from the default collate) as `(x, y[, sample_weight])`."""
-    return tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
-
-
 def _loader_to_batches(loader, stream: bool = False) -> Optional[Batches]:
     if stream:
         batches = StreamedBatches(loader)
         return None if batches.first_batch() is None else batches
-    read = [keras.tree.map_structure(_numpy, _as_batch(b)) for b in loader]
-    if not read:
-        return None
-    try:
-        arrays = tuple(keras.tree.map_structure(lambda *parts: np.concatenate(parts), *read))
-    except ValueError as error:
-        raise ValueError(
-            "The DataLoader's batches could not be joined into arrays (their shapes differ beyond the "
-            f"batch axis). Pad them to one shape, or pass stream=True. ({error})"
-        ) from error
-    return DeviceBatches(arrays, len(keras.tree.flatten(read[0])[0]))
+    joined = join_batches(
+        [keras.tree.map_structure(_numpy, as_batch(b)) for b in loader],
+        "Pad them to one shape, or pass stream=True.",
+    )
+    return None if joined is None else DeviceBatches(*joined)
 
 
 class CompiledPointEvaluator(PointEvaluator):
@@ -142,7 +136,7 @@ class CompiledPointEvaluator(PointEvaluator):
         self._model = model
         self._batches = batches
         self._variables = list(model.trainable_variables if variables is None else variables)
-        self._data_loss = None if include_regularization else keras.metrics.Mean()
+        self._step = base.StatefulTestStep(model, include_regularization)
         build_for_batch(model, batches.first_batch())
         self.rebind(origin, directions)
 
@@ -159,31 +153,13 @@ class CompiledPointEvaluator(PointEvaluator):
         return [self._at(point) for point in points]
 
     def _at(self, coefficients) -> dict[str, float]:
-        model = self._model
         with torch.no_grad():
             for variable, origin, stacked in self._perturbed:
                 shift = torch.tensordot(_to_device(np.asarray(coefficients), stacked.dtype), stacked, dims=1)
                 variable.assign(origin + shift)
-            for metric in model.metrics:
-                metric.reset_state()
-            if self._data_loss is not None:
-                self._data_loss.reset_state()
-            self._batches.accumulate(self._step, None)
-            results = model.get_metrics_result()
-            if self._data_loss is not None:
-                results = dict(results, loss=self._data_loss.result())
-            return {name: float(keras.ops.convert_to_numpy(value)) for name, value in results.items()}
-
-    def _step(self, batch, state):
-        if self._data_loss is None:
-            self._model.test_step(batch)
-            return state
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred = self._model(x, training=False)
-        loss = batch_loss(self._model, x, y, y_pred, sample_weight, include_regularization=False)
-        self._data_loss.update_state(loss, sample_weight=batch_size_of(x))
-        self._model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        return state
+            self._step.reset()
+            self._batches.accumulate(base.stateful_step(self._step), None)
+            return {name: float(keras.ops.convert_to_numpy(value)) for name, value in self._step.results().items()}
 
 
 class VectorizedPointEvaluator(PointEvaluator):

@@ -82,8 +82,10 @@ def compute_line(
         points_per_call: Grid points per compiled call: 1, K > 1 (weights
             of K points stacked, one vectorized pass per batch), or "auto"
             (on grids of 128 points or more, time one point per call, then
-            K = 16, 64, 256... on the first points and keep the fastest; K
-            grows while it pays and the grid can repay its compile time, and
+            K = 16, 64, 256... on the first points and keep the fastest; a
+            model without convolutions starts at 64 or 256 where the grid
+            allows, K grows while it pays and the grid can repay its
+            compile time, and
             K points are kept only if their values agree with one point
             per call to 1e-5 relative, which TF32 kernels on NVIDIA GPUs
             do not). In float32 values agree either way to float32 rounding.

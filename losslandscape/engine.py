@@ -8,11 +8,12 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
-from losslandscape.backends.base import PointEvaluator
+from losslandscape.backends.base import PointEvaluator, reuses_weights_across_positions
 from losslandscape.curvature_evaluator import CurvatureEvaluator, CurvatureSettings
 from losslandscape.directions import check_directions_match, variables_values
 from losslandscape.evaluator_cache import cached_evaluator, evaluator_key
 from losslandscape.keras_internals import compiled_loss
+from losslandscape.messages import report
 from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, KnownValuesFirst, fastest_evaluator
 from losslandscape.progress import Progress
 
@@ -133,7 +134,8 @@ def evaluate_grid(
             vectorized pass per batch), or "auto" (time one point and
             K = 16, 64, 256... points per call on the first points of a
             large grid and keep the fastest whose values agree with one
-            point per call to 1e-5 relative), or `{label: K}`. Only the
+            point per call to 1e-5 relative; see
+            `points_per_call_probe.fastest_evaluator`), or `{label: K}`. Only the
             model's trainable weights can be moved K at a time.
         on_evaluator: Called as `on_evaluator(label, points_per_call)` with
             the points per call chosen for a dataset, before its first point.
@@ -240,11 +242,19 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
         return vectorized_evaluator(int(points_per_call))
     if len(points) < 8 * PROBE_POINTS_PER_CALL:
         return point_evaluator()
+    known_slower = backend.why_stacking_is_slower(model)
+    if known_slower:
+        if verbose >= 2:
+            report(f"losslandscape: using one point per call without probing: {known_slower}")
+        elif verbose:
+            report("losslandscape: evaluating one point at a time")
+        return point_evaluator()
     probed = []  # the probe's values at the first points; none when the choice comes from the cache
 
     def probe():
         parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-        best, values = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose)
+        best, values = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose,
+                                         convolutional=reuses_weights_across_positions(model))
         probed.extend(values)
         return best
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import losslandscape.backends
-from conftest import ON_TENSORFLOW, evaluate_at, weights_at
+from conftest import ON_TENSORFLOW, TENSORFLOW_ON_GPU, evaluate_at, weights_at
 from losslandscape import compute_surface, process_pool, random_directions
 from losslandscape.input_layer_fold import foldable_input_dense
 from model_zoo import BATCH_SIZE, SAMPLES, ZOO
@@ -22,8 +22,9 @@ from model_zoo import BATCH_SIZE, SAMPLES, ZOO
 XCOORDS = np.array([-0.5, 0.6])
 YCOORDS = np.array([-0.2, 0.7])
 FLOAT32_BOUND = 1e-5
-# float16 keeps 11 bits of mantissa (relative rounding 4.9e-4). K stacked points run other kernels
-# than `model.evaluate`, which round differently: 4.2e-5 measured on TensorFlow, 9e-8 on JAX.
+# float16 keeps 11 bits of mantissa (relative rounding 4.9e-4). K stacked points compiled with XLA
+# (TensorFlow on GPUs) run other kernels than `model.evaluate`, which round differently: 4.2e-5
+# measured; 9e-8 in TensorFlow's graph (on CPUs) and on JAX.
 FLOAT16_BOUND = 1e-3
 # These variants pair the two direction conventions with and without sample weights.
 VARIANTS = {"all_weights_weighted": (None, True), "biasbn_unweighted": ("biasbn", False)}
@@ -76,6 +77,8 @@ def cells():
             yield pytest.param(name, variant, 3, True, id=f"{name}-{variant}-K")
             if name in ("mlp", "two_outputs", "custom_metric", "reloaded"):
                 yield pytest.param(name, variant, 3, False, id=f"{name}-{variant}-K_nofold")
+            if ON_TENSORFLOW and not TENSORFLOW_ON_GPU:  # XLA, which TensorFlow uses for K points on GPUs only
+                yield pytest.param(name, variant, 3, "xla", id=f"{name}-{variant}-K_xla")
 
 
 @pytest.mark.parametrize("name, variant, points_per_call, fold", list(cells()))
@@ -89,15 +92,17 @@ def test_every_path_equals_model_evaluate(zoo, monkeypatch, name, variant, point
         assert (folded is not None) == case.foldable
         if folded is not None:
             assert np.all(folded.bias.numpy() != 0), "the fold must be tested with a trained, non-zero bias"
+        backend_module = sys.modules[type(losslandscape.backends.current_backend()).__module__]
         if not fold:
-            backend_module = sys.modules[type(losslandscape.backends.current_backend()).__module__]
             monkeypatch.setattr(backend_module, "foldable_input_dense", lambda model: None)
+        if fold == "xla":
+            monkeypatch.setattr(backend_module.VectorizedPointEvaluator, "jit_compile", True)
     directions = random_directions(case.model, 2, seed=1, ignore=ignore)
     if ignore is None:
         assert any(np.any(d) for d, v in zip(directions[0], case.model.trainable_variables) if "bias" in v.path)
     data = (case.x, case.y, case.sample_weight) if weighted else (case.x, case.y)
-    # XLA has no kernel for the TensorList ops of recurrent layers under `vectorized_map`.
-    xla_fallback = name == "recurrent" and points_per_call > 1 and ON_TENSORFLOW
+    # XLA (used on a GPU) has no kernel for the TensorList ops of recurrent layers under `vectorized_map`.
+    xla_fallback = name == "recurrent" and points_per_call > 1 and (TENSORFLOW_ON_GPU or fold == "xla")
     with pytest.warns(UserWarning, match="XLA cannot compile") if xla_fallback else contextlib.nullcontext():
         surface = compute_surface(
             case.model, data, directions, XCOORDS, YCOORDS, batch_size=BATCH_SIZE,
@@ -107,8 +112,11 @@ def test_every_path_equals_model_evaluate(zoo, monkeypatch, name, variant, point
     assert_conforms(surface, expected_values(case, directions, weighted), bound)
 
 
-def test_mixed_float16_bound_is_needed(zoo):
-    """The float16 bound holds, and on TensorFlow it is needed: K stacked points differ by more than float32's."""
+def test_mixed_float16_bound_is_needed(zoo, monkeypatch):
+    """The float16 bound holds, and with XLA on TensorFlow it is needed: K stacked points differ by more than float32's."""
+    if ON_TENSORFLOW:
+        backend_module = sys.modules[type(losslandscape.backends.current_backend()).__module__]
+        monkeypatch.setattr(backend_module.VectorizedPointEvaluator, "jit_compile", True)
     case = zoo("mixed_float16")
     directions = random_directions(case.model, 2, seed=1, ignore=None)
     surface = compute_surface(

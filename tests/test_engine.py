@@ -246,9 +246,10 @@ def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp,
     auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=2, points_per_call="auto")["train"]
     printed = capsys.readouterr().out
     assert "ms per point with 1 per call" in printed
-    assert "with 16 points per call, `loss` was" in printed and "using one point per call" in printed
-    # The probe's two rounds of 16 points are kept: every point is computed once.
-    assert sum(calls) == len(grid) and calls[:2] == [16, 16]
+    # A grid under 8 × 64 points starts at 16 points per call.
+    assert re.search(r"with 16 points per call, `\w+` was", printed) and "using one point per call" in printed
+    # The probe's two rounds of PROBE_REFERENCE_POINTS points are kept: every point is computed once.
+    assert sum(calls) == len(grid) and calls[:2] == [probe_module.PROBE_REFERENCE_POINTS] * 2
     expected = evaluate_at(small_mlp, weights_at(small_mlp, [v.numpy() for v in small_mlp.trainable_weights],
                                                  directions, grid[100]), x=x, y=y, batch_size=128)
     np.testing.assert_allclose(auto["loss"][100], expected["loss"], rtol=1e-5)
@@ -341,20 +342,25 @@ class _FakeEvaluator:
 
 
 @pytest.mark.parametrize(
-    "grid_points, parameters, failing_k, setup, chosen",
+    "grid_points, parameters, convolutional, failing_k, setup, chosen, tried",
     [
-        (10_000, 100, None, 0.0, 64),  # 256 per call is slower than 64
-        (600, 100, None, 0.0, 64),  # 256 per call needs a grid of 2048 points to probe
-        (10_000, 100, 256, 0.0, 64),  # 256 per call runs out of memory
-        (10_000, 2**23, None, 0.0, 16),  # 64 x 2**23 weights are more than PROBE_MAX_STACKED_VALUES
-        (10_000, 100, None, 60.0, 16),  # compiling 16 per call took longer than half the grid costs at 16
+        (10_000, 2**19, False, None, 0.0, 64, [1, 64]),  # 256 x 2**19 weights are too many: 64 is the first and last
+        (10_000, 100, False, None, 0.0, 1, [1, 256]),  # 256 per call, where it starts, is slower than one
+        (600, 100, False, None, 0.0, 64, [1, 64]),  # 256 per call needs a grid of 2048 points to probe
+        (10_000, 100, True, 256, 0.0, 64, [1, 16, 64, 256]),  # 256 per call runs out of memory
+        (10_000, 2**23, False, None, 0.0, 16, [1, 16]),  # 64 x 2**23 weights are more than PROBE_MAX_STACKED_VALUES
+        (10_000, 2**19, False, None, 60.0, 64, [1, 64]),  # compiling 64 per call took longer than the grid can save
+        (300, 100, False, None, 0.0, 16, [1, 16]),  # a grid under 8 x 64 points starts at 16 and cannot probe 64
+        (10_000, 100, True, None, 0.0, 64, [1, 16, 64, 256]),  # a convolutional model starts at 16; 256 is slower
     ],
 )
-def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, grid_points, parameters, failing_k,
-                                                        setup, chosen):
-    seconds_per_point = {1: 1e-2, 16: 4e-3, 64: 2e-3, 256: 3e-3}
+def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, grid_points, parameters, convolutional,
+                                                        failing_k, setup, chosen, tried):
+    seconds_per_point = {1: 1e-2, 16: 4e-3, 64: 2e-3, 256: 3e-3 if parameters > 100 or convolutional else 2e-2}
+    timed = []
 
     def fake_time_evaluator(evaluator, rows, k):
+        timed.append(evaluator.points_per_call)
         return [{"loss": 1.0}] * k, seconds_per_point[evaluator.points_per_call], setup
 
     def build_vectorized(k):
@@ -364,13 +370,46 @@ def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, gri
 
     monkeypatch.setattr(probe_module, "time_evaluator", fake_time_evaluator)
     rows = np.zeros((grid_points, 2))
-    best, _ = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=2)
+    best, _ = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=2,
+                                             convolutional=convolutional)
     assert best.points_per_call == chosen
-    assert f"using {chosen} points per call" in capsys.readouterr().out
+    assert timed == [k for k in tried if k != failing_k]  # a K that runs out of memory is built, never timed
+    assert ("using one point per call" if chosen == 1 else f"using {chosen} points per call") in capsys.readouterr().out
+
+
+def test_weight_sharing_layers_are_told_from_dense_ones(small_mlp, trained_cnn):
+    from losslandscape.backends.base import reuses_weights_across_positions
+
+    recurrent = keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(5), keras.layers.Dense(1)])
+    attention_input = keras.Input((4, 6))
+    attention = keras.Model(attention_input, keras.layers.MultiHeadAttention(2, 3)(attention_input, attention_input))
+    assert [reuses_weights_across_positions(m) for m in (small_mlp, recurrent, trained_cnn, attention)] == [
+        False, False, True, True
+    ]
+
+
+def test_auto_skips_the_probe_where_the_backend_knows_stacking_is_slower(small_mlp, regression_data, monkeypatch,
+                                                                         capsys):
+    x, y = regression_data
+    backend = current_backend()
+    monkeypatch.setattr(type(backend), "why_stacking_is_slower", lambda self, model: "a reason the backend gives")
+    monkeypatch.setattr(backend, "vectorized_evaluator", None)  # building one would fail
+    grid = np.random.default_rng(1).uniform(-1, 1, size=(300, 2))
+    values = evaluate_grid(small_mlp, {"train": prepare_data((x, y))}, random_directions(small_mlp, seed=0), grid,
+                           verbose=2, points_per_call="auto")["train"]
+    assert "using one point per call without probing: a reason the backend gives" in capsys.readouterr().out
+    assert np.isfinite(values["loss"]).all()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")
+def test_jax_on_a_cpu_evaluates_convolutional_models_one_point_per_call(small_mlp, trained_cnn):
+    backend = current_backend()
+    assert backend.why_stacking_is_slower(small_mlp) is None
+    assert "convolutions" in backend.why_stacking_is_slower(trained_cnn)
 
 
 @tensorflow_only
-def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regression_data):
+def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regression_data, monkeypatch):
     class NumpyIdentity(keras.layers.Layer):
         def call(self, inputs):
             return tf.ensure_shape(tf.numpy_function(lambda a: a, [inputs], tf.float32), inputs.shape)
@@ -383,6 +422,7 @@ def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regr
     origin = [v.numpy() for v in model.trainable_weights]
     grid = np.random.default_rng(2).uniform(-1, 1, size=(3, 2))
     batches = prepare_data((x, y), batch_size=32)
+    monkeypatch.setattr(tensorflow_backend.VectorizedPointEvaluator, "jit_compile", True)  # as on a GPU
     fallback = tensorflow_backend.VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=2)
     with pytest.warns(UserWarning, match="XLA cannot compile"):
         values = fallback.evaluate(grid)
@@ -397,6 +437,14 @@ def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regr
     )
     compiled.evaluate(grid)
     assert compiled.uses_xla is True
+    monkeypatch.setattr(tensorflow_backend.VectorizedPointEvaluator, "jit_compile", None)
+    on_this_cpu = tensorflow_backend.VectorizedPointEvaluator(
+        plain, batches, [v.numpy() for v in plain.trainable_weights], random_directions(plain, seed=0),
+        points_per_call=2,
+    )
+    assert on_this_cpu.uses_xla is bool(tf.config.list_logical_devices("GPU"))
+    np.testing.assert_allclose([v["loss"] for v in on_this_cpu.evaluate(grid)],
+                               [v["loss"] for v in compiled.evaluate(grid)], rtol=1e-6)
 
 
 def test_the_probes_points_are_kept_and_equal_what_its_choice_computes(small_mlp, regression_data):

@@ -159,6 +159,23 @@ class Backend(abc.ABC):
     def build_metrics(self, model: keras.Model, batches: Batches) -> None:
         """Builds the model and its compiled loss and metrics for the data, as `model.evaluate` does first."""
 
+    def why_stacking_is_slower(self, model: keras.Model) -> Optional[str]:
+        """Why K stacked points are known to run slower than one point per call here, or None if they may not.
+
+        With a reason, "auto" skips its probe and evaluates one point per call.
+        """
+        return None
+
+
+def reuses_weights_across_positions(model: keras.Model) -> bool:
+    """Whether a trainable variable has rank 3 or more: a convolution kernel, or an attention projection.
+
+    Each such weight enters many multiply-adds per sample, so a forward
+    pass is bound by arithmetic rather than by the per-call overheads that
+    stacking K points saves.
+    """
+    return any(len(v.shape) >= 3 for v in model.trainable_variables)
+
 
 def batch_loss(model: keras.Model, x, y, y_pred, sample_weight, include_regularization: bool = True):
     """The loss of one batch as `model.evaluate` computes it, or without the losses layers add.

@@ -259,6 +259,12 @@ class JaxBackend(base.Backend):
     def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[DeviceBatches]:
         return _native_dataset_to_batches(dataset, stream)
 
+    def why_stacking_is_slower(self, model: keras.Model) -> Optional[str]:
+        # On 2 CPU cores the digits CNN took 64 ms per point at K = 64 against 9.1 ms one per call.
+        if jax.default_backend() == "cpu" and base.reuses_weights_across_positions(model):
+            return "on a CPU, JAX runs K stacked points of a model with convolutions slower"
+        return None
+
     def build_metrics(self, model: keras.Model, batches) -> None:
         build_for_batch(model, batches.first_batch())
 

@@ -107,3 +107,25 @@ def test_the_data_is_hashed_once_however_often_a_run_asks(monkeypatch):
     monkeypatch.setattr(base, "content_hash", lambda leaves: hashed.append(list(leaves)) or "hash")
     assert batches.fingerprint() == batches.fingerprint() == "hash"
     assert len(hashed) == 1 and [np.asarray(leaf).shape for leaf in hashed[0]] == [(12, 1), (12, 1)]
+
+
+@tensorflow_only
+def test_metrics_are_built_by_one_eager_step_only_when_they_are_not_built_yet(monkeypatch):
+    from losslandscape import random_directions
+    from losslandscape.backends.tensorflow import CompiledPointEvaluator
+    from model_zoo import mlp
+
+    case = mlp()
+    model = case.model
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # metrics not built again yet
+    batches = prepare_data((case.x, case.y), batch_size=32)
+    origin = [v.numpy() for v in model.trainable_variables]
+    directions = random_directions(model, 2, seed=0)
+    eager_steps = []
+    original = type(model).test_step
+    monkeypatch.setattr(type(model), "test_step", lambda self, batch: eager_steps.append(1) or original(self, batch))
+    first = CompiledPointEvaluator(model, batches, origin, directions)
+    assert len(eager_steps) == 1
+    CompiledPointEvaluator(model, batches, origin, directions)
+    assert len(eager_steps) == 1
+    assert set(first.evaluate(np.zeros((1, 2)))[0]) == {"loss", "accuracy"}

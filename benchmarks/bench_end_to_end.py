@@ -30,6 +30,22 @@ CALLS = {"3d": 51, "1d": 21}  # points per axis of the default calls timed
 FLOOR_REPEATS = 5
 
 
+def digits_model(name: str):
+    """The uncompiled digits MLP 64-128-10 ("mlp") or CNN Conv 16 -> Conv 32 -> pool -> Dense 10 ("cnn")."""
+    import keras
+
+    if name == "mlp":
+        return keras.Sequential([keras.Input((64,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+
+
 def build(name: str):
     import keras
 
@@ -37,19 +53,9 @@ def build(name: str):
 
     (x, y), _ = load_digits_split()
     keras.utils.set_random_seed(0)
-    if name == "mlp":
-        layers = [keras.Input((64,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
-    else:
+    if name == "cnn":
         x = x.reshape(-1, 8, 8, 1)
-        layers = [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10),
-        ]
-    model = keras.Sequential(layers)
+    model = digits_model(name)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     model.fit(x, y, epochs=5, batch_size=64, verbose=0)

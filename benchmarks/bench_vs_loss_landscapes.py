@@ -31,25 +31,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-KERAS_MODELS = {
-    "mlp": """keras.Sequential([keras.Input((64,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])""",
-    "cnn": """keras.Sequential([
-    keras.Input((8, 8, 1)),
-    keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-    keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-    keras.layers.MaxPooling2D(),
-    keras.layers.Flatten(),
-    keras.layers.Dense(10),
-])""",
-}
+MODELS = ("mlp", "cnn")  # as `bench_end_to_end.digits_model` builds them
 
 OURS = """
 import time, json
 import numpy as np, keras
+from benchmarks.bench_end_to_end import digits_model
 from losslandscape import compute_surface
 saved = np.load({weights!r})
 x = saved["x"].reshape(-1, 8, 8, 1) if {name!r} == "cnn" else saved["x"]
-model = {model}
+model = digits_model({name!r})
 model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 model.set_weights([saved[f"w{{i}}"] for i in range(len(model.weights))])
 started = time.perf_counter()
@@ -93,8 +84,9 @@ print(json.dumps(time.perf_counter() - started))
 
 SAME_OUTPUTS = TORCH_TWIN + """
 import keras
+from benchmarks.bench_end_to_end import digits_model
 twin = model(x[:64]).detach().numpy()
-model = {model}
+model = digits_model({name!r})
 model.set_weights([saved[f"w{{i}}"] for i in range(len(model.weights))])
 ours = keras.ops.convert_to_numpy(model(saved["x"][:64].reshape((-1, 8, 8, 1) if {name!r} == "cnn" else (-1, 64))))
 print(float(np.abs(twin - ours).max()))
@@ -105,11 +97,12 @@ def train_and_save(name: str, path: str) -> None:
     """Trains the model once (Keras, this process's backend) and saves its weights and the data for both tools."""
     code = f"""
 import numpy as np, keras
+from benchmarks.bench_end_to_end import digits_model
 from losslandscape.demo import load_digits_split
 (x, y), (x_test, y_test) = load_digits_split()
 x, y = np.concatenate([x, x_test]).astype("float32"), np.concatenate([y, y_test]).astype("int64")
 keras.utils.set_random_seed(0)
-model = {KERAS_MODELS[name]}
+model = digits_model({name!r})
 model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 model.fit(x.reshape(-1, 8, 8, 1) if {name!r} == "cnn" else x, y, epochs=5, batch_size=64, verbose=0)
 np.savez({path!r}, x=x, y=y, **{{f"w{{i}}": w for i, w in enumerate(model.get_weights())}})
@@ -119,7 +112,7 @@ np.savez({path!r}, x=x, y=y, **{{f"w{{i}}": w for i, w in enumerate(model.get_we
 
 def same_outputs(name: str, weights: str) -> float:
     """The largest difference between the Keras model's logits and its torch twin's on 64 samples."""
-    return float(_run(SAME_OUTPUTS.format(weights=weights, name=name, model=KERAS_MODELS[name]), "torch")[1])
+    return float(_run(SAME_OUTPUTS.format(weights=weights, name=name), "torch")[1])
 
 
 def _run(code: str, backend: str) -> tuple[float, str]:
@@ -136,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=51, help="points per axis (default 51)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per tool (default 3)")
-    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=sorted(KERAS_MODELS))
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=MODELS)
     args = parser.parse_args()
     import loss_landscapes  # noqa: F401  (fail early, with pip's name in the message, if it is missing)
     import torch
@@ -159,8 +152,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 for tool, (backend, threads) in tools.items():
                     template = OURS if threads is None else THEIRS
-                    code = template.format(weights=weights, name=name, points=args.points, threads=threads,
-                                           model=KERAS_MODELS[name])
+                    code = template.format(weights=weights, name=name, points=args.points, threads=threads)
                     process, call = _run(code, backend)
                     times[tool].append((process, float(call)))
             print(f"  {'tool':28} {'call s':>8} {'process s':>10}")

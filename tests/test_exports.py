@@ -64,3 +64,29 @@ def test_html_export_with_and_without_plotly(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_plotly)
     with pytest.raises(ImportError, match=r"losslandscape\[plotly\]"):
         surface.to_html(tmp_path / "other.html")
+
+
+def two_labels():
+    x, y = np.linspace(-1, 1, 4), np.linspace(-2, 2, 3)
+    train = x[:, None] ** 2 + y[None, :] ** 2 + 0.5
+    return LossSurface(x, y, {"train": train, "test": 3 * train}, {"train": {}, "test": {}})
+
+
+def test_vts_writes_the_label_asked_for(tmp_path):
+    surface = two_labels()
+    surface.to_vtk(tmp_path / "test.vts", label="test")
+    values = ElementTree.parse(tmp_path / "test.vts").getroot().find("StructuredGrid/Piece/PointData/DataArray")
+    np.testing.assert_allclose(np.array(values.text.split(), dtype=float), surface.losses["test"].T.ravel())
+
+
+def test_html_writes_the_label_scale_and_clip_asked_for(tmp_path, monkeypatch):
+    go = pytest.importorskip("plotly.graph_objects")
+    written = []
+    monkeypatch.setattr(go.Figure, "write_html", lambda figure, path, **options: written.append(figure))
+    surface = two_labels()
+    surface.to_html(tmp_path / "test.html", label="test", log=True, clip=4.0)
+    surface.to_html(tmp_path / "default.html")
+    clipped, default = written
+    assert clipped.layout.title.text == "test log10 loss" and default.layout.title.text == "train loss"
+    np.testing.assert_allclose(clipped.data[0].z, np.log10(np.minimum(surface.losses["test"].T, 4.0)))
+    np.testing.assert_allclose(default.data[0].z, surface.losses["train"].T)

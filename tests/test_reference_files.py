@@ -47,7 +47,8 @@ def test_a_reference_line_loads_and_each_loader_names_the_other(tmp_path):
     line = load_line(tmp_path / "line.h5")
     np.testing.assert_allclose(line.losses["train"], X**2)
     np.testing.assert_allclose(line.metrics["train"]["accuracy"], 1 - X**2 / 100)
-    with pytest.raises(ValueError, match=r"holds a line \(reference layout\), not a surface; use `load_line`"):
+    named = re.escape(repr(str(tmp_path / "line.h5")))
+    with pytest.raises(ValueError, match=rf"^{named} holds a line \(reference layout\), not a surface; use `load_line`"):
         load_surface(tmp_path / "line.h5")
     with pytest.raises(ValueError, match=r"holds a surface \(reference layout\), not a line; use `load_surface`"):
         load_line(reference_surface(tmp_path / "surface.h5"))

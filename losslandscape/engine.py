@@ -13,8 +13,9 @@ from losslandscape.curvature_evaluator import CurvatureEvaluator, CurvatureSetti
 from losslandscape.directions import check_directions_match, variables_values
 from losslandscape.evaluator_cache import cached_evaluator, evaluator_key
 from losslandscape.keras_internals import compiled_loss
-from losslandscape.messages import report
-from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL, KnownValuesFirst, fastest_evaluator
+from losslandscape.points_per_call_probe import (
+    PROBE_POINTS_PER_CALL, KnownValuesFirst, fastest_evaluator, report_points_per_call,
+)
 from losslandscape.progress import Progress
 
 ENGINES = ("compiled", "evaluate")
@@ -244,10 +245,7 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
         return point_evaluator()
     known_slower = backend.why_stacking_is_slower(model)
     if known_slower:
-        if verbose >= 2:
-            report(f"losslandscape: using one point per call without probing: {known_slower}")
-        elif verbose:
-            report("losslandscape: evaluating one point at a time")
+        report_points_per_call(1, known_slower, verbose)
         return point_evaluator()
     probed = []  # the probe's values at the first points; none when the choice comes from the cache
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -28,7 +29,7 @@ PROBE_AGREEMENT = 1e-5
 
 
 def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose, convolutional=False):
-    """The fastest evaluator on the first of `points`: one point per call, or K = 64, 256... (16 on small grids).
+    """The fastest evaluator on the first of `points`: one point per call, or K = 16, 64, 256... per call.
 
     Returns `(evaluator, values)`: `values` are the chosen evaluator's
     values at the first points, which the probe computed and the grid keeps
@@ -64,30 +65,44 @@ def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose, 
         else:
             best, best_seconds, best_values = candidate, seconds, values
             k *= PROBE_GROWTH
-            if len(points) < 8 * k:
-                reason = "the grid is too small to probe more points per call"
-            elif k * parameters > PROBE_MAX_STACKED_VALUES:
-                reason = "more points per call would stack too many weights"
-            elif setup > 0.5 * len(points) * best_seconds:
+            reason = _why_k_cannot_be_probed(k, len(points), parameters)
+            if reason is None and setup > 0.5 * len(points) * best_seconds:
                 reason = "compiling more points per call would cost more than it can save"
-    using = "one point" if best.points_per_call == 1 else f"{best.points_per_call} points"
+    measured = ", ".join(f"{count} per call {1e3 * seconds:.3g}" for count, seconds in timings.items())
+    report_points_per_call(best.points_per_call, reason, verbose, measured)
+    return best, best_values
+
+
+def report_points_per_call(points_per_call: int, reason: str, verbose: int, measured: Optional[str] = None) -> None:
+    """Says which points per call "auto" chose: in one line with `verbose=1`; with 2 also why, and what the probe
+    measured (`measured`, ms per point), or that it did not probe."""
+    using = "one point" if points_per_call == 1 else f"{points_per_call} points"
     if verbose >= 2:
-        measured = ", ".join(f"{count} per call {1e3 * seconds:.3g}" for count, seconds in timings.items())
-        report(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
+        if measured is None:
+            report(f"losslandscape: using {using} per call without probing: {reason}")
+        else:
+            report(f"losslandscape: ms per point with {measured}; using {using} per call: {reason}")
     elif verbose:
         report(f"losslandscape: evaluating {using} at a time")
-    return best, best_values
 
 
 def first_points_per_call(num_points: int, parameters: int, convolutional: bool = False) -> int:
     """The K the probe tries first on a grid of `num_points` for a model of `parameters` trainable values."""
     k = PROBE_POINTS_PER_CALL
     while not convolutional and k * PROBE_GROWTH <= PROBE_FIRST_POINTS_PER_CALL:
-        larger = k * PROBE_GROWTH
-        if num_points < 8 * larger or larger * parameters > PROBE_MAX_STACKED_VALUES:
+        if _why_k_cannot_be_probed(k * PROBE_GROWTH, num_points, parameters) is not None:
             break
-        k = larger
+        k *= PROBE_GROWTH
     return k
+
+
+def _why_k_cannot_be_probed(k: int, num_points: int, parameters: int):
+    """Why K points per call are not tried on a grid of `num_points` for `parameters` trainable values, or None."""
+    if num_points < 8 * k:
+        return "the grid is too small to probe more points per call"
+    if k * parameters > PROBE_MAX_STACKED_VALUES:
+        return "more points per call would stack too many weights"
+    return None
 
 
 def time_evaluator(evaluator, points, k):

@@ -16,6 +16,28 @@ from typing import Optional, Sequence
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (128 + SIGINT)
 
+# The subcommands' --help descriptions.
+_DESCRIPTIONS = {
+    "surface": (
+        "Computes the loss on the plane of two random filter-normalized directions "
+        "around the weights of MODEL and writes it to an HDF5 file. Re-running with the same "
+        "--out resumes an interrupted run."
+    ),
+    "line": (
+        "Computes the loss along one random filter-normalized direction around the "
+        "weights of MODEL and writes it to an HDF5 file (resumable like `surface`)."
+    ),
+    "series": (
+        "Computes a landscape around the weights of each CHECKPOINT (.keras files of one model, in "
+        "training order) along the same random directions, filter-normalized to each, into one series file "
+        "that `plot` draws as small multiples. The epoch of each is the last number in its file name."
+    ),
+    "demo": (
+        "Trains a 64-64-10 MLP on scikit-learn's digits (offline) and writes "
+        "loss_1d.png, loss_contour.png, loss_3d.png and surface.h5."
+    ),
+}
+
 
 class CommandError(Exception):
     """Bad input on the command line: printed as one line, exit code 2."""
@@ -37,84 +59,122 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     surface = commands.add_parser(
-        "surface", help="compute a 2D loss surface of a saved model",
-        description="Computes the loss on the plane of two random filter-normalized directions "
-        "around the weights of MODEL and writes it to an HDF5 file. Re-running with the same "
-        "--out resumes an interrupted run.",
+        "surface",
+        help="compute a 2D loss surface of a saved model",
+        description=_DESCRIPTIONS["surface"],
     )
     _add_compute_arguments(surface, default_out="surface.h5")
-    surface.add_argument("--orthogonal", action="store_true", help="make the second direction orthogonal to the first")
+    surface.add_argument("--orthogonal", action="store_true",
+                         help="make the second direction orthogonal to the first")
 
     line = commands.add_parser(
-        "line", help="compute a 1D loss curve of a saved model",
-        description="Computes the loss along one random filter-normalized direction around the "
-        "weights of MODEL and writes it to an HDF5 file (resumable like `surface`).",
+        "line",
+        help="compute a 1D loss curve of a saved model",
+        description=_DESCRIPTIONS["line"],
     )
     _add_compute_arguments(line, default_out="line.h5")
 
     series = commands.add_parser(
-        "series", help="landscapes of checkpoints saved during training, into one series file",
-        description="Computes a landscape around the weights of each CHECKPOINT (.keras files of one model, in "
-        "training order) along the same random directions, filter-normalized to each, into one series file "
-        "that `plot` draws as small multiples. The epoch of each is the last number in its file name.",
+        "series",
+        help="landscapes of checkpoints saved during training, into one series file",
+        description=_DESCRIPTIONS["series"],
     )
-    series.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help=".keras files, in training order")
-    series.add_argument("--data", required=True, help=".npz file with the evaluation data")
-    series.add_argument("--x-key", default="x", help="array name of the inputs in the .npz (default: %(default)s)")
-    series.add_argument("--y-key", default="y", help="array name of the targets in the .npz (default: %(default)s)")
-    series.add_argument("--kind", choices=("surface", "line"), default="surface", help="(default: %(default)s)")
-    series.add_argument("--points", type=int, default=21, help="points per axis (default: %(default)s)")
-    series.add_argument("--samples", type=int, help="evaluate only the first N samples")
-    series.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: %(default)s)")
-    series.add_argument("--out", default="series.h5", help="series file to write (default: %(default)s)")
+    series.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                        help=".keras files, in training order")
+    series.add_argument("--data", required=True,
+                        help=".npz file with the evaluation data")
+    series.add_argument("--x-key", default="x",
+                        help="array name of the inputs in the .npz (default: %(default)s)")
+    series.add_argument("--y-key", default="y",
+                        help="array name of the targets in the .npz (default: %(default)s)")
+    series.add_argument("--kind", choices=("surface", "line"), default="surface",
+                        help="(default: %(default)s)")
+    series.add_argument("--points", type=int, default=21,
+                        help="points per axis (default: %(default)s)")
+    series.add_argument("--samples", type=int,
+                        help="evaluate only the first N samples")
+    series.add_argument("--seed", type=int, default=0,
+                        help="seed of the random directions (default: %(default)s)")
+    series.add_argument("--out", default="series.h5",
+                        help="series file to write (default: %(default)s)")
 
-    plot = commands.add_parser("plot", help="draw a saved surface, line or series to an image file")
-    plot.add_argument("file", help="HDF5 file written by `surface` or `line`, or a series of LandscapeCallback")
+    plot = commands.add_parser("plot",
+                               help="draw a saved surface, line or series to an image file")
+    plot.add_argument("file",
+                      help="HDF5 file written by `surface` or `line`, or a series of LandscapeCallback")
     plot.add_argument("--kind", choices=("contour", "contourf", "heatmap", "surface"), default="contour",
                       help="plot kind for surfaces (default: %(default)s)")
-    plot.add_argument("--out", required=True, help="image file to write (png, pdf, svg, ...)")
-    plot.add_argument("--log", action="store_true", help="logarithmic colour scale")
-    plot.add_argument("--label", help="dataset label (default: the first)")
-    plot.add_argument("--metric", default="loss", help="'loss' or a compiled metric name (default: %(default)s)")
+    plot.add_argument("--out", required=True,
+                      help="image file to write (png, pdf, svg, ...)")
+    plot.add_argument("--log", action="store_true",
+                      help="logarithmic colour scale")
+    plot.add_argument("--label",
+                      help="dataset label (default: the first)")
+    plot.add_argument("--metric", default="loss",
+                      help="'loss' or a compiled metric name (default: %(default)s)")
 
-    info = commands.add_parser("info", help="describe a saved surface or line")
-    info.add_argument("file", help="HDF5 file written by `surface` or `line`")
+    info = commands.add_parser("info",
+                               help="describe a saved surface or line")
+    info.add_argument("file",
+                      help="HDF5 file written by `surface` or `line`")
 
     demo = commands.add_parser(
-        "demo", help="train a small MLP on scikit-learn's digits and write its landscape",
-        description="Trains a 64-64-10 MLP on scikit-learn's digits (offline) and writes "
-        "loss_1d.png, loss_contour.png, loss_3d.png and surface.h5.",
+        "demo",
+        help="train a small MLP on scikit-learn's digits and write its landscape",
+        description=_DESCRIPTIONS["demo"],
     )
-    demo.add_argument("--out", default="losslandscape_demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--points", type=int, default=51, help="grid points per axis; finer than the library default of 21 for the README figures (default: %(default)s)")
-    demo.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    demo.add_argument("--out", default="losslandscape_demo",
+                      help="output folder (default: %(default)s)")
+    demo.add_argument("--points", type=int, default=51,
+                      help="grid points per axis; finer than the library default of 21 for the README figures (default: %(default)s)")
+    demo.add_argument("--epochs", type=int, default=30,
+                      help="training epochs (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="random seed (default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true",
+                      help="no progress output")
     return parser
 
 
 def _add_compute_arguments(parser, default_out):
-    parser.add_argument("model", help="a Keras model saved with model.save('MODEL.keras'), compiled with a loss")
-    parser.add_argument("--data", required=True, help=".npz file with the evaluation data")
-    parser.add_argument("--test-data", help="optional second .npz file, evaluated along the same directions")
-    parser.add_argument("--x-key", default="x", help="array name of the inputs in the .npz (default: %(default)s)")
-    parser.add_argument("--y-key", default="y", help="array name of the targets in the .npz (default: %(default)s)")
-    parser.add_argument("--sample-weight-key", help="array name of per-sample weights in the .npz")
-    parser.add_argument("--points", type=int, default=21, help="points per axis, as in the Python functions (default: %(default)s)")
+    parser.add_argument("model",
+                        help="a Keras model saved with model.save('MODEL.keras'), compiled with a loss")
+    parser.add_argument("--data", required=True,
+                        help=".npz file with the evaluation data")
+    parser.add_argument("--test-data",
+                        help="optional second .npz file, evaluated along the same directions")
+    parser.add_argument("--x-key", default="x",
+                        help="array name of the inputs in the .npz (default: %(default)s)")
+    parser.add_argument("--y-key", default="y",
+                        help="array name of the targets in the .npz (default: %(default)s)")
+    parser.add_argument("--sample-weight-key",
+                        help="array name of per-sample weights in the .npz")
+    parser.add_argument("--points", type=int, default=21,
+                        help="points per axis, as in the Python functions (default: %(default)s)")
     parser.add_argument("--range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("MIN", "MAX"),
                         help="coordinate range (default: -1 1)")
-    parser.add_argument("--out", default=default_out, help="HDF5 file to write or resume (default: %(default)s)")
-    parser.add_argument("--samples", type=int, help="evaluate only the first N samples")
-    parser.add_argument("--batch-size", type=int, help="batch size (default: 128)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random directions (default: %(default)s)")
+    parser.add_argument("--out", default=default_out,
+                        help="HDF5 file to write or resume (default: %(default)s)")
+    parser.add_argument("--samples", type=int,
+                        help="evaluate only the first N samples")
+    parser.add_argument("--batch-size", type=int,
+                        help="batch size (default: 128)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the random directions (default: %(default)s)")
     parser.add_argument("--normalization", choices=("filter", "layer", "model", "none"), default="filter",
                         help="direction normalization (default: %(default)s)")
-    parser.add_argument("--no-regularization", action="store_true", help="leave regularization losses out of the loss")
-    parser.add_argument("--dtype-policy", help='evaluate under a Keras dtype policy, e.g. "mixed_bfloat16" (GPU)')
-    parser.add_argument("--workers", type=int, help="spread the points over N local worker processes")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="spread the points over a Dask cluster (tcp://host:8786)")
-    parser.add_argument("--chunk-size", type=int, help="points per chunk saved or sent to a worker")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--no-regularization", action="store_true",
+                        help="leave regularization losses out of the loss")
+    parser.add_argument("--dtype-policy",
+                        help='evaluate under a Keras dtype policy, e.g. "mixed_bfloat16" (GPU)')
+    parser.add_argument("--workers", type=int,
+                        help="spread the points over N local worker processes")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="spread the points over a Dask cluster (tcp://host:8786)")
+    parser.add_argument("--chunk-size", type=int,
+                        help="points per chunk saved or sent to a worker")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress output")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

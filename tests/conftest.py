@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 
 ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 # TensorFlow compiles K stacked points with XLA only on a GPU.
-TENSORFLOW_ON_GPU = ON_TENSORFLOW and bool(__import__("tensorflow").config.list_logical_devices("GPU"))
+TENSORFLOW_ON_GPU = ON_TENSORFLOW and __import__("losslandscape.backends.tensorflow").backends.tensorflow.has_gpu()
 # For behaviour only the TensorFlow backend has: tf.data streaming, writing the weights into the model.
 tensorflow_only = pytest.mark.skipif(not ON_TENSORFLOW, reason="TensorFlow backend only")
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")

@@ -17,6 +17,7 @@ from losslandscape.backends.base import ArrayBatches, Batches, PointEvaluator, b
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
+from losslandscape.keras_internals import build_for_batch
 
 
 OUT_OF_MEMORY_ERRORS = (tf.errors.ResourceExhaustedError,)
@@ -84,12 +85,17 @@ def _graph_function(python_function, **options):
     return tf.function(python_function, autograph=False, **options)
 
 
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 def _on_accelerator_if_it_fits(arrays):
     """Tensors in GPU memory when a GPU is present and they fit there, else in host memory.
 
     Resident data spares a host-to-device copy of every batch at every grid point.
     """
-    if not tf.config.list_logical_devices("GPU"):
+    if not has_gpu():
         return tf.nest.map_structure(tf.convert_to_tensor, arrays)
     try:
         with tf.device("/GPU:0"):
@@ -152,12 +158,11 @@ def _native_dataset_to_batches(dataset: tf.data.Dataset, stream: bool = False) -
 
 
 def _build_metrics(model: keras.Model, batches) -> None:
-    """Runs one eager test step so that lazily built compiled metrics own their variables, unless they do already.
+    """Builds the compiled loss and metrics for the data's batches, so that their variables exist before tracing.
 
-    It changes metric states only, which the caller's `WeightSnapshot` restores.
+    Variables cannot be created inside a traced `tf.function`.
     """
-    if not all(getattr(metric, "built", True) for metric in model.metrics):  # a plain Mean has no `built`
-        model.test_step(batches.first_batch())
+    build_for_batch(model, batches.first_batch())
 
 
 class CompiledPointEvaluator(PointEvaluator):
@@ -330,7 +335,7 @@ class VectorizedPointEvaluator(PointEvaluator):
         _build_metrics(model, batches)
         self._metric_variables = list(model.metrics_variables)
         self._folded_layer = foldable_input_dense(model)
-        jit_compile = bool(tf.config.list_logical_devices("GPU")) if self.jit_compile is None else self.jit_compile
+        jit_compile = has_gpu() if self.jit_compile is None else self.jit_compile
         self._function = _graph_function(self._evaluate, jit_compile=jit_compile)
         self.uses_xla = None if jit_compile else False  # known after the first call
 

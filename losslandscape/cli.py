@@ -382,7 +382,7 @@ def _import_keras_quietly() -> None:
         except BaseException:
             os.dup2(saved, 2)
             held_back.seek(0)
-            sys.stderr.write(held_back.read().decode(errors="replace"))
+            os.write(2, held_back.read())
             raise
         finally:
             os.dup2(saved, 2)

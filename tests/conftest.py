@@ -8,8 +8,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
-# TensorFlow compiles K stacked points with XLA only on a GPU.
-TENSORFLOW_ON_GPU = ON_TENSORFLOW and __import__("losslandscape.backends.tensorflow").backends.tensorflow.has_gpu()
+# TensorFlow compiles K stacked points with XLA only on a GPU. Physical devices: listing the logical ones starts
+# TensorFlow's runtime, and a process forked after that (mutmut's test workers) hangs in its first tf.function.
+TENSORFLOW_ON_GPU = ON_TENSORFLOW and bool(__import__("tensorflow").config.list_physical_devices("GPU"))
 # For behaviour only the TensorFlow backend has: tf.data streaming, writing the weights into the model.
 tensorflow_only = pytest.mark.skipif(not ON_TENSORFLOW, reason="TensorFlow backend only")
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import trained_classifier
-from losslandscape import LossSurface, compute_line, compute_surface, load_line, load_surface
+from losslandscape import LossLine, LossSurface, compute_line, compute_surface, load_line, load_surface
 from losslandscape.cli import main
 
 
@@ -77,6 +77,8 @@ def test_line_command_and_its_plot(saved, tmp_path):
     "argv, message",
     [
         (["surface", "missing.keras", "--data", "{folder}/train.npz"], "no model file"),
+        (["surface", "{folder}/train.npz", "--data", "{folder}/train.npz"],
+         "error: expected a .keras model file (saved with model.save('model.keras')), received '{folder}/train.npz'"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/nothing.npz"], "No data file"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz"], "no array named 'x'"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/mismatch.npz", "--x-key", "inputs",
@@ -294,8 +296,180 @@ def test_info_reports_the_minimum_of_the_computed_points_only(tmp_path, capsys):
     nothing = {"train": np.zeros((2, 2), bool)}
     LossSurface([0.0, 1.0], [0.0, 1.0], {"train": np.full((2, 2), np.nan)}, {"train": {}}, computed=nothing).save(
         tmp_path / "empty.h5")
+    diverged = {"train": np.ones((2, 2), bool)}  # every point computed, every loss NaN
+    LossSurface([0.0, 1.0], [0.0, 1.0], {"train": np.full((2, 2), np.nan)}, {"train": {}}, computed=diverged,
+                settings={"seed": 3, "fingerprint": "abc"}).save(tmp_path / "diverged.h5")
     assert run("info", tmp_path / "partial.h5") == 0 and run("info", tmp_path / "empty.h5") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{tmp_path / 'partial.h5'}: LossSurface(grid=(2, 2), labels=['train'], metrics=['loss'])"
     assert lines[1] == "  train: 3/4 points computed, min loss 1 at index (0, 1)"
     assert "  train: 0/4 points computed" in lines
+    assert run("info", tmp_path / "diverged.h5") == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["  train: 4/4 points computed", '  settings: {"seed": 3}']
+
+
+def test_ctrl_c_names_the_saved_points_in_process(saved, tmp_path, capsys, monkeypatch):
+    import losslandscape.cli as cli
+
+    folder, _, _ = saved
+    out = tmp_path / "line.h5"
+    argv = ["line", str(folder / "model.keras"), "--data", str(folder / "train.npz"), "--x-key", "inputs",
+            "--y-key", "targets", "--points", "5", "--out", str(out), "--quiet"]
+    assert run(*argv) == 0
+    with h5py.File(out, "r+") as file:
+        file["computed/train"][3:] = False  # as if Ctrl-C came after three points
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_compute", interrupted)
+    monkeypatch.setattr(cli, "_plot", interrupted)
+    capsys.readouterr()
+    assert run(*argv) == 130
+    assert capsys.readouterr().err == (
+        f"losslandscape line: interrupted; 3 of 5 points are saved in {out}; "
+        f"run `losslandscape {' '.join(argv)}` again to resume\n"
+    )
+    # Without a file, or for a command that writes none, there is nothing to resume.
+    assert run(*argv[:-3], "--out", tmp_path / "absent.h5") == 130
+    assert capsys.readouterr().err == "losslandscape line: interrupted\n"
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    assert run(*argv[:-3], "--out", tmp_path / "junk.h5") == 130
+    assert capsys.readouterr().err == "losslandscape line: interrupted\n"
+    assert run("plot", out, "--out", tmp_path / "line.png") == 130
+    assert capsys.readouterr().err == "losslandscape plot: interrupted\n"
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the command saves, with the options it saves them with."""
+    import matplotlib.figure
+
+    saved = []
+    original = matplotlib.figure.Figure.savefig
+
+    def record(figure, path, **options):
+        saved.append((figure, options))
+        return original(figure, path, **options)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    return saved
+
+
+def _two_label_surface(shift=0.0):
+    grid = np.linspace(-1.0, 1.0, 5)
+    bowl = np.add.outer(grid**2, grid**2)
+    losses = {"train": bowl + 1.0 + shift, "test": bowl + 2.0 + shift}
+    accuracy = {"train": 0.9 - bowl / 10 - shift, "test": 0.6 - bowl / 10 - shift}
+    return LossSurface(grid, grid, losses, {label: {"accuracy": a} for label, a in accuracy.items()})
+
+
+def _write_series(path, landscapes):
+    """A series file as `LandscapeCallback` writes it: epochs 0, 1, ... at steps 0, 10, ..."""
+    with h5py.File(path, "w") as file:
+        file.attrs["kind"] = "series"
+        for index, landscape in enumerate(landscapes):
+            group = file.create_group(f"{index:04d}")
+            landscape.write_to(group)
+            group.attrs.update(epoch=index, step=10 * index, logs="{}")
+
+
+def _meshes(ax):
+    from matplotlib.collections import QuadMesh
+
+    return [artist for artist in ax.collections if isinstance(artist, QuadMesh)]
+
+
+def test_plot_draws_the_kind_label_metric_and_scale_asked_for(tmp_path, capsys, saved_figures):
+    from matplotlib.colors import LogNorm
+
+    surface = _two_label_surface()
+    surface.save(tmp_path / "surface.h5")
+    out = tmp_path / "surface.png"
+    assert run("plot", tmp_path / "surface.h5", "--kind", "heatmap", "--label", "test", "--metric", "accuracy",
+               "--log", "--out", out) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    figure, options = saved_figures[-1]
+    assert options == {"bbox_inches": "tight", "dpi": 150}
+    ax = figure.axes[0]
+    (mesh,) = _meshes(ax)
+    assert ax.get_title() == "test accuracy" and isinstance(mesh.norm, LogNorm)
+    np.testing.assert_allclose(np.sort(mesh.get_array().ravel()), np.sort(surface.metrics["test"]["accuracy"].ravel()))
+
+    coords = np.linspace(-1.0, 1.0, 5)
+    LossLine(coords, {"train": coords**2 + 1, "test": coords**2 + 2},
+             {"train": {"accuracy": 1 - coords**2 / 2}, "test": {"accuracy": 0.8 - coords**2 / 2}}).save(
+        tmp_path / "line.h5")
+    assert run("plot", tmp_path / "line.h5", "--label", "test", "--metric", "accuracy", "--log",
+               "--out", tmp_path / "line.png") == 0
+    figure, options = saved_figures[-1]
+    assert options == {"bbox_inches": "tight", "dpi": 150}
+    (drawn,) = figure.axes[0].get_lines()
+    assert drawn.get_label() == "test" and figure.axes[0].get_yscale() == "log"
+    np.testing.assert_allclose(drawn.get_ydata(), 0.8 - coords**2 / 2)
+    assert run("plot", tmp_path / "line.h5", "--out", tmp_path / "both.png") == 0
+    figure, _ = saved_figures[-1]
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["train", "test"]
+    assert figure.axes[0].get_yscale() == "linear"
+
+
+def test_plot_draws_a_series_with_the_kind_label_and_metric_asked_for(tmp_path, capsys, saved_figures):
+    from matplotlib.contour import ContourSet
+
+    landscapes = [_two_label_surface(), _two_label_surface(shift=0.2)]
+    _write_series(tmp_path / "series.h5", landscapes)
+    out = tmp_path / "series.png"
+    assert run("plot", tmp_path / "series.h5", "--kind", "heatmap", "--label", "test", "--metric", "accuracy",
+               "--out", out) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    figure, options = saved_figures[-1]
+    assert options == {"bbox_inches": "tight", "dpi": 150}
+    drawn = [ax for ax in figure.axes if ax.get_title().startswith("epoch")]
+    assert [ax.get_title() for ax in drawn] == ["epoch 0", "epoch 1"]
+    for ax, landscape in zip(drawn, landscapes):
+        (mesh,) = _meshes(ax)
+        np.testing.assert_allclose(np.sort(mesh.get_array().ravel()),
+                                   np.sort(landscape.metrics["test"]["accuracy"].ravel()))
+    # `--kind surface` (the default for single surfaces' 3D view) draws a series as contours.
+    assert run("plot", tmp_path / "series.h5", "--kind", "surface", "--out", tmp_path / "contours.png") == 0
+    figure, _ = saved_figures[-1]
+    drawn = [ax for ax in figure.axes if ax.get_title().startswith("epoch")]
+    assert all(_meshes(ax) == [] and any(isinstance(a, ContourSet) for a in ax.collections) for ax in drawn)
+
+
+def test_info_describes_each_landscape_of_a_series(tmp_path, capsys):
+    _write_series(tmp_path / "series.h5", [_two_label_surface(), _two_label_surface(shift=0.2)])
+    assert run("info", tmp_path / "series.h5") == 0
+    description = "LossSurface(grid=(5, 5), labels=['train', 'test'], metrics=['loss', 'accuracy'])"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'series.h5'}: a series of 2 landscapes",
+        f"  epoch 0 (step 0): {description}, loss at the centre 1",
+        f"  epoch 1 (step 10): {description}, loss at the centre 1.2",
+    ]
+
+
+def test_every_compute_option_reaches_the_python_function(saved, tmp_path, monkeypatch):
+    import losslandscape.compute
+
+    folder, model, (x, y) = saved
+    weights = np.linspace(0.5, 2.0, len(y)).astype("float32")
+    np.savez(tmp_path / "weighted.npz", inputs=x, targets=y, w=weights)
+    calls = []
+    original = losslandscape.compute.compute_line
+    monkeypatch.setattr(losslandscape.compute, "compute_line",
+                        lambda *args, **options: calls.append(options) or original(*args, **options))
+    out = tmp_path / "line.h5"
+    assert run("line", folder / "model.keras", "--data", tmp_path / "weighted.npz", "--x-key", "inputs",
+               "--y-key", "targets", "--sample-weight-key", "w", "--points", 5, "--batch-size", 7, "--samples", 50,
+               "--no-regularization", "--chunk-size", 3, "--normalization", "none", "--seed", 2, "--out", out,
+               "--quiet") == 0
+    (options,) = calls
+    assert {key: options[key] for key in ("seed", "normalization", "batch_size", "max_samples",
+                                          "include_regularization", "chunk_size", "verbose")} == dict(
+        seed=2, normalization=None, batch_size=7, max_samples=50, include_regularization=False, chunk_size=3, verbose=0)
+    expected = original(model, (x, y, weights), coords=np.linspace(-1, 1, 5), seed=2, normalization=None,
+                        batch_size=7, max_samples=50, include_regularization=False, verbose=0)
+    np.testing.assert_allclose(load_line(out).losses["train"], expected.losses["train"], rtol=1e-6)
+    unweighted = original(model, (x, y), coords=np.linspace(-1, 1, 5), seed=2, normalization=None,
+                          batch_size=7, max_samples=50, verbose=0)
+    assert not np.allclose(unweighted.losses["train"], expected.losses["train"], rtol=1e-3)  # the weights matter

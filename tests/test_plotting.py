@@ -81,6 +81,32 @@ def test_line_plot_has_one_curve_per_dataset():
     plt.close("all")
 
 
+def test_surface_plot_draws_contours_by_default_and_the_label_asked_for():
+    from matplotlib.collections import QuadMesh
+    from matplotlib.contour import ContourSet
+
+    grid = np.linspace(-1, 1, 5)
+    bowl = np.add.outer(grid**2, grid**2)
+    surface = LossSurface(grid, grid, {"train": bowl, "test": bowl + 3}, {"train": {}, "test": {}})
+    ax = surface.plot().ax_
+    assert any(isinstance(artist, ContourSet) for artist in ax.collections)
+    assert not any(isinstance(artist, QuadMesh) for artist in ax.collections)
+    (mesh,) = [a for a in surface.plot("heatmap", label="test").ax_.collections if isinstance(a, QuadMesh)]
+    np.testing.assert_allclose(np.sort(mesh.get_array().ravel()), np.sort((bowl + 3).ravel()))
+    plt.close("all")
+
+
+def test_line_plot_draws_the_metric_labels_and_style_asked_for():
+    coords = np.linspace(-1, 1, 11)
+    accuracy = {"train": 1 - coords**2, "test": 0.5 - coords**2}
+    line = LossLine(coords, {"train": coords**2, "test": coords**2 + 1},
+                    {label: {"accuracy": values} for label, values in accuracy.items()})
+    (drawn,) = line.plot(metric="accuracy", labels=["test"], color="red", linestyle="--").artists_["line"]
+    assert drawn.get_label() == "test" and drawn.get_color() == "red" and drawn.get_linestyle() == "--"
+    np.testing.assert_allclose(drawn.get_ydata(), accuracy["test"])
+    plt.close("all")
+
+
 def test_plot_loss_3d_draws_both_types_and_saves_them(small_mlp, regression_data, tmp_path):
     x, y = regression_data
     surface = plot_loss_3D(small_mlp, ("levels", "3d"), x, y, number_of_points=6, save=tmp_path / "loss.png", verbose=0)

@@ -50,7 +50,8 @@ def test_a_reference_line_loads_and_each_loader_names_the_other(tmp_path):
     named = re.escape(repr(str(tmp_path / "line.h5")))
     with pytest.raises(ValueError, match=rf"^{named} holds a line \(reference layout\), not a surface; use `load_line`"):
         load_surface(tmp_path / "line.h5")
-    with pytest.raises(ValueError, match=r"holds a surface \(reference layout\), not a line; use `load_surface`"):
+    named = re.escape(repr(str(tmp_path / "surface.h5")))
+    with pytest.raises(ValueError, match=rf"^{named} holds a surface \(reference layout\), not a line; use `load_surface`"):
         load_line(reference_surface(tmp_path / "surface.h5"))
 
 
@@ -60,6 +61,11 @@ def test_a_damaged_reference_file_is_named(tmp_path):
         file["train_loss"] = np.zeros((21, 11))  # in [i, j] order: not how the reference writes it
     with pytest.raises(ValueError, match=re.escape("`train_loss` has shape (21, 11), but the coordinates make (11, 21)")):
         load_surface(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad_line.h5", "w") as file:
+        file["xcoordinates"], file["train_loss"] = X, np.zeros(X.size + 2)
+    message = f"{str(tmp_path / 'bad_line.h5')!r}: `train_loss` has shape ({X.size + 2},), but the coordinates make ({X.size},)"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        load_line(tmp_path / "bad_line.h5")
     with h5py.File(tmp_path / "empty.h5", "w") as file:
         file["xcoordinates"] = X
     with pytest.raises(ValueError, match="holds no landscape"):
@@ -72,3 +78,7 @@ def test_the_command_line_plots_and_describes_reference_files(tmp_path, capsys):
     assert (tmp_path / "surface.png").stat().st_size > 5000
     assert main(["info", str(path)]) == 0
     assert "train: 230/231 points computed" in capsys.readouterr().out
+    with h5py.File(tmp_path / "line.h5", "w") as file:
+        file["xcoordinates"], file["train_loss"], file["train_acc"] = X, X**2, 100 - X**2
+    assert main(["info", str(tmp_path / "line.h5")]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'line.h5'}: LossLine(grid=({X.size},)")

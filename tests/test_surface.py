@@ -112,6 +112,16 @@ def test_damaged_files_are_refused_naming_the_file_and_the_dataset(tmp_path, dam
     assert message in str(error.value)
 
 
+def test_a_damaged_line_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "line.h5"
+    LossLine([-1.0, 0.0, 1.0], {"train": [1.0, 0.5, 1.0]}, {"train": {}}).save(path)
+    with h5py.File(path, "r+") as file:
+        del file["xcoordinates"]
+    message = f"{str(path)!r} has no `xcoordinates`: it is damaged or not a landscape file."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_line(path)
+
+
 @pytest.mark.parametrize("size", [0, 700])
 def test_empty_or_truncated_files_are_refused(tmp_path, size):
     path = tmp_path / "surface.h5"

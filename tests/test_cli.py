@@ -77,6 +77,8 @@ def test_line_command_and_its_plot(saved, tmp_path):
     "argv, message",
     [
         (["surface", "missing.keras", "--data", "{folder}/train.npz"], "no model file"),
+        (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--workers", "2", "--scheduler",
+          "tcp://localhost:8786"], "use either --workers or --scheduler, not both"),
         (["surface", "{folder}/train.npz", "--data", "{folder}/train.npz"],
          "error: expected a .keras model file (saved with model.save('model.keras')), received '{folder}/train.npz'"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/nothing.npz"], "No data file"),
@@ -135,13 +137,26 @@ def test_each_subcommand_has_help(command, capsys):
     assert "usage: losslandscape " + command in capsys.readouterr().out
 
 
-def test_surface_on_two_local_workers_equals_the_serial_surface(saved, tmp_path):
+def test_surface_on_two_local_workers_equals_the_serial_surface(saved, tmp_path, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    import losslandscape.compute
+
     folder, model, (x, y) = saved
+    executors = []
+    original = losslandscape.compute.compute_surface
+    monkeypatch.setattr(losslandscape.compute, "compute_surface",
+                        lambda *args, **options: executors.append(options["executor"]) or original(*args, **options))
     out = tmp_path / "workers.h5"
     assert run("surface", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
-               "--y-key", "targets", "--points", 3, "--workers", 2, "--out", out, "--quiet") == 0
-    serial = compute_surface(model, (x, y), xcoords=np.linspace(-1, 1, 3), seed=0, points_per_call=1, verbose=0)
-    np.testing.assert_allclose(load_surface(out).losses["train"], serial.losses["train"], rtol=1e-6)
+               "--y-key", "targets", "--points", 3, "--workers", 2, "--orthogonal", "--out", out, "--quiet") == 0
+    assert len(executors) == 1 and isinstance(executors[0], ProcessPoolExecutor)
+    surface = load_surface(out)
+    first, second = (np.concatenate([np.ravel(d) for d in direction]) for direction in surface.directions)
+    assert abs(first @ second) < 1e-5 * np.linalg.norm(first) * np.linalg.norm(second)
+    serial = original(model, (x, y), xcoords=np.linspace(-1, 1, 3), seed=0, orthogonal=True, points_per_call=1,
+                      verbose=0)
+    np.testing.assert_allclose(surface.losses["train"], serial.losses["train"], rtol=1e-6)
 
 
 def test_line_command_saves_its_range_and_the_values_of_compute_line(saved, tmp_path):
@@ -448,7 +463,7 @@ def test_info_describes_each_landscape_of_a_series(tmp_path, capsys):
     ]
 
 
-def test_every_compute_option_reaches_the_python_function(saved, tmp_path, monkeypatch):
+def test_every_compute_option_reaches_the_python_function(saved, tmp_path, monkeypatch, capsys):
     import losslandscape.compute
 
     folder, model, (x, y) = saved
@@ -463,13 +478,95 @@ def test_every_compute_option_reaches_the_python_function(saved, tmp_path, monke
                "--y-key", "targets", "--sample-weight-key", "w", "--points", 5, "--batch-size", 7, "--samples", 50,
                "--no-regularization", "--chunk-size", 3, "--normalization", "none", "--seed", 2, "--out", out,
                "--quiet") == 0
-    (options,) = calls
+    assert capsys.readouterr().out == ""
+    assert run("line", folder / "model.keras", "--data", tmp_path / "weighted.npz", "--x-key", "inputs",
+               "--y-key", "targets", "--points", 5, "--out", tmp_path / "default.h5") == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "5/5 points in" in printed[-2]  # progress, which --quiet silences
+    assert printed[-1] == f"wrote {tmp_path / 'default.h5'}: {load_line(tmp_path / 'default.h5')}"
+    options, defaults = calls
     assert {key: options[key] for key in ("seed", "normalization", "batch_size", "max_samples",
                                           "include_regularization", "chunk_size", "verbose")} == dict(
         seed=2, normalization=None, batch_size=7, max_samples=50, include_regularization=False, chunk_size=3, verbose=0)
+    assert {key: defaults[key] for key in ("seed", "normalization", "include_regularization", "verbose")} == dict(
+        seed=0, normalization="filter", include_regularization=True, verbose=1)
     expected = original(model, (x, y, weights), coords=np.linspace(-1, 1, 5), seed=2, normalization=None,
                         batch_size=7, max_samples=50, include_regularization=False, verbose=0)
     np.testing.assert_allclose(load_line(out).losses["train"], expected.losses["train"], rtol=1e-6)
     unweighted = original(model, (x, y), coords=np.linspace(-1, 1, 5), seed=2, normalization=None,
                           batch_size=7, max_samples=50, verbose=0)
     assert not np.allclose(unweighted.losses["train"], expected.losses["train"], rtol=1e-3)  # the weights matter
+
+
+def test_the_smallest_accepted_numbers_run(saved, tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import losslandscape.compute
+    import losslandscape.distributed
+
+    folder, model, (x, y) = saved
+    pools, executors = [], []
+    # Threads stand in for the worker processes: the command must hand its pool to `compute_line`.
+    monkeypatch.setattr(losslandscape.distributed, "process_pool",
+                        lambda workers: pools.append(ThreadPoolExecutor(workers)) or pools[-1])
+    original = losslandscape.compute.compute_line
+    monkeypatch.setattr(losslandscape.compute, "compute_line",
+                        lambda *args, **options: executors.append(options["executor"]) or original(*args, **options))
+    out = tmp_path / "line.h5"
+    assert run("line", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs", "--y-key",
+               "targets", "--points", 2, "--samples", 1, "--batch-size", 1, "--chunk-size", 1, "--workers", 1,
+               "--out", out, "--quiet") == 0
+    assert executors == pools and len(pools) == 1
+    expected = original(model, (x[:1], y[:1]), coords=[-1.0, 1.0], seed=0, verbose=0)
+    np.testing.assert_allclose(load_line(out).losses["train"], expected.losses["train"], rtol=1e-6)
+
+
+def test_a_command_is_required_and_the_outputs_have_default_names(saved, tmp_path, monkeypatch, capsys):
+    folder, _, _ = saved
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
+    assert "the following arguments are required: command" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    for command, points in (("surface", 2), ("line", 3)):
+        assert run(command, folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
+                   "--y-key", "targets", "--points", points, "--quiet") == 0
+    assert load_surface(tmp_path / "surface.h5").losses["train"].shape == (2, 2)
+    assert load_line(tmp_path / "line.h5").losses["train"].shape == (3,)
+
+
+def test_the_series_command_with_its_defaults_and_options(saved, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from losslandscape import load_series, random_directions
+
+    folder, model, (x, y) = saved
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    shutil.copy(folder / "model.keras", tmp_path / "start.keras")
+    shutil.copy(folder / "model.keras", tmp_path / "model_epoch_3.keras")
+    monkeypatch.chdir(tmp_path)
+    assert run("series", "start.keras", "model_epoch_3.keras", "--data", "data.npz", "--kind", "line",
+               "--points", 3, "--samples", 50, "--seed", 4) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in printed] == [
+        "start.keras: epoch 0", "model_epoch_3.keras: epoch 3", "wrote series.h5"]
+    series = load_series(tmp_path / "series.h5")
+    assert series.epochs == [0, 3]
+    (seeded,) = random_directions(model, 1, seed=4)
+    for line in series.landscapes:
+        for stored, drawn in zip(line.direction, seeded):
+            np.testing.assert_allclose(stored, drawn, rtol=1e-6, atol=1e-7)
+        expected = compute_line(model, (x[:50], y[:50]), line.direction, coords=np.linspace(-1, 1, 3),
+                                include_regularization=False, verbose=0)
+        np.testing.assert_allclose(line.losses["train"], expected.losses["train"], rtol=1e-6)
+    assert run("series", "start.keras", "--data", "data.npz", "--kind", "line", "--out", "defaults.h5") == 0
+    (line,) = load_series(tmp_path / "defaults.h5").landscapes
+    np.testing.assert_array_equal(line.coords, np.linspace(-1, 1, 21))
+    for stored, drawn in zip(line.direction, random_directions(model, 1, seed=0)[0]):
+        np.testing.assert_allclose(stored, drawn, rtol=1e-6, atol=1e-7)
+    assert run("series", "start.keras", "--data", "data.npz", "--points", 2, "--out", "surfaces.h5") == 0
+    (surface,) = load_series(tmp_path / "surfaces.h5").landscapes
+    assert isinstance(surface, LossSurface) and surface.losses["train"].shape == (2, 2)
+    with pytest.raises(SystemExit):
+        main(["series", "start.keras"])
+    assert "the following arguments are required: --data" in capsys.readouterr().err

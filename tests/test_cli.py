@@ -411,6 +411,19 @@ def test_plot_draws_the_kind_label_metric_and_scale_asked_for(tmp_path, capsys, 
     assert ax.get_title() == "test accuracy" and isinstance(mesh.norm, LogNorm)
     np.testing.assert_allclose(np.sort(mesh.get_array().ravel()), np.sort(surface.metrics["test"]["accuracy"].ravel()))
 
+    from matplotlib.contour import ContourSet
+
+    for kind in (None, "contour", "contourf", "surface"):
+        assert run("plot", tmp_path / "surface.h5", *(["--kind", kind] if kind else []), "--out", out) == 0
+        ax = saved_figures[-1][0].axes[0]
+        assert (ax.name == "3d") == (kind == "surface")
+        if kind != "surface":
+            assert _meshes(ax) == [] and any(isinstance(artist, ContourSet) for artist in ax.collections)
+    for argv in (["--kind", "bogus", "--out", out], []):
+        with pytest.raises(SystemExit):
+            main(["plot", str(tmp_path / "surface.h5"), *map(str, argv)])
+    assert "argument --kind: invalid choice: 'bogus'" in capsys.readouterr().err
+
     coords = np.linspace(-1.0, 1.0, 5)
     LossLine(coords, {"train": coords**2 + 1, "test": coords**2 + 2},
              {"train": {"accuracy": 1 - coords**2 / 2}, "test": {"accuracy": 0.8 - coords**2 / 2}}).save(
@@ -521,6 +534,11 @@ def test_the_smallest_accepted_numbers_run(saved, tmp_path, monkeypatch):
     np.testing.assert_allclose(load_line(out).losses["train"], expected.losses["train"], rtol=1e-6)
 
 
+def load_model_and_data(folder):
+    data = np.load(folder / "train.npz")
+    return keras.models.load_model(folder / "model.keras"), data["inputs"], data["targets"]
+
+
 def test_a_command_is_required_and_the_outputs_have_default_names(saved, tmp_path, monkeypatch, capsys):
     folder, _, _ = saved
     with pytest.raises(SystemExit) as exit_:
@@ -533,6 +551,26 @@ def test_a_command_is_required_and_the_outputs_have_default_names(saved, tmp_pat
                    "--y-key", "targets", "--points", points, "--quiet") == 0
     assert load_surface(tmp_path / "surface.h5").losses["train"].shape == (2, 2)
     assert load_line(tmp_path / "line.h5").losses["train"].shape == (3,)
+    with pytest.raises(SystemExit):
+        main(["line", str(folder / "model.keras")])
+    assert "the following arguments are required: --data" in capsys.readouterr().err
+
+    # Arrays named x and y, 21 points over [-1, 1], filter normalization (the Python function's defaults), seed 0.
+    model, x, y = load_model_and_data(folder)
+    np.savez(tmp_path / "xy.npz", x=x, y=y)
+    assert run("line", folder / "model.keras", "--data", tmp_path / "xy.npz", "--out", "defaults.h5", "--quiet") == 0
+    expected = compute_line(model, (x, y), seed=0, verbose=0)
+    np.testing.assert_array_equal(load_line(tmp_path / "defaults.h5").coords, np.linspace(-1, 1, 21))
+    np.testing.assert_allclose(load_line(tmp_path / "defaults.h5").losses["train"], expected.losses["train"], rtol=1e-6)
+    for normalization in ("filter", "layer", "model"):
+        out = f"{normalization}.h5"
+        assert run("line", folder / "model.keras", "--data", tmp_path / "xy.npz", "--points", 2,
+                   "--normalization", normalization, "--out", out, "--quiet") == 0
+        expected = compute_line(model, (x, y), coords=[-1.0, 1.0], seed=0, normalization=normalization, verbose=0)
+        np.testing.assert_allclose(load_line(tmp_path / out).losses["train"], expected.losses["train"], rtol=1e-6)
+    with pytest.raises(SystemExit):
+        main(["line", str(folder / "model.keras"), "--data", str(tmp_path / "xy.npz"), "--normalization", "unit"])
+    assert "argument --normalization: invalid choice: 'unit'" in capsys.readouterr().err
 
 
 def test_the_series_command_with_its_defaults_and_options(saved, tmp_path, monkeypatch, capsys):
@@ -570,3 +608,17 @@ def test_the_series_command_with_its_defaults_and_options(saved, tmp_path, monke
     with pytest.raises(SystemExit):
         main(["series", "start.keras"])
     assert "the following arguments are required: --data" in capsys.readouterr().err
+
+
+def test_the_demo_command_passes_its_options_and_defaults(monkeypatch, capsys):
+    import losslandscape.demo
+
+    calls = []
+    monkeypatch.setattr(losslandscape.demo, "run_demo", lambda out, **options: calls.append(dict(options, out=out)))
+    assert main(["demo"]) == 0
+    assert main(["demo", "--out", "elsewhere", "--points", "2", "--epochs", "1", "--seed", "5", "--quiet"]) == 0
+    assert calls == [dict(out="losslandscape_demo", points=51, epochs=30, seed=0, verbose=1),
+                     dict(out="elsewhere", points=2, epochs=1, seed=5, verbose=0)]
+    assert main(["demo", "--epochs", "0"]) == 2
+    assert capsys.readouterr().err == "losslandscape demo: error: --points must be >= 2 and --epochs >= 1\n"
+    assert len(calls) == 2

@@ -622,3 +622,30 @@ def test_the_demo_command_passes_its_options_and_defaults(monkeypatch, capsys):
     assert main(["demo", "--epochs", "0"]) == 2
     assert capsys.readouterr().err == "losslandscape demo: error: --points must be >= 2 and --epochs >= 1\n"
     assert len(calls) == 2
+
+
+def test_main_reads_the_command_line_when_given_no_arguments(tmp_path, monkeypatch, capsys):
+    _two_label_surface().save(tmp_path / "surface.h5")
+    monkeypatch.setattr(sys, "argv", ["losslandscape", "info", str(tmp_path / "surface.h5")])
+    assert main() == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'surface.h5'}: LossSurface(grid=(5, 5)")
+
+
+@pytest.mark.parametrize(
+    "error, printed",
+    [
+        (KeyError("no dataset 'test' in the file"), "no dataset 'test' in the file"),  # not repr's quotes
+        (OSError(28, "No space left on device"), "[Errno 28] No space left on device"),
+        (ValueError("first line\nsecond line"), "first line"),
+        (ValueError(), "ValueError"),
+    ],
+)
+def test_an_error_is_one_line_naming_what_went_wrong(tmp_path, monkeypatch, capsys, error, printed):
+    import losslandscape.cli as cli
+
+    def failing(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_info", failing)
+    assert main(["info", str(tmp_path / "any.h5")]) == 2
+    assert capsys.readouterr().err == f"losslandscape info: error: {printed}\n"

@@ -78,7 +78,7 @@ def test_line_command_and_its_plot(saved, tmp_path):
     [
         (["surface", "missing.keras", "--data", "{folder}/train.npz"], "no model file"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--workers", "2", "--scheduler",
-          "tcp://localhost:8786"], "use either --workers or --scheduler, not both"),
+          "tcp://localhost:8786"], "error: use either --workers or --scheduler, not both"),
         (["surface", "{folder}/train.npz", "--data", "{folder}/train.npz"],
          "error: expected a .keras model file (saved with model.save('model.keras')), received '{folder}/train.npz'"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/nothing.npz"], "No data file"),
@@ -353,6 +353,13 @@ def test_ctrl_c_names_the_saved_points_in_process(saved, tmp_path, capsys, monke
     assert capsys.readouterr().err == "losslandscape line: interrupted\n"
     assert run("plot", out, "--out", tmp_path / "line.png") == 130
     assert capsys.readouterr().err == "losslandscape plot: interrupted\n"
+    monkeypatch.setattr(cli, "_info", interrupted)
+    assert run("info", out) == 130
+    assert capsys.readouterr().err == "losslandscape info: interrupted\n"
+    surface_argv = ["surface", *argv[1:-3], "--out", str(tmp_path / "surface.h5")]
+    _two_label_surface().save(tmp_path / "surface.h5")
+    assert run(*surface_argv) == 130
+    assert capsys.readouterr().err.startswith("losslandscape surface: interrupted; 50 of 50 points are saved in ")
 
 
 @pytest.fixture
@@ -608,6 +615,16 @@ def test_the_series_command_with_its_defaults_and_options(saved, tmp_path, monke
     with pytest.raises(SystemExit):
         main(["series", "start.keras"])
     assert "the following arguments are required: --data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["series", "start.keras", "--data", "data.npz", "--kind", "contour"])
+    assert "argument --kind: invalid choice: 'contour'" in capsys.readouterr().err
+    assert run("series", "missing.keras", "--data", "data.npz") == 2
+    assert capsys.readouterr().err == "losslandscape series: error: no model file at 'missing.keras'\n"
+    np.savez(tmp_path / "named.npz", inputs=x, targets=y)
+    assert run("series", "start.keras", "--data", "named.npz", "--x-key", "inputs", "--y-key", "targets",
+               "--kind", "surface", "--points", 2, "--out", "named.h5") == 0
+    np.testing.assert_allclose(load_series(tmp_path / "named.h5").landscapes[0].losses["train"],
+                               surface.losses["train"], rtol=1e-6)
 
 
 def test_the_demo_command_passes_its_options_and_defaults(monkeypatch, capsys):

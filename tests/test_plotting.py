@@ -93,6 +93,8 @@ def test_surface_plot_draws_contours_by_default_and_the_label_asked_for():
     assert not any(isinstance(artist, QuadMesh) for artist in ax.collections)
     (mesh,) = [a for a in surface.plot("heatmap", label="test").ax_.collections if isinstance(a, QuadMesh)]
     np.testing.assert_allclose(np.sort(mesh.get_array().ravel()), np.sort((bowl + 3).ravel()))
+    (styled,) = [a for a in surface.plot("heatmap", cmap="magma").ax_.collections if isinstance(a, QuadMesh)]
+    assert styled.get_cmap().name == "magma"
     plt.close("all")
 
 

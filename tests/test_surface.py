@@ -48,10 +48,20 @@ def test_line_round_trip_writes_train_acc_even_without_accuracy(small_mlp, regre
     with h5py.File(path, "r") as file:
         assert file["train_loss"].shape == (5,)
         assert file["train_acc"].shape == (5,)
+        assert file.attrs["format_version"] == 1
     loaded = load_line(path)
     np.testing.assert_array_equal(loaded.losses["train"], line.losses["train"])
     np.testing.assert_array_equal(loaded.metrics["train"]["mae"], line.metrics["train"]["mae"])
     np.testing.assert_array_equal(loaded.direction[0], line.direction[0])
+
+
+def test_a_failed_write_is_one_oserror_and_leaves_no_temporary_file(tmp_path):
+    taken = tmp_path / "taken"
+    taken.mkdir()  # a folder where the file should go: the final rename fails
+    message = f"Could not write {str(taken)!r} (Is a directory); the previous file is kept."
+    with pytest.raises(OSError, match=f"^{re.escape(message)}$"):
+        LossLine([0.0, 1.0], {"train": [1.0, 2.0]}, {"train": {}}).save(taken)
+    assert [path.name for path in tmp_path.iterdir()] == ["taken"]
 
 
 def test_loading_the_wrong_kind_says_which_loader(tmp_path):

@@ -59,7 +59,8 @@ def test_a_damaged_reference_file_is_named(tmp_path):
     with h5py.File(tmp_path / "bad.h5", "w") as file:
         file["xcoordinates"], file["ycoordinates"] = X, Y
         file["train_loss"] = np.zeros((21, 11))  # in [i, j] order: not how the reference writes it
-    with pytest.raises(ValueError, match=re.escape("`train_loss` has shape (21, 11), but the coordinates make (11, 21)")):
+    message = f"{str(tmp_path / 'bad.h5')!r}: `train_loss` has shape (21, 11), but the coordinates make (11, 21)"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         load_surface(tmp_path / "bad.h5")
     with h5py.File(tmp_path / "bad_line.h5", "w") as file:
         file["xcoordinates"], file["train_loss"] = X, np.zeros(X.size + 2)

@@ -67,7 +67,8 @@ def test_a_failed_write_is_one_oserror_and_leaves_no_temporary_file(tmp_path):
 def test_loading_the_wrong_kind_says_which_loader(tmp_path):
     path = tmp_path / "line.h5"
     LossLine(np.arange(3.0), {"train": np.ones(3)}, {"train": {}}).save(path)
-    with pytest.raises(ValueError, match="load_line"):
+    message = f"{str(path)!r} holds a line, not a surface; use `load_line`."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         load_surface(path)
     with h5py.File(tmp_path / "foreign.h5", "w") as file:
         file["xcoordinates"] = np.arange(3.0)

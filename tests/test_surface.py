@@ -64,6 +64,17 @@ def test_a_failed_write_is_one_oserror_and_leaves_no_temporary_file(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["taken"]
 
 
+def test_a_missing_file_is_named_and_integer_coordinates_are_stored_as_floats(tmp_path):
+    missing = tmp_path / "missing.h5"
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(f'No landscape file at {str(missing)!r}.')}$"):
+        load_surface(missing)
+    surface = LossSurface([0, 1], [0, 1, 2], {"train": np.ones((2, 3))}, {"train": {}})
+    assert surface.xcoords.dtype == surface.ycoords.dtype == np.float64
+    surface.save(tmp_path / "surface.h5")
+    with h5py.File(tmp_path / "surface.h5", "r") as file:
+        assert file["xcoordinates"].dtype == file["ycoordinates"].dtype == np.float64
+
+
 def test_loading_the_wrong_kind_says_which_loader(tmp_path):
     path = tmp_path / "line.h5"
     LossLine(np.arange(3.0), {"train": np.ones(3)}, {"train": {}}).save(path)

@@ -149,7 +149,8 @@ def test_empty_or_truncated_files_are_refused(tmp_path, size):
     path = tmp_path / "surface.h5"
     _saved_surface(path)
     path.write_bytes(path.read_bytes()[:size])
-    with pytest.raises(ValueError, match="is not a readable HDF5 file"):
+    named = re.escape(f"{str(path)!r} is not a readable HDF5 file (empty, truncated or of another format): ")
+    with pytest.raises(ValueError, match=f"^{named}"):
         load_surface(path)
 
 

@@ -144,6 +144,19 @@ def test_a_damaged_line_file_is_refused_naming_the_file(tmp_path):
         load_line(path)
 
 
+def test_a_file_without_computed_masks_counts_every_point_and_is_still_checked(tmp_path):
+    path = tmp_path / "surface.h5"
+    _saved_surface(path)
+    with h5py.File(path, "r+") as file:
+        del file["computed/train"]  # as files of other tools are
+    assert load_surface(path).computed["train"].all()
+    with h5py.File(path, "r+") as file:
+        del file["metrics/train/accuracy"]
+        file.create_dataset("metrics/train/accuracy", data=np.ones(12))
+    with pytest.raises(ValueError, match=re.escape("`metrics/train/accuracy` has shape (12,)")):
+        load_surface(path)
+
+
 @pytest.mark.parametrize("size", [0, 700])
 def test_empty_or_truncated_files_are_refused(tmp_path, size):
     path = tmp_path / "surface.h5"

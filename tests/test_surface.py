@@ -157,6 +157,16 @@ def test_a_file_without_computed_masks_counts_every_point_and_is_still_checked(t
         load_surface(path)
 
 
+def test_a_file_with_a_kind_but_no_labels_is_refused_by_name(tmp_path):
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as file:
+        file.attrs["kind"] = "surface"
+        file["xcoordinates"] = file["ycoordinates"] = np.linspace(-1, 1, 3)
+    message = f"{str(path)!r} was not written by losslandscape (no 'kind' and 'labels' attributes)."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_surface(path)
+
+
 @pytest.mark.parametrize("size", [0, 700])
 def test_empty_or_truncated_files_are_refused(tmp_path, size):
     path = tmp_path / "surface.h5"

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from losslandscape.hashing import content_hash
-from losslandscape.keras_internals import compiled_loss
+from losslandscape.keras_internals import build_for_batch, compiled_loss
 
 
 class Batches(abc.ABC):
@@ -155,9 +155,9 @@ class Backend(abc.ABC):
         from a shuffling or augmenting pipeline.
         """
 
-    @abc.abstractmethod
     def build_metrics(self, model: keras.Model, batches: Batches) -> None:
         """Builds the model and its compiled loss and metrics for the data, as `model.evaluate` does first."""
+        build_for_batch(model, batches.first_batch())
 
     def why_stacking_is_slower(self, model: keras.Model) -> Optional[str]:
         """Why K stacked points are known to run slower than one point per call here, or None if they may not.

@@ -265,8 +265,5 @@ class JaxBackend(base.Backend):
             return "on a CPU, JAX runs K stacked points of a model with convolutions slower"
         return None
 
-    def build_metrics(self, model: keras.Model, batches) -> None:
-        build_for_batch(model, batches.first_batch())
-
 
 BACKEND = JaxBackend()

@@ -157,14 +157,6 @@ def _native_dataset_to_batches(dataset: tf.data.Dataset, stream: bool = False) -
     return DeviceBatches(arrays, first_batch_size)
 
 
-def _build_metrics(model: keras.Model, batches) -> None:
-    """Builds the compiled loss and metrics for the data's batches, so that their variables exist before tracing.
-
-    Variables cannot be created inside a traced `tf.function`.
-    """
-    build_for_batch(model, batches.first_batch())
-
-
 class CompiledPointEvaluator(PointEvaluator):
     """Evaluates the compiled loss and metrics at θ0 + Σ_k c_k·d_k.
 
@@ -204,7 +196,7 @@ class CompiledPointEvaluator(PointEvaluator):
                     )
                 )
         self._step = base.StatefulTestStep(model, include_regularization)
-        _build_metrics(model, batches)
+        build_for_batch(model, batches.first_batch())  # metric variables cannot be created while tracing
         self._function = _graph_function(self._evaluate, reduce_retracing=True)
 
     def __call__(self, coefficients: Sequence[float]) -> dict[str, float]:
@@ -332,7 +324,7 @@ class VectorizedPointEvaluator(PointEvaluator):
             tf.Variable(np.stack([d[position] for d in directions]), dtype=v.dtype, trainable=False)
             for position, v in enumerate(model.trainable_variables)
         ]
-        _build_metrics(model, batches)
+        build_for_batch(model, batches.first_batch())  # metric variables cannot be created while tracing
         self._metric_variables = list(model.metrics_variables)
         self._folded_layer = foldable_input_dense(model)
         jit_compile = has_gpu() if self.jit_compile is None else self.jit_compile
@@ -428,9 +420,6 @@ class TensorFlowBackend(base.Backend):
 
     def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[Batches]:
         return _native_dataset_to_batches(dataset, stream)
-
-    def build_metrics(self, model: keras.Model, batches) -> None:
-        _build_metrics(model, batches)
 
 
 BACKEND = TensorFlowBackend()

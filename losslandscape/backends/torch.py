@@ -275,8 +275,5 @@ class TorchBackend(base.Backend):
     def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[Batches]:
         return _loader_to_batches(dataset, stream)
 
-    def build_metrics(self, model: keras.Model, batches) -> None:
-        build_for_batch(model, batches.first_batch())
-
 
 BACKEND = TorchBackend()

@@ -39,6 +39,19 @@ def run(*argv):
     return main([str(a) for a in argv])
 
 
+def record_calls(monkeypatch, name):
+    """Wraps `losslandscape.compute.<name>` (as the command imports it) so that it keeps each call's keyword arguments.
+
+    Returns the list of those and the unwrapped function.
+    """
+    import losslandscape.compute
+
+    calls, original = [], getattr(losslandscape.compute, name)
+    monkeypatch.setattr(losslandscape.compute, name,
+                        lambda *args, **options: calls.append(options) or original(*args, **options))
+    return calls, original
+
+
 def test_surface_plot_and_info_from_the_shell(saved, tmp_path, capsys):
     folder, model, (x, y) = saved
     out = tmp_path / "surface.h5"
@@ -140,17 +153,12 @@ def test_each_subcommand_has_help(command, capsys):
 def test_surface_on_two_local_workers_equals_the_serial_surface(saved, tmp_path, monkeypatch):
     from concurrent.futures import ProcessPoolExecutor
 
-    import losslandscape.compute
-
     folder, model, (x, y) = saved
-    executors = []
-    original = losslandscape.compute.compute_surface
-    monkeypatch.setattr(losslandscape.compute, "compute_surface",
-                        lambda *args, **options: executors.append(options["executor"]) or original(*args, **options))
+    calls, original = record_calls(monkeypatch, "compute_surface")
     out = tmp_path / "workers.h5"
     assert run("surface", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs",
                "--y-key", "targets", "--points", 3, "--workers", 2, "--orthogonal", "--out", out, "--quiet") == 0
-    assert len(executors) == 1 and isinstance(executors[0], ProcessPoolExecutor)
+    assert len(calls) == 1 and isinstance(calls[0]["executor"], ProcessPoolExecutor)
     surface = load_surface(out)
     first, second = (np.concatenate([np.ravel(d) for d in direction]) for direction in surface.directions)
     assert abs(first @ second) < 1e-5 * np.linalg.norm(first) * np.linalg.norm(second)
@@ -484,15 +492,10 @@ def test_info_describes_each_landscape_of_a_series(tmp_path, capsys):
 
 
 def test_every_compute_option_reaches_the_python_function(saved, tmp_path, monkeypatch, capsys):
-    import losslandscape.compute
-
     folder, model, (x, y) = saved
     weights = np.linspace(0.5, 2.0, len(y)).astype("float32")
     np.savez(tmp_path / "weighted.npz", inputs=x, targets=y, w=weights)
-    calls = []
-    original = losslandscape.compute.compute_line
-    monkeypatch.setattr(losslandscape.compute, "compute_line",
-                        lambda *args, **options: calls.append(options) or original(*args, **options))
+    calls, original = record_calls(monkeypatch, "compute_line")
     out = tmp_path / "line.h5"
     assert run("line", folder / "model.keras", "--data", tmp_path / "weighted.npz", "--x-key", "inputs",
                "--y-key", "targets", "--sample-weight-key", "w", "--points", 5, "--batch-size", 7, "--samples", 50,
@@ -521,22 +524,19 @@ def test_every_compute_option_reaches_the_python_function(saved, tmp_path, monke
 def test_the_smallest_accepted_numbers_run(saved, tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    import losslandscape.compute
     import losslandscape.distributed
 
     folder, model, (x, y) = saved
-    pools, executors = [], []
+    pools = []
     # Threads stand in for the worker processes: the command must hand its pool to `compute_line`.
     monkeypatch.setattr(losslandscape.distributed, "process_pool",
                         lambda workers: pools.append(ThreadPoolExecutor(workers)) or pools[-1])
-    original = losslandscape.compute.compute_line
-    monkeypatch.setattr(losslandscape.compute, "compute_line",
-                        lambda *args, **options: executors.append(options["executor"]) or original(*args, **options))
+    calls, original = record_calls(monkeypatch, "compute_line")
     out = tmp_path / "line.h5"
     assert run("line", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs", "--y-key",
                "targets", "--points", 2, "--samples", 1, "--batch-size", 1, "--chunk-size", 1, "--workers", 1,
                "--out", out, "--quiet") == 0
-    assert executors == pools and len(pools) == 1
+    assert [options["executor"] for options in calls] == pools and len(pools) == 1
     expected = original(model, (x[:1], y[:1]), coords=[-1.0, 1.0], seed=0, verbose=0)
     np.testing.assert_allclose(load_line(out).losses["train"], expected.losses["train"], rtol=1e-6)
 

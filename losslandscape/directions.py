@@ -89,8 +89,6 @@ def random_directions(
     >>> [d.shape for d in x_dir]
     [(4, 3), (3,)]
     """
-    _check_choice("normalization", normalization, NORMALIZATIONS)
-    _check_choice("ignore", ignore, IGNORE_OPTIONS)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"Expected `n` >= 1 directions, received: n={n!r}")
     weights = trainable_weight_values(model)
@@ -239,7 +237,7 @@ def _orthogonalize(raw, earlier, fan_in_axes, normalization):
     for position, (d, axes) in enumerate(zip(raw, fan_in_axes)):
         unit_axes = _unit_axes(axes, d.ndim, normalization)
         for other in earlier:
-            d = d - _unit_projection(d, np.asarray(other[position], np.float64), unit_axes)
+            d = d - _unit_projection(d, other[position], unit_axes)
         result.append(d)
     return result
 
@@ -247,7 +245,7 @@ def _orthogonalize(raw, earlier, fan_in_axes, normalization):
 def _orthogonalize_whole(raw, earlier):
     flat = np.concatenate([d.ravel() for d in raw])
     for other in earlier:
-        o = np.concatenate([np.asarray(d, np.float64).ravel() for d in other])
+        o = np.concatenate([d.ravel() for d in other])
         flat = flat - (flat @ o) / (o @ o + _EPSILON) * o
     pieces = np.split(flat, np.cumsum([d.size for d in raw])[:-1])
     return [p.reshape(d.shape) for p, d in zip(pieces, raw)]
@@ -279,10 +277,9 @@ def _fan_in_axes(layer, variable):
     ndim = len(variable.shape)
     if ndim <= 1:
         return None
-    name = variable.name.split("/")[-1]
-    if isinstance(layer, _TRANSPOSED_CONV_TYPES) and name == "kernel":
+    if isinstance(layer, _TRANSPOSED_CONV_TYPES) and variable.name == "kernel":
         return tuple(a for a in range(ndim) if a != ndim - 2)
-    if isinstance(layer, _DEPTHWISE_TYPES) and name in ("kernel", "depthwise_kernel"):
+    if isinstance(layer, _DEPTHWISE_TYPES) and variable.name in ("kernel", "depthwise_kernel"):
         return tuple(range(ndim - 2))
     if isinstance(layer, keras.layers.Embedding):
         return tuple(range(1, ndim))

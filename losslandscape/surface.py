@@ -44,7 +44,7 @@ class _Landscape:
         }
         computed = computed or {}
         self.computed = {
-            label: np.array(computed.get(label, np.ones(v.shape, bool)), dtype=bool)
+            label: np.array(computed[label], dtype=bool) if label in computed else np.ones(v.shape, bool)
             for label, v in self.losses.items()
         }
         self.settings = dict(settings or {})

@@ -3,7 +3,8 @@ import keras
 import numpy as np
 import pytest
 
-from losslandscape import filter_fan_in_axes, load_directions, random_directions, save_directions
+from losslandscape import filter_fan_in_axes, load_directions, normalize_direction, random_directions, save_directions
+from losslandscape.directions import check_directions_match
 
 
 def conv_dense_model():
@@ -196,3 +197,108 @@ def test_without_per_unit_normalization_the_whole_vector_is_orthogonalized(norma
         raw1 = raw1 * np.linalg.norm(theta) / np.linalg.norm(raw1)
     np.testing.assert_allclose(first, raw1, rtol=1e-6)
     np.testing.assert_allclose(second, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_choices_and_counts_give_their_exact_one_line_message():
+    model = conv_dense_model()
+    cases = [
+        ({"normalization": "filters"}, "Expected `normalization` to be one of ('filter', 'layer', 'model', None), "
+                                        "received: 'filters'"),
+        ({"ignore": "bias"}, "Expected `ignore` to be one of ('biasbn', None), received: 'bias'"),
+        ({"n": 0}, "Expected `n` >= 1 directions, received: n=0"),
+        ({"n": 2.0}, "Expected `n` >= 1 directions, received: n=2.0"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as raised:
+            random_directions(model, **kwargs)
+        assert str(raised.value) == message
+
+
+def test_normalize_direction_checks_its_choices_and_names_them():
+    w = [np.ones((2, 2))]
+    with pytest.raises(ValueError) as raised:
+        normalize_direction(w, w, [(0,)], normalization="Filter")
+    assert str(raised.value) == (
+        "Expected `normalization` to be one of ('filter', 'layer', 'model', None), received: 'Filter'"
+    )
+    with pytest.raises(ValueError) as raised:
+        normalize_direction(w, w, [(0,)], ignore="bn")
+    assert str(raised.value) == "Expected `ignore` to be one of ('biasbn', None), received: 'bn'"
+
+
+def test_normalize_direction_defaults_are_filter_and_biasbn_in_float64():
+    """Called with its defaults, each column of a kernel gets its weights' norm and a bias is zeroed."""
+    kernel = np.array([[3.0, 0.0], [4.0, 2.0]], np.float32)
+    bias = np.array([1.0, -2.0], np.float32)
+    direction = [np.ones((2, 2), np.float32), np.ones(2, np.float32)]
+    scaled_kernel, scaled_bias = normalize_direction(direction, [kernel, bias], [(0,), None])
+    assert scaled_kernel.dtype == scaled_bias.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(scaled_kernel, axis=0), [5.0, 2.0], rtol=1e-9)
+    np.testing.assert_array_equal(scaled_bias, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("normalization", ["filter", "model"])
+def test_norms_of_float16_weights_are_taken_in_float64(normalization):
+    """300² overflows float16 (its largest value is 65,504): the norms must be taken in float64."""
+    kernel = np.full((4, 3), 300.0, np.float16)
+    direction = normalize_direction([np.ones((4, 3), np.float16)], [kernel], [(0,)], normalization=normalization)[0]
+    assert np.all(np.isfinite(direction))
+    expected = np.full(3, 600.0) if normalization == "filter" else None
+    if expected is None:
+        np.testing.assert_allclose(np.linalg.norm(direction), np.linalg.norm(kernel.astype(np.float64)), rtol=1e-9)
+    else:
+        np.testing.assert_allclose(np.linalg.norm(direction, axis=0), expected, rtol=1e-9)
+
+
+def test_directions_have_the_dtypes_of_the_weights():
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2, dtype="float16")])
+    for direction in random_directions(model, seed=0):
+        assert [d.dtype for d in direction] == [np.dtype(v.dtype) for v in model.trainable_weights]
+        assert [d.dtype for d in direction] == [np.float32, np.float32, np.float16, np.float16]
+
+
+def test_directions_are_independent_draws_unless_orthogonal_is_asked():
+    """By default the second direction is the generator's second draw, not orthogonalized against the first."""
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, use_bias=False)])
+    first, second = random_directions(model, seed=9, normalization=None)
+    generator = np.random.default_rng(9)
+    np.testing.assert_allclose(first[0], generator.standard_normal((3, 4)).astype(np.float32))
+    np.testing.assert_allclose(second[0], generator.standard_normal((3, 4)).astype(np.float32))
+
+
+def test_orthogonal_directions_stay_finite_where_a_weight_unit_is_zero():
+    """A fresh Dense bias is all zeros: with `ignore=None` its direction scales to zero, and the second
+    direction's projection on it must be zero, not 0 / 0."""
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    first, second = random_directions(model, seed=1, ignore=None, orthogonal=True)
+    for d in first + second:
+        assert np.all(np.isfinite(d))
+    np.testing.assert_array_equal(second[1], np.zeros(4))
+    kernel = model.trainable_weights[0].numpy()
+    np.testing.assert_allclose(np.linalg.norm(second[0], axis=0), np.linalg.norm(kernel, axis=0), rtol=1e-5)
+
+
+def test_model_without_trainable_weights_gets_the_whole_message():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Flatten()])
+    with pytest.raises(ValueError) as raised:
+        random_directions(model)
+    assert str(raised.value) == (
+        "The model has no trainable weights, so there is no landscape to explore. Build the model (call it on "
+        "data or pass `keras.Input` to it) and make sure some layers are trainable."
+    )
+
+
+def test_directions_that_do_not_fit_the_model_get_the_whole_message():
+    model = conv_dense_model()
+    direction = random_directions(model, n=1, seed=0)[0]
+    shapes = [tuple(v.shape) for v in model.trainable_weights]
+    check_directions_match([direction, direction], model.trainable_weights)
+    with pytest.raises(ValueError) as raised:
+        check_directions_match([direction, direction[:-1]], model.trainable_weights)
+    assert str(raised.value) == (
+        f"Direction 1 does not fit the model: its arrays have shapes {shapes[:-1]}, the model's trainable "
+        f"weights have shapes {shapes}. Draw directions for this model with `random_directions(model)`."
+    )

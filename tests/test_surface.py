@@ -190,3 +190,67 @@ def test_repr_coords_and_value_errors_name_what_there_is(tmp_path):
     path = str(tmp_path / "surface.h5")
     with pytest.raises(ValueError, match=rf"^{re.escape(repr(path))} holds a surface, not a line; use `load_surface`\.$"):
         load_line(path)
+
+
+def test_a_new_landscape_holds_float64_values_masks_of_computed_points_and_nothing_drawn():
+    settings = {"normalization": "filter"}
+    surface = LossSurface(
+        [0.0, 1.0], [0.0, 1.0, 2.0],
+        losses={"train": np.ones((2, 3), np.float32), "test": [[1, 2, 3], [4, 5, 6]]},
+        metrics={"train": {"accuracy": np.full((2, 3), 0.5, np.float32)}},
+        settings=settings,
+        computed={"train": [[1, 0, 1], [1, 1, 1]]},
+    )
+    assert surface.losses["train"].dtype == surface.losses["test"].dtype == np.float64
+    np.testing.assert_array_equal(surface.losses["test"], [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert surface.metrics["train"]["accuracy"].dtype == np.float64
+    assert surface.metrics["test"] == {}
+    assert surface.computed["train"].dtype == surface.computed["test"].dtype == np.bool_
+    np.testing.assert_array_equal(surface.computed["train"], [[True, False, True], [True, True, True]])
+    np.testing.assert_array_equal(surface.computed["test"], np.ones((2, 3), bool))
+    assert not surface.is_complete
+    assert surface.settings == settings and surface.settings is not settings
+    assert (surface.figures_, surface.axes_, surface.artists_) == ({}, {}, {})
+    assert surface.figure_ is None and surface.ax_ is None
+    line = LossLine([0.0, 1.0], {"train": [1.0, 2.0]}, {}, settings=None)
+    assert line.settings == {} and line.metrics == {"train": {}} and line.is_complete
+    assert line.computed["train"].dtype == np.bool_
+
+
+def test_recording_points_marks_them_computed():
+    x = np.linspace(-1, 1, 3)
+    surface = LossSurface(x, x[:2], {"train": np.full((3, 2), np.nan)}, {}, computed={"train": np.zeros((3, 2))})
+    surface.record("train", np.array([1, 4]), {"loss": np.array([0.5, 0.25]), "accuracy": np.array([1.0, 0.0])})
+    np.testing.assert_array_equal(surface.computed["train"], [[False, True], [False, False], [True, False]])
+    assert surface.losses["train"][0, 1] == 0.5 and surface.metrics["train"]["accuracy"][2, 0] == 0.0
+    surface.record("train", np.array([0, 2, 3, 5]), {"loss": np.zeros(4)})
+    assert surface.is_complete
+
+
+@pytest.mark.parametrize("kind", ["line", "surface"])
+def test_partial_landscapes_keep_their_masks_and_settings_through_a_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.h5"
+    settings = {"seed": 3, "normalization": "layer"}
+    if kind == "line":
+        computed = np.array([True, False, True])
+        LossLine(np.linspace(-1, 1, 3), {"train": [1.0, np.nan, 2.0]}, {}, settings=settings,
+                 computed={"train": computed}).save(path)
+        loaded = load_line(path)
+    else:
+        computed = np.array([[True, False], [True, True], [False, True]])
+        LossSurface(np.linspace(-1, 1, 3), np.linspace(0, 1, 2), {"train": np.where(computed, 1.0, np.nan)}, {},
+                    settings=settings, computed={"train": computed}).save(path)
+        loaded = load_surface(path)
+    np.testing.assert_array_equal(loaded.computed["train"], computed)
+    assert not loaded.is_complete
+    assert loaded.settings["seed"] == 3 and loaded.settings["normalization"] == "layer"
+
+
+def test_a_file_without_a_metrics_group_loads_with_the_loss_alone(tmp_path):
+    path = tmp_path / "surface.h5"
+    _saved_surface(path)
+    with h5py.File(path, "r+") as file:
+        del file["metrics"]  # as in files of other tools, which keep the loss and accuracy at the top level
+    surface = load_surface(path)
+    assert surface.metrics == {"train": {}}
+    np.testing.assert_array_equal(surface.losses["train"], np.ones((4, 3)))

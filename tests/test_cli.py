@@ -541,13 +541,8 @@ def test_the_smallest_accepted_numbers_run(saved, tmp_path, monkeypatch):
     np.testing.assert_allclose(load_line(out).losses["train"], expected.losses["train"], rtol=1e-6)
 
 
-def load_model_and_data(folder):
-    data = np.load(folder / "train.npz")
-    return keras.models.load_model(folder / "model.keras"), data["inputs"], data["targets"]
-
-
 def test_a_command_is_required_and_the_outputs_have_default_names(saved, tmp_path, monkeypatch, capsys):
-    folder, _, _ = saved
+    folder, model, (x, y) = saved
     with pytest.raises(SystemExit) as exit_:
         main([])
     assert exit_.value.code == 2
@@ -563,7 +558,6 @@ def test_a_command_is_required_and_the_outputs_have_default_names(saved, tmp_pat
     assert "the following arguments are required: --data" in capsys.readouterr().err
 
     # Arrays named x and y, 21 points over [-1, 1], filter normalization (the Python function's defaults), seed 0.
-    model, x, y = load_model_and_data(folder)
     np.savez(tmp_path / "xy.npz", x=x, y=y)
     assert run("line", folder / "model.keras", "--data", tmp_path / "xy.npz", "--out", "defaults.h5", "--quiet") == 0
     expected = compute_line(model, (x, y), seed=0, verbose=0)

@@ -84,7 +84,8 @@ def compute_line(
             (on grids of 128 points or more, time one point per call, then
             K = 16, 64, 256... on the first points and keep the fastest; a
             model without convolutions starts at 64 or 256 where the grid
-            allows, K grows while it pays and the grid can repay its
+            allows, and up to 2**20 weights it is stacked without timing
+            one point per call; K grows while it pays and the grid can repay its
             compile time, and
             K points are kept only if their values agree with one point
             per call to 1e-5 relative, which TF32 kernels on NVIDIA GPUs

@@ -135,7 +135,8 @@ def evaluate_grid(
             vectorized pass per batch), or "auto" (time one point and
             K = 16, 64, 256... points per call on the first points of a
             large grid and keep the fastest whose values agree with one
-            point per call to 1e-5 relative; see
+            point per call to 1e-5 relative; a small model without
+            convolutions is stacked without timing one point; see
             `points_per_call_probe.fastest_evaluator`), or `{label: K}`. Only the
             model's trainable weights can be moved K at a time.
         on_evaluator: Called as `on_evaluator(label, points_per_call)` with

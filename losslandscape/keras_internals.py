@@ -26,6 +26,12 @@ def compiled_loss(model: keras.Model):
     return _read(model, "_compile_loss")
 
 
+def tracks_loss_per_output(model: keras.Model) -> bool:
+    """Whether the built compiled loss keeps one loss metric per output, as it does for several outputs."""
+    loss = compiled_loss(model)
+    return loss is not None and bool(_read(loss, "metrics"))
+
+
 def loss_tracker(model: keras.Model) -> Optional[keras.metrics.Metric]:
     """The `Mean` metric behind the "loss" that `model.evaluate` reports."""
     return _read(model, "_loss_tracker")

@@ -45,6 +45,25 @@ def test_rebatched_device_arrays_keep_every_sample_once():
     np.testing.assert_array_equal(np.concatenate(seen), x)
 
 
+@tensorflow_only
+@pytest.mark.parametrize("static_shapes, traces", [(True, 2), (False, 1)])
+def test_device_batches_trace_the_step_once_unless_shapes_must_be_static(static_shapes, traces):
+    import tensorflow as tf
+
+    x = np.arange(10, dtype="float32")[:, None]
+    batches = prepare_data((x, 2 * x), batch_size=4)
+    traced = []
+
+    def step(batch, state):
+        traced.append(batch[0].shape[0])
+        return state[0] + tf.reduce_sum(batch[0]), state[1] + tf.shape(batch[0])[0], tf.maximum(state[2], tf.reduce_max(batch[1]))
+
+    total, count, largest = tf.function(lambda: batches.accumulate(step, (0.0, 0, -1.0), static_shapes=static_shapes))()
+    assert (float(total), int(count), float(largest)) == (45.0, 10, 18.0)
+    assert traced == ([4, 2] if static_shapes else [None])
+    assert len(traced) == traces
+
+
 @jax_only
 @pytest.mark.parametrize("samples", [10, 9, 2])  # full batches and a short last one, full ones only, a short one only
 def test_jax_batches_accumulate_over_every_sample_once(samples):

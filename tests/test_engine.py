@@ -232,27 +232,52 @@ def test_auto_probe_on_a_large_grid_keeps_values(small_mlp, regression_data, cap
         evaluate_grid(small_mlp, batches, directions, grid[:2], verbose=0, points_per_call=0)
 
 
+@pytest.mark.parametrize("timed", [False, True])  # the small MLP is stacked without timing one point, unless told
 def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp, regression_data, capsys,
-                                                                      monkeypatch):
+                                                                      monkeypatch, timed):
     x, y = regression_data
     directions = random_directions(small_mlp, seed=0)
     grid = np.random.default_rng(1).uniform(-1, 1, size=(130, 2))
     batches = {"train": prepare_data((x, y))}
     monkeypatch.setattr(probe_module, "PROBE_AGREEMENT", -1.0)  # any difference, even 0, is too large
-    calls = []
-    original = current_backend().point_evaluator.evaluate
-    monkeypatch.setattr(current_backend().point_evaluator, "evaluate",
-                        lambda self, rows: calls.append(len(rows)) or original(self, rows))
+    if timed:
+        monkeypatch.setattr(probe_module, "PROBE_STACKED_WITHOUT_TIMING_MAX_PARAMETERS", 0)
+    calls, uncompiled = [], []
+    point_evaluator = current_backend().point_evaluator
+    evaluate, evaluate_uncompiled = point_evaluator.evaluate, point_evaluator.evaluate_uncompiled
+
+    def spy_uncompiled(self, rows):
+        calls.append(("evaluate_uncompiled", len(rows)))
+        uncompiled.append(True)  # backends may run `evaluate` itself uncompiled: not counted twice
+        try:
+            return evaluate_uncompiled(self, rows)
+        finally:
+            uncompiled.pop()
+
+    def spy(self, rows):
+        if not uncompiled:
+            calls.append(("evaluate", len(rows)))
+        return evaluate(self, rows)
+
+    monkeypatch.setattr(point_evaluator, "evaluate_uncompiled", spy_uncompiled)
+    monkeypatch.setattr(point_evaluator, "evaluate", spy)
     auto = evaluate_grid(small_mlp, batches, directions, grid, verbose=2, points_per_call="auto")["train"]
     printed = capsys.readouterr().out
-    assert "ms per point with 1 per call" in printed
     # A grid under 8 × 64 points starts at 16 points per call.
     assert re.search(r"with 16 points per call, `\w+` was", printed) and "using one point per call" in printed
-    # The probe's two rounds of PROBE_REFERENCE_POINTS points are kept: every point is computed once.
-    assert sum(calls) == len(grid) and calls[:2] == [probe_module.PROBE_REFERENCE_POINTS] * 2
-    expected = evaluate_at(small_mlp, weights_at(small_mlp, [v.numpy() for v in small_mlp.trainable_weights],
-                                                 directions, grid[100]), x=x, y=y, batch_size=128)
-    np.testing.assert_allclose(auto["loss"][100], expected["loss"], rtol=1e-5)
+    # The probe's points are kept: every point is computed once.
+    assert sum(count for _, count in calls) == len(grid)
+    if timed:
+        assert "ms per point with 1 per call" in printed
+        assert calls[:2] == [("evaluate", probe_module.PROBE_REFERENCE_POINTS)] * 2
+    else:
+        assert "ms per point with 16 per call" in printed and "one per call not timed: no convolutions and 57 weights" in printed
+        assert calls[0] == ("evaluate_uncompiled", probe_module.PROBE_UNCOMPILED_REFERENCE_POINTS)
+        assert all(method == "evaluate" for method, _ in calls[1:])
+    origin = [v.numpy() for v in small_mlp.trainable_weights]
+    for point in (0, 1, 100):  # the probe's first points, and one computed one point per call
+        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, grid[point]), x=x, y=y, batch_size=128)
+        np.testing.assert_allclose(auto["loss"][point], expected["loss"], rtol=1e-5)
 
 
 @tensorflow_only
@@ -335,28 +360,35 @@ def test_only_a_plain_dense_layer_reading_the_input_once_is_folded(trained_cnn):
 
 
 class _FakeEvaluator:
-    """Stands in for an evaluator in the probe's logic: `points_per_call` and nothing else."""
+    """Stands in for an evaluator in the probe's logic: `points_per_call`, and uncompiled values that it counts."""
 
     def __init__(self, points_per_call):
         self.points_per_call = points_per_call
+        self.uncompiled = []
+
+    def evaluate_uncompiled(self, rows):
+        self.uncompiled.append(len(rows))
+        return [{"loss": 1.0}] * len(rows)
 
 
 @pytest.mark.parametrize(
-    "grid_points, parameters, convolutional, failing_k, setup, chosen, tried",
+    "grid_points, parameters, convolutional, failing_k, setup, slower_than_one, chosen, tried",
     [
-        (10_000, 2**19, False, None, 0.0, 64, [1, 64]),  # 256 x 2**19 weights are too many: 64 is the first and last
-        (10_000, 100, False, None, 0.0, 1, [1, 256]),  # 256 per call, where it starts, is slower than one
-        (600, 100, False, None, 0.0, 64, [1, 64]),  # 256 per call needs a grid of 2048 points to probe
-        (10_000, 100, True, 256, 0.0, 64, [1, 16, 64, 256]),  # 256 per call runs out of memory
-        (10_000, 2**23, False, None, 0.0, 16, [1, 16]),  # 64 x 2**23 weights are more than PROBE_MAX_STACKED_VALUES
-        (10_000, 2**19, False, None, 60.0, 64, [1, 64]),  # compiling 64 per call took longer than the grid can save
-        (300, 100, False, None, 0.0, 16, [1, 16]),  # a grid under 8 x 64 points starts at 16 and cannot probe 64
-        (10_000, 100, True, None, 0.0, 64, [1, 16, 64, 256]),  # a convolutional model starts at 16; 256 is slower
+        (10_000, 2**19, False, None, 0.0, (), 64, [64]),  # 256 x 2**19 weights are too many: 64 is the first and last
+        (10_000, 2**21, False, None, 0.0, (16,), 1, [1, 16]),  # over 2**20 weights one per call is timed, and faster
+        (10_000, 100, False, None, 0.0, (256,), 256, [256, 1024]),  # a small dense model is stacked without timing one
+        (600, 100, False, None, 0.0, (), 64, [64]),  # 256 per call needs a grid of 2048 points to probe
+        (10_000, 100, True, 256, 0.0, (), 64, [1, 16, 64, 256]),  # 256 per call runs out of memory
+        (10_000, 2**23, False, None, 0.0, (), 16, [1, 16]),  # 64 x 2**23 weights are more than PROBE_MAX_STACKED_VALUES
+        (10_000, 2**19, False, None, 60.0, (), 64, [64]),  # compiling 64 per call took longer than the grid can save
+        (300, 100, False, None, 0.0, (), 16, [16]),  # a grid under 8 x 64 points starts at 16 and cannot probe 64
+        (10_000, 100, True, None, 0.0, (), 64, [1, 16, 64, 256]),  # a convolutional model starts at 16; 256 is slower
     ],
 )
 def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, grid_points, parameters, convolutional,
-                                                        failing_k, setup, chosen, tried):
-    seconds_per_point = {1: 1e-2, 16: 4e-3, 64: 2e-3, 256: 3e-3 if parameters > 100 or convolutional else 2e-2}
+                                                        failing_k, setup, slower_than_one, chosen, tried):
+    seconds_per_point = {1: 1e-2, 16: 4e-3, 64: 2e-3, 256: 3e-3, 1024: 1e-1}
+    seconds_per_point.update({k: 2e-2 for k in slower_than_one})
     timed = []
 
     def fake_time_evaluator(evaluator, rows, k):
@@ -370,11 +402,16 @@ def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, gri
 
     monkeypatch.setattr(probe_module, "time_evaluator", fake_time_evaluator)
     rows = np.zeros((grid_points, 2))
-    best, _ = probe_module.fastest_evaluator(_FakeEvaluator(1), build_vectorized, rows, parameters, verbose=2,
+    per_point = _FakeEvaluator(1)
+    best, _ = probe_module.fastest_evaluator(per_point, build_vectorized, rows, parameters, verbose=2,
                                              convolutional=convolutional)
     assert best.points_per_call == chosen
     assert timed == [k for k in tried if k != failing_k]  # a K that runs out of memory is built, never timed
-    assert ("using one point per call" if chosen == 1 else f"using {chosen} points per call") in capsys.readouterr().out
+    # One point per call, where it is not timed, is the reference at PROBE_UNCOMPILED_REFERENCE_POINTS points.
+    assert per_point.uncompiled == ([] if 1 in tried else [probe_module.PROBE_UNCOMPILED_REFERENCE_POINTS])
+    printed = capsys.readouterr().out
+    assert ("using one point per call" if chosen == 1 else f"using {chosen} points per call") in printed
+    assert ("one per call not timed" in printed) == (1 not in tried)
 
 
 def test_weight_sharing_layers_are_told_from_dense_ones(small_mlp, trained_cnn):

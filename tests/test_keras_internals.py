@@ -49,13 +49,27 @@ def test_torch_convolutions_run_without_the_memory_format_switch_and_get_it_back
     assert module._maybe_convert_to_channels_last is original
 
 
+def test_only_a_model_with_several_outputs_tracks_a_loss_per_output(compiled_model):
+    inputs = keras.Input((3,))
+    two_outputs = keras.Model(inputs, {"a": keras.layers.Dense(1)(inputs), "b": keras.layers.Dense(1)(inputs)})
+    two_outputs.compile(loss={"a": "mse", "b": "mae"})
+    x = np.ones((2, 3), "float32")
+    keras_internals.build_for_batch(compiled_model, (x, np.zeros((2, 2), "float32")))
+    keras_internals.build_for_batch(two_outputs, (x, {"a": np.zeros((2, 1), "float32"), "b": np.zeros((2, 1), "float32")}))
+    assert keras_internals.tracks_loss_per_output(compiled_model) is False
+    assert keras_internals.tracks_loss_per_output(two_outputs) is True
+    assert keras_internals.tracks_loss_per_output(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])) is False
+
+
 def test_an_uncompiled_model_has_no_compiled_loss():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     assert keras_internals.compiled_loss(model) is None
 
 
 @pytest.mark.parametrize(
-    "accessor", ["compiled_loss", "loss_tracker", "call_takes_training", "layers_outermost_first", "inbound_nodes"]
+    "accessor",
+    ["compiled_loss", "tracks_loss_per_output", "loss_tracker", "call_takes_training", "layers_outermost_first",
+     "inbound_nodes"],
 )
 def test_a_missing_attribute_names_itself_and_the_keras_version(accessor):
     with pytest.raises(RuntimeError) as error:

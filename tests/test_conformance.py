@@ -79,6 +79,8 @@ def cells():
                 yield pytest.param(name, variant, 3, False, id=f"{name}-{variant}-K_nofold")
             if ON_TENSORFLOW and not TENSORFLOW_ON_GPU:  # XLA, which TensorFlow uses for K points on GPUs only
                 yield pytest.param(name, variant, 3, "xla", id=f"{name}-{variant}-K_xla")
+            if ON_TENSORFLOW:  # the eager reference "auto" checks small dense models against (JAX compiles it)
+                yield pytest.param(name, variant, 1, "uncompiled", id=f"{name}-{variant}-1_uncompiled")
 
 
 @pytest.mark.parametrize("name, variant, points_per_call, fold", list(cells()))
@@ -97,6 +99,9 @@ def test_every_path_equals_model_evaluate(zoo, monkeypatch, name, variant, point
             monkeypatch.setattr(backend_module, "foldable_input_dense", lambda model: None)
         if fold == "xla":
             monkeypatch.setattr(backend_module.VectorizedPointEvaluator, "jit_compile", True)
+    if fold == "uncompiled":
+        point_evaluator = losslandscape.backends.current_backend().point_evaluator
+        monkeypatch.setattr(point_evaluator, "evaluate", point_evaluator.evaluate_uncompiled)
     directions = random_directions(case.model, 2, seed=1, ignore=ignore)
     if ignore is None:
         assert any(np.any(d) for d, v in zip(directions[0], case.model.trainable_variables) if "bias" in v.path)

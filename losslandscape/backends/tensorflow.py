@@ -254,7 +254,7 @@ class CompiledPointEvaluator(PointEvaluator):
             shift = tf.tensordot(tf.cast(coefficients, variable.dtype), stacked, axes=1)
             variable.assign(origin + shift)
         self._step.reset()
-        (batches or self._batches).accumulate(
+        (self._batches if batches is None else batches).accumulate(
             base.stateful_step(self._step), tf.constant(0), static_shapes=_needs_static_batch_shapes(self._model)
         )
         return self._step.results()

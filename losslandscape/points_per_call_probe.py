@@ -85,11 +85,10 @@ def fastest_evaluator(per_point, build_vectorized, points, parameters, verbose, 
             reason = _why_k_cannot_be_probed(k, len(points), parameters)
             if reason is None and setup > 0.5 * len(points) * best_seconds:
                 reason = "compiling more points per call would cost more than it can save"
-    measured = [f"{count} per call {1e3 * seconds:.3g}" for count, seconds in timings.items()]
+    parts = [f"{count} per call {1e3 * seconds:.3g}" for count, seconds in timings.items()]
     if 1 not in timings:
-        measured.append(f"one per call not timed: no convolutions and {parameters:,} weights, which run faster stacked")
-    measured = ", ".join(measured)
-    report_points_per_call(best.points_per_call, reason, verbose, measured)
+        parts.append(f"one per call not timed: no convolutions and {parameters:,} weights, which run faster stacked")
+    report_points_per_call(best.points_per_call, reason, verbose, ", ".join(parts))
     return best, best_values
 
 

@@ -53,7 +53,7 @@ class DeviceBatches(ArrayBatches):
             def next_batch(index, state):
                 start = index * self.batch_size
                 size = tf.minimum(self.batch_size, self.num_samples - start)
-                return index + 1, step(self._fixed_slice(start, size), state)
+                return index + 1, step(self._sized_slice(start, size), state)
 
             num_batches = -(-self.num_samples // self.batch_size)
             return tf.while_loop(lambda index, _: index < num_batches, next_batch, (tf.constant(0), state))[1]
@@ -61,11 +61,11 @@ class DeviceBatches(ArrayBatches):
         if full_batches:  # XLA compiles a loop body even if it never runs: its slice must fit the data
             _, state = tf.while_loop(
                 lambda index, _: index < full_batches,
-                lambda index, state: (index + 1, step(self._fixed_slice(index * self.batch_size, self.batch_size), state)),
+                lambda index, state: (index + 1, step(self._sized_slice(index * self.batch_size, self.batch_size), state)),
                 (tf.constant(0), state),
             )
         if remainder:
-            state = step(self._fixed_slice(full_batches * self.batch_size, remainder), state)
+            state = step(self._sized_slice(full_batches * self.batch_size, remainder), state)
         return state
 
     def _leaves(self):
@@ -80,7 +80,7 @@ class DeviceBatches(ArrayBatches):
     def _slice(self, start):
         return tf.nest.map_structure(lambda a: a[start : start + self.batch_size], self.arrays)
 
-    def _fixed_slice(self, start, size):
+    def _sized_slice(self, start, size):
         return tf.nest.map_structure(
             lambda a: tf.slice(a, [start] + [0] * (a.shape.rank - 1), [size] + [-1] * (a.shape.rank - 1)),
             self.arrays,

@@ -9,8 +9,10 @@ cross-entropy and the accuracy. This script writes those stages by hand in Tenso
 data of the digits' shape (1,797 × 64) and times them cumulatively, as a graph and with XLA, so
 that the cost of each stage is the difference between two rows. It also times the second layer
 computed another way: every point's activations against [W0 | D1 | D2] in one large matrix
-product, then combined per point, which does 3 times the arithmetic in one call. Milliseconds per
-grid point, the fastest of 5 repeats of 3 calls.
+product, then combined per point, which does 3 times the arithmetic in one call. With `--torch`
+it also times the same K-point step written in plain PyTorch (eager, under `torch.no_grad`), which
+bounds what the PyTorch backend could reach with these kernels. Milliseconds per grid point, the
+fastest of 5 repeats of 3 calls.
 """
 
 from __future__ import annotations
@@ -72,13 +74,44 @@ def stacked_step(stage: int, points: int, batch_size: int, jit_compile: bool, se
     return run
 
 
+def torch_stacked_step(points: int, batch_size: int):
+    """The whole K-point step of `stacked_step` (all stages) in plain PyTorch, on the same random data."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((SAMPLES, INPUTS)).astype(np.float32))
+    y = torch.tensor(rng.integers(0, CLASSES, SAMPLES))
+    kernel1 = torch.tensor(0.1 * rng.standard_normal((INPUTS, HIDDEN)).astype(np.float32))
+    directions1 = torch.tensor(0.1 * rng.standard_normal((DIRECTIONS, INPUTS, HIDDEN)).astype(np.float32))
+    kernel2 = torch.tensor(0.1 * rng.standard_normal((HIDDEN, CLASSES)).astype(np.float32))
+    directions2 = torch.tensor(0.1 * rng.standard_normal((DIRECTIONS, HIDDEN, CLASSES)).astype(np.float32))
+    coefficients = torch.tensor(rng.uniform(-1, 1, (points, DIRECTIONS)).astype(np.float32))
+    weights = torch.cat([torch.ones(points, 1), coefficients], 1)
+    point_kernels2 = kernel2[None] + torch.tensordot(coefficients, directions2, dims=1)
+
+    def run():
+        total = torch.zeros(points)
+        with torch.no_grad():
+            for start in range(0, SAMPLES, batch_size):
+                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                terms = torch.stack([xb @ kernel1, *[xb @ d for d in directions1]]).reshape(1 + DIRECTIONS, -1)
+                hidden = torch.relu(weights @ terms).reshape(points, len(xb), HIDDEN)
+                outputs = torch.bmm(hidden, point_kernels2)
+                labels = yb[None, :, None].expand(points, len(xb), 1)
+                total -= torch.log_softmax(outputs, -1).gather(2, labels).sum((1, 2))
+                total += (outputs.argmax(-1) == yb).sum(1)
+        return total
+
+    return run
+
+
 def milliseconds_per_point(function, points: int) -> float:
-    function().numpy()
+    np.asarray(function())
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()
         for _ in range(3):
-            function().numpy()
+            np.asarray(function())
         best = min(best, (time.perf_counter() - started) / 3)
     return 1e3 * best / points
 
@@ -87,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points-per-call", type=int, default=256, help="K (default 256, what 'auto' picks)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--torch", action="store_true", help="also time the step in plain PyTorch")
     args = parser.parse_args()
     k, batch = args.points_per_call, args.batch_size
     print(f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; K = {k}, batches of {batch}, ms per point")
@@ -97,6 +131,12 @@ def main() -> None:
         print(f"{name:28} {graph:8.3f} {xla:8.3f}", flush=True)
     joined = milliseconds_per_point(stacked_step(len(STAGES) - 1, k, batch, False, second_layer="joined"), k)
     print(f"{'all, second Dense joined':28} {joined:8.3f}")
+    if args.torch:
+        import torch
+
+        torch_ms = milliseconds_per_point(torch_stacked_step(k, batch), k)
+        threads = torch.get_num_threads()
+        print(f"{'all, plain PyTorch':28} {torch_ms:8.3f}   (PyTorch {torch.__version__}, {threads} threads)")
 
 
 if __name__ == "__main__":

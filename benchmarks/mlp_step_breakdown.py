@@ -30,17 +30,26 @@ SAMPLES, INPUTS, HIDDEN, CLASSES, DIRECTIONS = 1797, 64, 128, 10, 2
 STAGES = ("combine", "+ relu", "+ second Dense (batched)", "+ cross-entropy", "+ accuracy")
 
 
+def random_arrays(points: int) -> dict:
+    """The data, weights, directions and K points' coefficients both steps run on, as float32 (labels int32)."""
+    rng = np.random.default_rng(0)
+    return {
+        "x": rng.standard_normal((SAMPLES, INPUTS)).astype(np.float32),
+        "y": rng.integers(0, CLASSES, SAMPLES).astype(np.int32),
+        "kernel1": 0.1 * rng.standard_normal((INPUTS, HIDDEN)).astype(np.float32),
+        "directions1": 0.1 * rng.standard_normal((DIRECTIONS, INPUTS, HIDDEN)).astype(np.float32),
+        "kernel2": 0.1 * rng.standard_normal((HIDDEN, CLASSES)).astype(np.float32),
+        "directions2": 0.1 * rng.standard_normal((DIRECTIONS, HIDDEN, CLASSES)).astype(np.float32),
+        "coefficients": rng.uniform(-1, 1, (points, DIRECTIONS)).astype(np.float32),
+    }
+
+
 def stacked_step(stage: int, points: int, batch_size: int, jit_compile: bool, second_layer: str = "batched"):
     """A compiled function that runs the MLP's K-point work up to `stage` over all samples."""
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((SAMPLES, INPUTS)).astype(np.float32))
-    y = tf.constant(rng.integers(0, CLASSES, SAMPLES).astype(np.int32))
-    kernel1 = tf.constant(0.1 * rng.standard_normal((INPUTS, HIDDEN)).astype(np.float32))
-    bias1 = tf.constant(np.zeros(HIDDEN, np.float32))
-    directions1 = tf.constant(0.1 * rng.standard_normal((DIRECTIONS, INPUTS, HIDDEN)).astype(np.float32))
-    kernel2 = tf.constant(0.1 * rng.standard_normal((HIDDEN, CLASSES)).astype(np.float32))
-    directions2 = tf.constant(0.1 * rng.standard_normal((DIRECTIONS, HIDDEN, CLASSES)).astype(np.float32))
-    coefficients = tf.constant(rng.uniform(-1, 1, (points, DIRECTIONS)).astype(np.float32))
+    arrays = {name: tf.constant(a) for name, a in random_arrays(points).items()}
+    x, y, kernel1, kernel2 = arrays["x"], arrays["y"], arrays["kernel1"], arrays["kernel2"]
+    directions1, directions2, coefficients = arrays["directions1"], arrays["directions2"], arrays["coefficients"]
+    bias1 = tf.zeros(HIDDEN)
     weights = tf.concat([tf.ones((points, 1)), coefficients], axis=1)  # (K, 1 + directions)
     point_kernels2 = kernel2[None] + tf.tensordot(coefficients, directions2, axes=1)  # (K, hidden, classes)
     joined_kernel2 = tf.concat([kernel2, *tf.unstack(directions2)], axis=1)  # (hidden, 3 * classes)
@@ -78,14 +87,9 @@ def torch_stacked_step(points: int, batch_size: int):
     """The whole K-point step of `stacked_step` (all stages) in plain PyTorch, on the same random data."""
     import torch
 
-    rng = np.random.default_rng(0)
-    x = torch.tensor(rng.standard_normal((SAMPLES, INPUTS)).astype(np.float32))
-    y = torch.tensor(rng.integers(0, CLASSES, SAMPLES))
-    kernel1 = torch.tensor(0.1 * rng.standard_normal((INPUTS, HIDDEN)).astype(np.float32))
-    directions1 = torch.tensor(0.1 * rng.standard_normal((DIRECTIONS, INPUTS, HIDDEN)).astype(np.float32))
-    kernel2 = torch.tensor(0.1 * rng.standard_normal((HIDDEN, CLASSES)).astype(np.float32))
-    directions2 = torch.tensor(0.1 * rng.standard_normal((DIRECTIONS, HIDDEN, CLASSES)).astype(np.float32))
-    coefficients = torch.tensor(rng.uniform(-1, 1, (points, DIRECTIONS)).astype(np.float32))
+    arrays = {name: torch.tensor(a) for name, a in random_arrays(points).items()}
+    x, y, kernel1, kernel2 = arrays["x"], arrays["y"].long(), arrays["kernel1"], arrays["kernel2"]
+    directions1, directions2, coefficients = arrays["directions1"], arrays["directions2"], arrays["coefficients"]
     weights = torch.cat([torch.ones(points, 1), coefficients], 1)
     point_kernels2 = kernel2[None] + torch.tensordot(coefficients, directions2, dims=1)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import evaluate_at, weights_at
-from losslandscape import compute_surface, random_directions
+from losslandscape import compute_line, compute_surface, random_directions
 from losslandscape.backends import current_backend
 from losslandscape.evaluator_cache import MAX_CACHED_EVALUATORS, clear_evaluator_cache
 
@@ -105,3 +105,36 @@ def test_directions_that_are_zero_elsewhere_get_their_own_evaluator(built):
                               verbose=0)
     assert built["point"] == 2
     _check_against_evaluate(model, x, y, surface, point=(1, 2))
+
+
+def _model_with_inputs_b_then_a():
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model([b, a], keras.layers.Dense(2)(keras.layers.Concatenate()([b, a])))
+    model.compile(loss="mse")
+    rng = np.random.default_rng(0)
+    x1, x2, y = (rng.normal(size=(40, n)).astype("float32") for n in (3, 3, 2))
+    return model, x1, x2, y
+
+
+@pytest.mark.parametrize("points_per_call", [1, 4])
+def test_the_same_arrays_in_another_structure_are_other_data(built, points_per_call):
+    """A list feeds the inputs by position ([b, a]), a dict by name: the same two arrays are two datasets."""
+    model, x1, x2, y = _model_with_inputs_b_then_a()
+    for x in ([x1, x2], {"a": x1, "b": x2}, {"b": x2, "a": x1}):
+        line = compute_line(model, (x, y), coords=np.array([0.0, 0.5]), batch_size=16,
+                            points_per_call=points_per_call, verbose=0)
+        expected = model.evaluate(x, y, batch_size=16, verbose=0)
+        np.testing.assert_allclose(line.losses["train"][0], expected, rtol=1e-5)
+    assert built["point"] + built["vectorized"] == 2  # the two dicts, in either key order, are one dataset
+
+
+def test_resuming_the_same_arrays_in_another_structure_is_refused(tmp_path):
+    model, x1, x2, y = _model_with_inputs_b_then_a()
+    path = tmp_path / "line.h5"
+    compute_line(model, ([x1, x2], y), coords=np.array([0.0, 0.5]), path=path, verbose=0)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="different data"):
+        compute_line(model, ({"a": x1, "b": x2}, y), coords=np.array([0.0, 0.5]), path=path, verbose=0)
+    assert path.read_bytes() == before
+    compute_line(model, ([x1, x2], y), coords=np.array([0.0, 0.5]), path=path, verbose=0)

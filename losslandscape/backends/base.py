@@ -41,14 +41,14 @@ class Batches(abc.ABC):
         """Threads `state` through `state = step(batch, state)` over all batches, inside compiled code."""
 
     def fingerprint(self) -> str:
-        """A content hash of every batch (`losslandscape.hashing.content_hash`), computed once."""
+        """A hash of every batch's contents and structure (`losslandscape.hashing.content_hash`), computed once."""
         if "_fingerprint" not in self.__dict__:
-            self._fingerprint = content_hash(self._leaves())
+            self._fingerprint = content_hash(self._nests())
         return self._fingerprint
 
     @abc.abstractmethod
-    def _leaves(self) -> Iterable:
-        """Every array of every batch, in order."""
+    def _nests(self) -> Iterable:
+        """The data as it is structured (`(x, y[, sample_weight])`, dicts and lists kept), as one nest or one per batch."""
 
     @abc.abstractmethod
     def evaluate_arguments(self) -> dict:

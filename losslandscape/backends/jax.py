@@ -69,8 +69,8 @@ class DeviceBatches(ArrayBatches):
             state = step(keras.tree.map_structure(lambda a: a[full_batches * size :], arrays), state)
         return state
 
-    def _leaves(self):
-        return (np.asarray(a) for a in keras.tree.flatten(self.arrays))
+    def _nests(self):
+        return [keras.tree.map_structure(np.asarray, self.arrays)]
 
 
 def _native_dataset_to_batches(dataset, stream: bool = False) -> Optional[DeviceBatches]:

@@ -68,8 +68,8 @@ class DeviceBatches(ArrayBatches):
             state = step(self._sized_slice(full_batches * self.batch_size, remainder), state)
         return state
 
-    def _leaves(self):
-        return tf.nest.flatten(self.arrays)
+    def _nests(self):
+        return [self.arrays]
 
     def with_min_batch_size(self, batch_size: int) -> "DeviceBatches":
         """The same resident arrays, sliced into batches of at least `batch_size` samples."""
@@ -149,8 +149,8 @@ class StreamedBatches(Batches):
         """
         return self.dataset.reduce(state, lambda state, batch: step(batch, state))
 
-    def _leaves(self):
-        return (leaf for batch in self.dataset for leaf in tf.nest.flatten(batch))
+    def _nests(self):
+        return iter(self.dataset)
 
     def evaluate_arguments(self) -> dict:
         return dict(x=self.dataset)

@@ -59,8 +59,8 @@ class DeviceBatches(ArrayBatches):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(self._host_arrays)
         return dict(x=x, y=y, sample_weight=sample_weight, batch_size=self.batch_size)
 
-    def _leaves(self):
-        return (np.asarray(a) for a in keras.tree.flatten(self._host_arrays))
+    def _nests(self):
+        return [keras.tree.map_structure(np.asarray, self._host_arrays)]
 
 
 class StreamedBatches(Batches):
@@ -91,9 +91,8 @@ class StreamedBatches(Batches):
     def evaluate_arguments(self) -> dict:
         return dict(x=_LoaderAsPyDataset(self._loader))
 
-    def _leaves(self):
-        for batch in self._loader:
-            yield from (_numpy(a) for a in keras.tree.flatten(as_batch(batch)))
+    def _nests(self):
+        return (keras.tree.map_structure(_numpy, as_batch(batch)) for batch in self._loader)
 
 
 class _LoaderAsPyDataset(keras.utils.PyDataset):

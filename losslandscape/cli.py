@@ -266,6 +266,12 @@ def _series(args):
     for path in args.checkpoints:
         if not os.path.isfile(path):
             raise CommandError(f"no model file at {path!r}")
+    for path in [*args.checkpoints, args.data]:
+        if os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(path, args.out):
+            raise CommandError(f"--out {args.out!r} is also an input ({path!r}); pass another --out")
+    from losslandscape.series_files import check_replaceable_series
+
+    check_replaceable_series(args.out)
     _import_keras_quietly()
     import numpy as np
 
@@ -274,13 +280,17 @@ def _series(args):
 
     data = NpzData(args.data, x_key=args.x_key, y_key=args.y_key)
     data.load()  # fail early, in one line, on a wrong path or key
-    writer = SeriesWriter(data, args.out, args.kind, np.linspace(-1.0, 1.0, args.points), max_samples=args.samples,
-                          seed=args.seed)
-    for index, path in enumerate(args.checkpoints):
-        numbers = re.findall(r"\d+", os.path.basename(path))
-        epoch = int(numbers[-1]) if numbers else index
-        _, seconds = writer.add(_load_model(path), epoch)
-        print(f"{path}: epoch {epoch}, {seconds:.1f} s")
+    model = _load_model(args.checkpoints[0])
+    writer = SeriesWriter(model, data, args.out, args.kind, np.linspace(-1.0, 1.0, args.points),
+                          max_samples=args.samples, seed=args.seed)
+    try:
+        for index, path in enumerate(args.checkpoints):
+            numbers = re.findall(r"\d+", os.path.basename(path))
+            epoch = int(numbers[-1]) if numbers else index
+            _, seconds = writer.add(model if index == 0 else _load_model(path), epoch)
+            print(f"{path}: epoch {epoch}, {seconds:.1f} s")
+    finally:
+        writer.close()
     print(f"wrote {args.out}")
 
 

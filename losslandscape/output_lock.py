@@ -32,7 +32,8 @@ def exclusive_output(path):
     except ImportError:
         yield
         return
-    lock_path = f"{os.fspath(path)}.lock"
+    path = os.path.realpath(path)  # one lock whatever link the file is reached through
+    lock_path = f"{path}.lock"
     descriptor = _locked_descriptor(lock_path, fcntl)
     try:
         os.ftruncate(descriptor, 0)

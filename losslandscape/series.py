@@ -2,27 +2,25 @@
 
 A series file holds one group per landscape, "0000", "0001", ..., each in
 the layout of a landscape file, with the attributes `epoch`, `step` and
-`logs` (the training logs as JSON). Every landscape is appended atomically,
-so a killed fit loses at most the landscape in progress. Reading and
-drawing series: `losslandscape.series_files`.
+`logs` (the training logs as JSON), and the run's settings and directions
+at its root (`losslandscape.series_writer`). Every landscape is appended
+atomically, so a killed fit loses at most the landscape in progress, which
+a resumed fit computes again. Reading and drawing series:
+`losslandscape.series_files`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from typing import Optional, Union
 
-import h5py
 import keras
 import numpy as np
 
-from losslandscape.compute import compute_line, compute_surface
-from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
 from losslandscape.messages import report
+from losslandscape.series_writer import SeriesWriter
 from losslandscape.sharpness_measures import sharpness
-from losslandscape.surface import LossLine, write_file_atomically
+from losslandscape.surface import LossLine
 from losslandscape.validation import check_positive_int, check_writable, evenly_spaced_coords
 
 KINDS = ("surface", "line")
@@ -39,17 +37,22 @@ class LandscapeCallback(keras.callbacks.Callback):
     landscapes compare; `"fresh"` draws new ones each time. The model's
     weights, optimizer state and metric states are left bitwise as they were.
 
+    Landscapes are labelled with the fit's real epoch (counting
+    `initial_epoch`) and optimizer step.
+
     Args:
         data: One dataset, as `compute_surface` takes it.
-        path: The series file (HDF5), replaced when training begins
-            (unless `resume`).
+        path: The series file (HDF5). An existing series file is replaced
+            when training begins (unless `resume`); any other existing
+            file is refused. One writer at a time: a second fit writing to
+            the same file is refused in one line.
         every: Epochs between landscapes.
         every_steps: Optimizer steps between landscapes, instead of epochs.
         kind: "surface" or "line".
         points: Points per axis.
         coordinate_range: `(min, max)` of α (and β).
         max_samples: Evaluate only the first `max_samples` samples.
-        seed: Seed of the random directions.
+        seed: Seed of the random directions; recorded in the file.
         directions: "fixed" or "fresh".
         include_regularization: Whether the loss includes the layers'
             regularization losses (the paper's code leaves them out).
@@ -59,10 +62,16 @@ class LandscapeCallback(keras.callbacks.Callback):
             α (`sharpness`) and the loss at θ0 as scalars, at the optimizer
             step. Needs TensorFlow and TensorBoard installed (`pip install
             "losslandscape[tensorboard]"`), on any Keras backend.
-        resume: If the series file exists, append to it (e.g. when a fit
-            continues with `initial_epoch=`), with the same directions,
-            instead of replacing it; the landscape before training is then
-            not computed again.
+        resume: If the series file exists, continue it (e.g. when a fit
+            goes on from a checkpoint with `initial_epoch=`) with its own
+            directions, instead of replacing it. The data and every
+            setting above must be those of the file (`seed=None` takes
+            the file's); a mismatch is refused, naming the setting, with
+            the file unchanged. The landscape at the fit's first weights
+            is computed unless the file's last landscape is at the same
+            epoch and step (e.g. one lost when a fit was killed while
+            writing it); a fit that starts before the file's last
+            landscape is refused rather than writing epochs twice.
         verbose: 1 prints the seconds each landscape added.
 
     Example:
@@ -114,25 +123,41 @@ class LandscapeCallback(keras.callbacks.Callback):
         self._writer = None
         self._tensorboard = None
         self._epoch = 0
+        self._starting = False
 
     def on_train_begin(self, logs=None):
+        if self._writer is not None:  # a fit of this callback that stopped with an error
+            self._writer.close()
         self._writer = SeriesWriter(
-            self.data, self.path, self.kind, self.coords, max_samples=self.max_samples, seed=self.seed,
+            self.model, self.data, self.path, self.kind, self.coords, max_samples=self.max_samples, seed=self.seed,
             directions=self.directions, include_regularization=self.include_regularization,
             append=self.resume and os.path.exists(self.path),
         )
         if self.tensorboard_dir is not None:
             self._tensorboard = TensorBoardLog(self.tensorboard_dir)
-        if self._writer.count == 0:
-            self._add(epoch=0, logs={})
+        self._starting = True
 
     def on_train_end(self, logs=None):
         if self._tensorboard is not None:
             self._tensorboard.close()
             self._tensorboard = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._starting:  # the fit's first epoch (`initial_epoch`): the landscape before its training
+            self._starting = False
+            here, last = (epoch, self._step()), self._writer.last
+            if last is not None and (here[0] < last[0] or here[1] < last[1]):
+                raise ValueError(
+                    f"{self.path!r} holds landscapes up to epoch {last[0]} (step {last[1]}), after this fit's start "
+                    f"at epoch {here[0]} (step {here[1]}): resume from the checkpoint of its last landscape or a "
+                    "later one, or pass `resume=False` (or another `path`) to start a new series."
+                )
+            if here != last:  # a resumed file already holds the landscape at its last weights
+                self._add(epoch=epoch, logs={})
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps is not None and self._step() % self.every_steps == 0:
@@ -153,93 +178,6 @@ class LandscapeCallback(keras.callbacks.Callback):
         self.seconds.append(seconds)
         if self.verbose:
             report(f"losslandscape: landscape at epoch {epoch}, step {step} added {seconds:.1f} s")
-
-
-class SeriesWriter:
-    """Appends landscapes of one model at successive weights to a series file (started empty here).
-
-    Used by `LandscapeCallback` during `fit`, and by the `losslandscape
-    series` command on checkpoints. With `directions="fixed"` the raw
-    random directions are drawn at the first landscape and filter-normalized
-    to the weights of each.
-    """
-
-    def __init__(self, data, path, kind, coords, *, max_samples=None, seed=0, directions="fixed",
-                 include_regularization=False, append=False):
-        self.data, self.path, self.kind, self.coords = data, os.fspath(path), kind, np.asarray(coords)
-        self.max_samples, self.seed, self.directions = max_samples, seed, directions
-        self.include_regularization = include_regularization
-        self._raw = None
-        self.count = 0
-        if append:
-            self.count = _check_appendable(self.path, kind, self.coords)
-        else:
-            write_file_atomically(self.path, lambda root: root.attrs.update(kind="series"))
-
-    def add(self, model: keras.Model, epoch: int, step: int = 0, logs: Optional[dict] = None):
-        """Computes the landscape of `model` at its current weights and appends it.
-
-        Returns:
-            The landscape and the seconds it took.
-        """
-        started = time.perf_counter()
-        landscape = self._compute(model, epoch)
-        name = f"{self.count:04d}"
-        logs = {key: float(value) for key, value in (logs or {}).items()}
-
-        def write(root):
-            with h5py.File(self.path, "r") as previous:
-                for key in previous:
-                    previous.copy(previous[key], root, key)
-                root.attrs.update(previous.attrs)
-            group = root.create_group(name)
-            landscape.write_to(group)
-            group.attrs.update(epoch=epoch, step=step, logs=json.dumps(logs))
-
-        write_file_atomically(self.path, write)
-        self.count += 1
-        return landscape, time.perf_counter() - started
-
-    def _compute(self, model, epoch: int):
-        count = 2 if self.kind == "surface" else 1
-        weights = [np.asarray(keras.ops.convert_to_numpy(v)) for v in model.trainable_weights]
-        if self.directions == "fresh":
-            seed = None if self.seed is None else self.seed + epoch
-            directions = random_directions(model, count, seed=seed)
-        else:
-            if self._raw is None:
-                self._raw = random_directions(model, count, seed=self.seed, normalization=None)
-            shapes = [w.shape for w in weights]
-            if [r.shape for r in self._raw[0]] != shapes:
-                raise ValueError(
-                    f"The model at epoch {epoch} has weights of shapes {shapes[:3]}..., the first one "
-                    f"{[r.shape for r in self._raw[0]][:3]}...: a series needs one architecture throughout."
-                )
-            axes = filter_fan_in_axes(model)
-            directions = [normalize_direction(raw, weights, axes) for raw in self._raw]
-        options = dict(max_samples=self.max_samples, include_regularization=self.include_regularization, verbose=0)
-        if self.kind == "surface":
-            return compute_surface(model, self.data, directions, xcoords=self.coords, **options)
-        return compute_line(model, self.data, directions[0], coords=self.coords, **options)
-
-
-def _check_appendable(path: str, kind: str, coords: np.ndarray) -> int:
-    """The number of landscapes in the series file at `path`, after checking that this run can continue it."""
-    with h5py.File(path, "r") as file:
-        if file.attrs.get("kind") != "series":
-            raise ValueError(f"{path!r} is not a series file; pass another `path`, or `resume=False` to replace it.")
-        names = sorted(key for key in file if key.isdigit())
-        if names:
-            last = file[names[-1]]
-            saved = np.asarray(last["xcoordinates"])
-            saved_kind = "surface" if "ycoordinates" in last else "line"
-            if saved_kind != kind or not np.array_equal(saved, coords):
-                raise ValueError(
-                    f"{path!r} holds {saved_kind} landscapes on {len(saved)} points per axis; this callback "
-                    f"computes {kind} landscapes on {len(coords)}. Pass the same `kind`, `points` and "
-                    "`coordinate_range`, or `resume=False` to replace the file."
-                )
-    return len(names)
 
 
 class TensorBoardLog:

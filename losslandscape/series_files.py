@@ -50,7 +50,7 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
         if file.attrs.get("kind") != "series":
             raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
         series = LandscapeSeries([], [], [], [])
-        for name in sorted(file):
+        for name in sorted(key for key in file if key.isdigit()):  # the root also holds the raw directions
             group = file[name]
             reader = surface_from if group.attrs.get("kind") == "surface" else line_from
             series.landscapes.append(reader(group, f"{os.fspath(path)}/{name}"))
@@ -58,6 +58,31 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
             series.steps.append(int(group.attrs["step"]))
             series.logs.append(json.loads(group.attrs["logs"]))
     return series
+
+
+def check_replaceable_series(path: Union[str, os.PathLike]) -> None:
+    """Raises a ValueError if a file exists at `path` and is not a series file, which a new series would replace.
+
+    Example:
+
+    >>> np.save("/tmp/weights.npy", np.zeros(3))
+    >>> check_replaceable_series("/tmp/weights.npy")
+    Traceback (most recent call last):
+    ...
+    ValueError: '/tmp/weights.npy' exists and is not a series file, so it is not replaced; pass another path, or delete it first.
+    """
+    if not os.path.exists(path):
+        return
+    try:
+        with h5py.File(path, "r") as file:
+            is_series = file.attrs.get("kind") == "series"
+    except OSError:
+        is_series = False
+    if not is_series:
+        raise ValueError(
+            f"{os.fspath(path)!r} exists and is not a series file, so it is not replaced; pass another path, or "
+            "delete it first."
+        )
 
 
 def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4, metric: str = "loss",

@@ -149,7 +149,8 @@ def write_file_atomically(path, write) -> None:
     """Builds an HDF5 file in memory with `write(root)`, writes it next to `path`, then renames it over `path`.
 
     A reader, or a run killed mid-write (even by SIGKILL), only ever sees
-    the old file or the new one, never a half-written one. The file is
+    the old file or the new one, never a half-written one. A symbolic link
+    at `path` stays a link: the file it points to is replaced. The file is
     built in memory and written with plain file I/O, so a failed write (a
     full disk) is one `OSError` and leaves HDF5 in a sound state.
     """
@@ -157,11 +158,12 @@ def write_file_atomically(path, write) -> None:
     image = io.BytesIO()
     with h5py.File(image, "w") as file:
         write(file)
-    temporary = f"{path}.{os.getpid()}.tmp"
+    target = os.path.realpath(path)  # through a symbolic link, which stays one
+    temporary = f"{target}.{os.getpid()}.tmp"
     try:
         with open(temporary, "wb") as file:
             file.write(image.getbuffer())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except OSError as error:
         raise OSError(f"Could not write {path!r} ({error.strerror or error}); the previous file is kept.") from None
     finally:

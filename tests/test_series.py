@@ -1,5 +1,9 @@
 """Landscapes over training: one per epoch from a callback, equal to model.evaluate, training untouched."""
 
+import re
+import subprocess
+import sys
+
 import h5py
 import keras
 import numpy as np
@@ -7,6 +11,7 @@ import pytest
 
 from conftest import all_state
 from losslandscape import LandscapeCallback, animate_series, load_series, plot_series
+from losslandscape.output_lock import OutputInUseError
 
 
 def _model_and_data():
@@ -157,10 +162,11 @@ def test_a_resumed_fit_appends_to_its_series_with_the_same_directions(tmp_path):
     assert series.epochs == [0, 1, 2, 3, 4]
     first, last = series.landscapes[0].direction[0], series.landscapes[4].direction[0]
     np.testing.assert_allclose(first / np.linalg.norm(first, axis=0), last / np.linalg.norm(last, axis=0), rtol=1e-6)
-    with pytest.raises(ValueError, match="holds line landscapes on 5 points per axis"):
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="holds a series of another run: `kind` \\('line' in the file, 'surface' here\\)"):
         model.fit(x, y, epochs=5, initial_epoch=4, verbose=0,
                   callbacks=[LandscapeCallback((x, y), path, kind="surface", points=5, resume=True)])
-    assert load_series(path).epochs == [0, 1, 2, 3, 4]
+    assert path.read_bytes() == before
 
 
 @pytest.mark.skipif(pytest.importorskip("importlib").util.find_spec("tensorflow") is None, reason="needs TensorFlow")
@@ -184,3 +190,166 @@ def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
     assert float(rise) == pytest.approx(sharpness(along_alpha)["rise_at_0.5"], rel=1e-6)
     origin = tf.make_ndarray(logged["landscape/loss_at_origin"][1][1].tensor)
     assert float(origin) == pytest.approx(surface.losses["train"][2, 2], rel=1e-6)
+
+
+def _fit(model, x, y, callback=None, **options):
+    options = dict(dict(epochs=1, batch_size=32, shuffle=False, verbose=0), **options)
+    model.fit(x, y, callbacks=[] if callback is None else [callback], **options)
+
+
+def _unit_filters(direction):
+    return direction / np.linalg.norm(direction, axis=0)
+
+
+def test_the_file_records_the_seed_and_the_raw_directions_the_landscapes_are_normalized_from(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3, seed=7))
+    with h5py.File(path, "r") as file:
+        assert file.attrs["seed"] == 7 and file.attrs["directions"] == "fixed"
+        raw = file["raw_directions/xdirection/0"][()]
+    for landscape in load_series(path).landscapes:
+        np.testing.assert_allclose(_unit_filters(landscape.direction[0]), _unit_filters(raw), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (dict(seed=1), "`seed` (0 in the file, 1 here)"),
+        (dict(points=7), "`points` or `coordinate_range` (5 points from -1 to 1 in the file, 7 points from -1 to 1 here)"),
+        (dict(coordinate_range=(-2.0, 2.0)), "`points` or `coordinate_range`"),
+        (dict(max_samples=64), "data (128 samples"),
+        (dict(include_regularization=True), "`include_regularization` (False in the file, True here)"),
+        (dict(directions="fresh"), "`directions` ('fixed' in the file, 'fresh' here)"),
+        (dict(data="other"), "data (128 samples with hash"),
+    ],
+)
+def test_continuing_a_series_with_other_data_or_settings_is_refused_and_leaves_the_file_unchanged(
+        tmp_path, change, named):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5))
+    before, weights = path.read_bytes(), model.get_weights()
+    data = (x + 1.0, y) if change.pop("data", None) else (x, y)
+    with pytest.raises(ValueError, match="holds a series of another run: " + re.escape(named)):
+        _fit(model, x, y, LandscapeCallback(data, path, **dict(dict(kind="line", points=5, resume=True), **change)),
+             epochs=2, initial_epoch=1)
+    assert path.read_bytes() == before
+    for saved, now in zip(weights, model.get_weights()):  # refused before any training
+        np.testing.assert_array_equal(saved, now)
+
+
+def test_seed_none_continues_with_the_files_directions(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, seed=3))
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, seed=None, resume=True),
+         epochs=2, initial_epoch=1)
+    series = load_series(path)
+    assert series.epochs == [0, 1, 2] and series.steps == [0, 4, 8]
+    np.testing.assert_allclose(_unit_filters(series.landscapes[2].direction[0]),
+                               _unit_filters(series.landscapes[0].direction[0]), rtol=1e-5)
+
+
+def test_landscapes_are_labelled_with_the_fits_real_epoch_and_step(tmp_path):
+    model, x, y = _model_and_data()
+    _fit(model, x, y, epochs=2)  # 8 steps, no series yet
+    path = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5), epochs=3, initial_epoch=2)
+    series = load_series(path)
+    assert series.epochs == [2, 3] and series.steps == [8, 12]
+    expected = model.evaluate(x, y, batch_size=128, verbose=0)[0]
+    np.testing.assert_allclose(series.landscapes[1].losses["train"][2], expected, rtol=1e-5)
+
+
+def test_a_landscape_lost_at_a_kill_is_computed_again_and_an_earlier_start_is_refused(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5), epochs=2)  # epochs 0, 1, 2
+    checkpoint = model.get_weights()
+    _fit(model, x, y, epochs=3, initial_epoch=2)  # epoch 3 trained; its landscape lost with the process
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, resume=True), epochs=4, initial_epoch=3)
+    series = load_series(path)
+    assert series.epochs == [0, 1, 2, 3, 4] and series.steps == [0, 4, 8, 12, 16]
+    before = path.read_bytes()
+    model.set_weights(checkpoint)
+    model.optimizer.iterations.assign(8)  # back to the checkpoint of epoch 2
+    with pytest.raises(ValueError, match=r"holds landscapes up to epoch 4 \(step 16\), after this fit's start at "
+                                         r"epoch 2 \(step 8\)"):
+        _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, resume=True), epochs=3,
+             initial_epoch=2)
+    assert path.read_bytes() == before
+
+
+def test_stale_temporaries_are_removed_and_other_files_are_never_replaced(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    stale = tmp_path / "series.h5.123456.tmp"
+    stale.write_bytes(b"half a landscape")
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3))
+    assert not stale.exists() and len(load_series(path).landscapes) == 2
+    model.save(tmp_path / "model.keras")
+    before = (tmp_path / "model.keras").read_bytes()
+    with pytest.raises(ValueError, match="model.keras' exists and is not a series file, so it is not replaced"):
+        _fit(model, x, y, LandscapeCallback((x, y), tmp_path / "model.keras", kind="line", points=3))
+    assert (tmp_path / "model.keras").read_bytes() == before
+
+
+def test_a_second_process_writing_the_same_series_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "series.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from losslandscape.output_lock import exclusive_output\n"
+         f"with exclusive_output({str(path)!r}):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        model, x, y = _model_and_data()
+        with pytest.raises(OutputInUseError, match=rf"Another process \(pid {holder.pid}\) is computing into"):
+            _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3))
+        assert not path.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_in_one_process_a_new_writer_takes_over_and_the_old_one_stops(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+
+    class Fails(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # a fit stopped by hand: on_train_end never runs
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[LandscapeCallback((x, y), path, kind="line", points=3), Fails()])
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3))  # the lock was taken over
+    assert len(load_series(path).landscapes) == 2
+    first, second = (LandscapeCallback((x, y), path, kind="line", points=3) for _ in range(2))
+    with pytest.raises(RuntimeError, match="another writer of the same file took over in this process"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[first, second])
+
+
+def test_the_series_command_never_replaces_an_input_or_a_file_that_is_not_a_series(tmp_path, capsys):
+    from losslandscape.cli import main
+
+    model, x, y = _model_and_data()
+    model.save(tmp_path / "model_epoch_0.keras")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    checkpoint, data = str(tmp_path / "model_epoch_0.keras"), str(tmp_path / "data.npz")
+    before = (tmp_path / "model_epoch_0.keras").read_bytes()
+    assert main(["series", checkpoint, "--data", data, "--points", "3", "--out", checkpoint]) == 2
+    assert f"--out {checkpoint!r} is also an input ({checkpoint!r}); pass another --out" in capsys.readouterr().err
+    (tmp_path / "link.h5").symlink_to(tmp_path / "model_epoch_0.keras")
+    assert main(["series", checkpoint, "--data", data, "--points", "3", "--out", str(tmp_path / "link.h5")]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    (tmp_path / "notes.h5").write_bytes(b"my notes")
+    assert main(["series", checkpoint, "--data", data, "--points", "3", "--out", str(tmp_path / "notes.h5")]) == 2
+    assert "notes.h5' exists and is not a series file, so it is not replaced" in capsys.readouterr().err
+    assert (tmp_path / "notes.h5").read_bytes() == b"my notes"
+    assert (tmp_path / "model_epoch_0.keras").read_bytes() == before
+    (tmp_path / "target.h5").touch()
+    (tmp_path / "target.h5").unlink()
+    (tmp_path / "out.h5").symlink_to(tmp_path / "target.h5")
+    assert main(["series", checkpoint, "--data", data, "--points", "3", "--out", str(tmp_path / "out.h5")]) == 0
+    assert (tmp_path / "out.h5").is_symlink() and len(load_series(tmp_path / "target.h5").landscapes) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -11,6 +12,7 @@ import numpy as np
 from losslandscape.backends import current_backend
 from losslandscape.backends.base import as_batch, is_tf_dataset
 from losslandscape.data_checks import check_data_fits_model, check_dataset_is_batched
+from losslandscape.dataset_length import batches_within_memory, check_not_endless, number_of_batches, refuse_unbounded
 from losslandscape.validation import check_positive_int
 
 DEFAULT_BATCH_SIZE = 128
@@ -109,6 +111,8 @@ def prepare_data(
     check_positive_int("max_samples", max_samples)
     check_positive_int("max_batches", max_batches)
     backend = current_backend()
+    if backend.is_native_dataset(data) or isinstance(data, keras.utils.PyDataset):
+        check_not_endless(data, max_samples, max_batches)
     if backend.is_native_dataset(data):
         if batch_size is not None and max_samples is None:
             raise ValueError(
@@ -116,9 +120,14 @@ def prepare_data(
                 "it is already batched. Batch it yourself, or pass "
                 "arrays `(x, y)` with `batch_size`."
             )
+        budget = None if stream or max_samples or max_batches else batches_within_memory(data)
+        if budget is not None:
+            max_batches = budget[0] + 1  # one past the budget tells data too large to hold from data that fits
         batches = backend.native_dataset_to_batches(
             _first_of_dataset(data, batch_size or DEFAULT_BATCH_SIZE, max_samples, max_batches), stream
         )
+        if budget is not None and batches is not None and batches.num_samples > budget[0] * budget[1]:
+            refuse_unbounded(data, budget[0])
     else:
         if stream:
             raise ValueError(
@@ -128,7 +137,7 @@ def prepare_data(
         if isinstance(data, NpzData):
             data = data.load()
         if isinstance(data, keras.utils.PyDataset):
-            data, batch_size = _concatenate_py_dataset(data, batch_size, max_batches)
+            data, batch_size = _concatenate_py_dataset(data, batch_size, max_samples, max_batches)
         arrays = _validated_arrays(data)
         batch_size = batch_size or DEFAULT_BATCH_SIZE
         limit = _sample_limit(max_samples, max_batches, batch_size)
@@ -215,9 +224,13 @@ def _validated_arrays(data) -> tuple:
     return arrays
 
 
-def _concatenate_py_dataset(data, batch_size, max_batches):
-    count = len(data) if max_batches is None else min(len(data), max_batches)
-    batches = [tuple(data[i]) for i in range(count)]
+def _concatenate_py_dataset(data, batch_size, max_samples, max_batches):
+    """The PyDataset's batches joined, read up to its end or the caps (an endless one has a cap)."""
+    count = min(number_of_batches(data), math.inf if max_batches is None else max_batches)
+    batches, seen = [], 0
+    while len(batches) < count and (max_samples is None or seen < max_samples):
+        batches.append(tuple(data[len(batches)]))
+        seen += len(keras.tree.flatten(batches[-1][0])[0])
     if not batches:
         raise ValueError(
             "The dataset is empty: the PyDataset has no batches. Pass data "

@@ -29,8 +29,8 @@ ENGINE_MODULES = [
 # On torch also what a user runs first (the command line and the demo); the Dask cluster test runs on the other two.
 MODULES = {
     "jax": ENGINE_MODULES,
-    "torch": ENGINE_MODULES + ["tests/test_torch_data.py", "tests/test_cli.py", "tests/test_demo.py",
-                               "-k", "not dask_cluster"],
+    "torch": ENGINE_MODULES + ["tests/test_torch_data.py", "tests/test_dataset_length.py", "tests/test_cli.py",
+                               "tests/test_demo.py", "-k", "not dask_cluster"],
 }
 
 

@@ -413,18 +413,15 @@ def _load_model(path):
 
 
 def _load_any(path):
-    import h5py
-
+    from losslandscape.hdf5_files import opened_for_reading
     from losslandscape.reference_files import is_reference_file, reference_kind
     from losslandscape.surface import load_line, load_surface
 
     try:
-        with h5py.File(path, "r") as file:
+        with opened_for_reading(path) as file:
             kind = reference_kind(file) if is_reference_file(file) else file.attrs.get("kind")
     except FileNotFoundError:
         raise CommandError(f"no file at {path!r}") from None
-    except OSError:
-        raise CommandError(f"{path!r} is not an HDF5 file") from None
     if kind == "series":
         from losslandscape.series_files import load_series
 

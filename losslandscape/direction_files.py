@@ -7,6 +7,8 @@ from typing import Sequence
 import h5py
 import numpy as np
 
+from losslandscape.hdf5_files import opened_for_reading, write_file_atomically
+
 DIRECTION_GROUP_NAMES = ("xdirection", "ydirection")
 
 
@@ -32,8 +34,7 @@ def save_directions(path_or_group, directions: Sequence[Sequence[np.ndarray]], *
     if isinstance(path_or_group, h5py.Group):
         _write_directions(path_or_group, directions, attributes)
     else:
-        with h5py.File(path_or_group, "w") as file:
-            _write_directions(file, directions, attributes)
+        write_file_atomically(path_or_group, lambda root: _write_directions(root, directions, attributes))
 
 
 def load_directions(path_or_group) -> list[list[np.ndarray]]:
@@ -53,7 +54,7 @@ def load_directions(path_or_group) -> list[list[np.ndarray]]:
     """
     if isinstance(path_or_group, h5py.Group):
         return _read_directions(path_or_group)
-    with h5py.File(path_or_group, "r") as file:
+    with opened_for_reading(path_or_group, "directions") as file:
         return _read_directions(file)
 
 

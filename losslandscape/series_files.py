@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Union
 import h5py
 import numpy as np
 
+from losslandscape.hdf5_files import opened_for_reading
 from losslandscape.surface import LossLine, LossSurface, line_from, surface_from
 from losslandscape.validation import check_writable
 
@@ -44,9 +45,7 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
     Returns:
         A `LandscapeSeries`, in the order the landscapes were computed.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No series file at {os.fspath(path)!r}.")
-    with h5py.File(path, "r") as file:
+    with opened_for_reading(path, "series") as file:
         if file.attrs.get("kind") != "series":
             raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
         series = LandscapeSeries([], [], [], [])

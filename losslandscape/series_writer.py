@@ -15,7 +15,6 @@ import os
 import time
 from typing import Optional
 
-import h5py
 import keras
 import numpy as np
 
@@ -24,9 +23,9 @@ from losslandscape.datasets import prepare_data
 from losslandscape.direction_files import load_directions, save_directions
 from losslandscape.directions import filter_fan_in_axes, normalize_direction, random_directions
 from losslandscape.hashing import content_hash
+from losslandscape.hdf5_files import opened_for_reading, write_file_atomically
 from losslandscape.output_lock import exclusive_output
 from losslandscape.series_files import check_replaceable_series
-from losslandscape.surface import write_file_atomically
 
 RAW_DIRECTIONS = "raw_directions"
 # What a continuing run must match, by the name the user passes it under.
@@ -127,7 +126,7 @@ class SeriesWriter:
         logs = {key: float(value) for key, value in (logs or {}).items()}
 
         def write(root):
-            with h5py.File(self._real_path, "r") as previous:
+            with opened_for_reading(self.path, "series") as previous:
                 for key in previous:
                     previous.copy(previous[key], root, key)
                 root.attrs.update(previous.attrs)
@@ -159,7 +158,7 @@ class SeriesWriter:
 
     def _continued(self):
         """The raw directions, count and last position of the series file, after checking this run continues it."""
-        with h5py.File(self._real_path, "r") as file:
+        with opened_for_reading(self.path, "series") as file:
             if file.attrs.get("kind") != "series":
                 raise ValueError(
                     f"{self.path!r} is not a series file; pass another `path`, or `resume=False` to start a new one."

@@ -14,15 +14,13 @@ hold NaN; a real loss can be NaN too, so NaN alone does not mean missing).
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from typing import Optional
 
-import h5py
 import numpy as np
 
 from losslandscape.direction_files import load_directions, save_directions
+from losslandscape.hdf5_files import opened_for_reading, write_file_atomically
 from losslandscape.metric_names import accuracy_metric_name
 from losslandscape.reference_files import (
     is_reference_file,
@@ -144,32 +142,6 @@ class _Landscape:
             if f"computed/{label}" in file
         }
         return losses, metrics, json.loads(file.attrs["settings"]), computed
-
-def write_file_atomically(path, write) -> None:
-    """Builds an HDF5 file in memory with `write(root)`, writes it next to `path`, then renames it over `path`.
-
-    A reader, or a run killed mid-write (even by SIGKILL), only ever sees
-    the old file or the new one, never a half-written one. A symbolic link
-    at `path` stays a link: the file it points to is replaced. The file is
-    built in memory and written with plain file I/O, so a failed write (a
-    full disk) is one `OSError` and leaves HDF5 in a sound state.
-    """
-    path = os.fspath(path)
-    image = io.BytesIO()
-    with h5py.File(image, "w") as file:
-        write(file)
-    target = os.path.realpath(path)  # through a symbolic link, which stays one
-    temporary = f"{target}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "wb") as file:
-            file.write(image.getbuffer())
-        os.replace(temporary, target)
-    except OSError as error:
-        raise OSError(f"Could not write {path!r} ({error.strerror or error}); the previous file is kept.") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
 
 class LossLine(_Landscape):
     """Loss and metrics along one direction: f(α) = L(θ0 + α·δ).
@@ -383,7 +355,7 @@ def load_surface(path) -> LossSurface:
     >>> load_surface("/tmp/s.h5").losses["train"].shape
     (3, 2)
     """
-    with _open_landscape(path) as file:
+    with opened_for_reading(path) as file:
         return surface_from(file, path)
 
 
@@ -423,7 +395,7 @@ def load_line(path) -> LossLine:
     >>> load_line("/tmp/l.h5").coords
     array([-1.,  0.,  1.])
     """
-    with _open_landscape(path) as file:
+    with opened_for_reading(path) as file:
         return line_from(file, path)
 
 
@@ -457,18 +429,6 @@ def _check_reference_kind(file, path, expected, other_loader):
     kind = reference_kind(file)
     if kind != expected:
         raise ValueError(f"{str(path)!r} holds a {kind} (reference layout), not a {expected}; use `{other_loader}`.")
-
-
-def _open_landscape(path):
-    """The HDF5 file at `path` opened for reading, or an error naming the file and what is wrong."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No landscape file at {str(path)!r}.")
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(
-            f"{str(path)!r} is not a readable HDF5 file (empty, truncated or of another format): {error}"
-        ) from None
 
 
 def _check_layout(file, path, coordinate_keys) -> None:

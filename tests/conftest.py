@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -135,3 +136,20 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@contextlib.contextmanager
+def edited(path, seal=True):
+    """The saved file at `path`, open for changes; sealed again afterwards, as if the library had written it so.
+
+    With `seal=False` its seal is blanked instead, as files of other tools have none.
+    """
+    import h5py
+
+    from losslandscape.hdf5_files import SEAL_SIZE, sealed
+
+    with h5py.File(path, "r+") as file:
+        yield file
+    content = open(path, "rb").read()
+    with open(path, "wb") as file:
+        file.write(sealed(content) if seal else bytes(SEAL_SIZE) + content[SEAL_SIZE:])

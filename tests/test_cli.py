@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import trained_classifier
+from conftest import edited, trained_classifier
 from losslandscape import LossLine, LossSurface, compute_line, compute_surface, load_line, load_surface
 from losslandscape.cli import main
 
@@ -102,9 +102,9 @@ def test_line_command_and_its_plot(saved, tmp_path):
         (["line", "{folder}/model.keras", "--data", "{folder}/train.npz", "--x-key", "inputs", "--y-key", "targets",
           "--dtype-policy", "float12", "--out", "{folder}/never.h5"], "Unknown `dtype_policy`"),
         (["plot", "{folder}/nothing.h5", "--out", "x.png"], "no file at"),
-        (["info", "{folder}/train.npz"], "not an HDF5 file"),
-        (["info", "{folder}/empty.h5"], "not an HDF5 file"),
-        (["info", "{folder}/truncated.h5"], "not an HDF5 file"),
+        (["info", "{folder}/train.npz"], "is not a readable HDF5 file"),
+        (["info", "{folder}/empty.h5"], "is not a readable HDF5 file"),
+        (["info", "{folder}/truncated.h5"], "truncated.h5' is truncated: it holds 88 of the"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--range", "1", "-1"],
          "--range MIN MAX needs finite MIN < MAX, received 1 -1"),
         (["surface", "{folder}/model.keras", "--data", "{folder}/train.npz", "--range", "0", "0"],
@@ -231,7 +231,7 @@ def test_a_failed_write_is_one_line_and_keeps_the_previous_file(saved, tmp_path)
             str(folder / "train.npz"), "--x-key", "inputs", "--y-key", "targets", "--points", "5", "--out", str(out), "--quiet"]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(argv, check=True, env=environment, capture_output=True)
-    with h5py.File(out, "r+") as file:
+    with edited(out) as file:
         computed = file["computed/train"][()]
         computed[2:] = False
         file["computed/train"][...] = computed
@@ -339,7 +339,7 @@ def test_ctrl_c_names_the_saved_points_in_process(saved, tmp_path, capsys, monke
     argv = ["line", str(folder / "model.keras"), "--data", str(folder / "train.npz"), "--x-key", "inputs",
             "--y-key", "targets", "--points", "5", "--out", str(out), "--quiet"]
     assert run(*argv) == 0
-    with h5py.File(out, "r+") as file:
+    with edited(out) as file:
         file["computed/train"][3:] = False  # as if Ctrl-C came after three points
 
     def interrupted(args):

@@ -9,7 +9,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import trained_classifier
+from conftest import edited, trained_classifier
 
 from losslandscape import LossSurface, compute_line, compute_surface, load_surface
 from losslandscape.progress import Progress
@@ -141,7 +141,7 @@ def test_finished_points_with_a_real_nan_loss_are_not_recomputed(saved_run, tmp_
     model, data = load_saved(saved_run)
     path = tmp_path / "line.h5"
     compute_line(model, data, coords=GRID, seed=1, path=path, verbose=0)
-    with h5py.File(path, "r+") as file:
+    with edited(path) as file:
         losses = file["train_loss"][()]
         losses[[2, 5]] = np.nan  # finished points whose loss overflowed
         losses[[7, 8, 9]] = np.nan  # unfinished points
@@ -187,7 +187,7 @@ def test_a_resumed_run_uses_the_points_per_call_of_the_first_and_is_bitwise_equa
     grid = np.linspace(-1, 1, 12)  # 144 points: "auto" probes
     first = compute_surface(model, data, xcoords=grid, seed=2, path=path, verbose=0)
     chosen = first.settings["points_per_call_used"]["train"]
-    with h5py.File(path, "r+") as file:
+    with edited(path) as file:
         computed = file["computed/train"][()]
         computed[6:, :] = False  # as if killed half way; 60 points are left, too few to probe
         file["computed/train"][...] = computed

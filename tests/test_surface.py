@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import trained_classifier
+from conftest import edited, trained_classifier
 
 from losslandscape import LossLine, LossSurface, compute_line, compute_surface, load_line, load_surface
 
@@ -124,20 +124,23 @@ def _saved_surface(path):
          "`metrics/train/accuracy` has shape (12,)"),
     ],
 )
-def test_damaged_files_are_refused_naming_the_file_and_the_dataset(tmp_path, damage, message):
+@pytest.mark.parametrize("sealed", [True, False])
+def test_damaged_files_are_refused_naming_the_file_and_the_dataset(tmp_path, damage, message, sealed):
+    """Sealed, the checksum finds the change; without one (a file of another tool), the layout checks do."""
     path = tmp_path / "surface.h5"
     _saved_surface(path)
-    with h5py.File(path, "r+") as file:
+    with edited(path, seal=False) if not sealed else h5py.File(path, "r+") as file:
         damage(file)
     with pytest.raises(ValueError, match="surface.h5") as error:
         load_surface(path)
-    assert message in str(error.value)
+    expected = "is damaged or was changed after it was saved: its bytes do not match its checksum" if sealed else message
+    assert expected in str(error.value)
 
 
 def test_a_damaged_line_file_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "line.h5"
     LossLine([-1.0, 0.0, 1.0], {"train": [1.0, 0.5, 1.0]}, {"train": {}}).save(path)
-    with h5py.File(path, "r+") as file:
+    with edited(path, seal=False) as file:
         del file["xcoordinates"]
     message = f"{str(path)!r} has no `xcoordinates`: it is damaged or not a landscape file."
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -147,10 +150,10 @@ def test_a_damaged_line_file_is_refused_naming_the_file(tmp_path):
 def test_a_file_without_computed_masks_counts_every_point_and_is_still_checked(tmp_path):
     path = tmp_path / "surface.h5"
     _saved_surface(path)
-    with h5py.File(path, "r+") as file:
+    with edited(path, seal=False) as file:
         del file["computed/train"]  # as files of other tools are
     assert load_surface(path).computed["train"].all()
-    with h5py.File(path, "r+") as file:
+    with edited(path, seal=False) as file:
         del file["metrics/train/accuracy"]
         file.create_dataset("metrics/train/accuracy", data=np.ones(12))
     with pytest.raises(ValueError, match=re.escape("`metrics/train/accuracy` has shape (12,)")):
@@ -167,13 +170,18 @@ def test_a_file_with_a_kind_but_no_labels_is_refused_by_name(tmp_path):
         load_surface(path)
 
 
-@pytest.mark.parametrize("size", [0, 700])
+@pytest.mark.parametrize("size", [0, 100, 700])
 def test_empty_or_truncated_files_are_refused(tmp_path, size):
     path = tmp_path / "surface.h5"
     _saved_surface(path)
+    saved = len(path.read_bytes())
     path.write_bytes(path.read_bytes()[:size])
-    named = re.escape(f"{str(path)!r} is not a readable HDF5 file (empty, truncated or of another format): ")
-    with pytest.raises(ValueError, match=f"^{named}"):
+    message = {
+        0: f"{str(path)!r} is not a readable HDF5 file (empty, truncated or of another format): ",
+        100: f"{str(path)!r} is truncated: it ends after 100 bytes, inside its seal.",
+        700: f"{str(path)!r} is truncated: it holds 188 of the {saved - 512} bytes it was saved with.",
+    }[size]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         load_surface(path)
 
 
@@ -249,7 +257,7 @@ def test_partial_landscapes_keep_their_masks_and_settings_through_a_file(tmp_pat
 def test_a_file_without_a_metrics_group_loads_with_the_loss_alone(tmp_path):
     path = tmp_path / "surface.h5"
     _saved_surface(path)
-    with h5py.File(path, "r+") as file:
+    with edited(path, seal=False) as file:
         del file["metrics"]  # as in files of other tools, which keep the loss and accuracy at the top level
     surface = load_surface(path)
     assert surface.metrics == {"train": {}}

@@ -6,8 +6,12 @@ that names a file), the directions, the grid, and content hashes of the
 driver's weights and data. A worker builds the model and the compiled
 evaluator once per job, checks that the weights and the data it reads hash
 as the driver's, and that its value at the origin agrees, then answers
-chunks of point indices with their values. Only the driver
-writes files. Any `concurrent.futures.Executor` works: `process_pool` for
+chunks of point indices with their values, as a plain `.npz` archive of
+arrays that the driver reads without unpickling and checks (the points it
+asked for, one float per point and value, the values it expects) before
+recording them. Only the driver writes files. Workers are trusted code:
+the executor's own channel pickles (as Dask's documentation says of its
+workers), so run them only on machines you control. Any `concurrent.futures.Executor` works: `process_pool` for
 several processes or GPUs on one host, Dask's `client.get_executor()` (or a
 `distributed.Client` itself) for clusters.
 """
@@ -16,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import multiprocessing
 import os
 import pickle
 import socket
 import tempfile
 import threading
+import zipfile
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
@@ -69,6 +75,45 @@ class ChunkResult:
     values: dict
     origin: dict
     worker: str
+
+    def to_bytes(self) -> bytes:
+        """The result as a `.npz` archive of plain arrays (what a worker sends back)."""
+        buffer = io.BytesIO()
+        arrays = {f"value/{name}": np.asarray(values, np.float64) for name, values in self.values.items()}
+        arrays.update({f"origin/{name}": np.float64(value) for name, value in self.origin.items()})
+        np.savez(buffer, label=np.str_(self.label), indices=np.asarray(self.indices, np.int64),
+                 worker=np.str_(self.worker), **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, reply, label: str, indices: np.ndarray, names) -> "ChunkResult":
+        """Reads a worker's reply to the chunk `label`/`indices`, refusing anything but those points' `names`."""
+        if not isinstance(reply, bytes):
+            raise ValueError(f"A worker replied with a {type(reply).__name__}, not the bytes of an .npz archive.")
+        try:
+            with np.load(io.BytesIO(reply), allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"A worker's reply is not an .npz archive of plain arrays: {error}") from None
+        values = {key[len("value/"):]: arrays[key] for key in arrays if key.startswith("value/")}
+        origin = {key[len("origin/"):]: arrays[key] for key in arrays if key.startswith("origin/")}
+        expected = sorted(names)
+        problems = [
+            problem for problem, found in (
+                (f"label {label!r}", str(arrays.get("label", "")) == label),
+                (f"the {len(indices)} points asked for", np.array_equal(arrays.get("indices"), indices)),
+                (f"values {expected}", sorted(values) == expected and sorted(origin) == expected),
+                ("one float64 per point and value", all(
+                    v.dtype == np.float64 and v.shape == (len(indices),) for v in values.values()
+                ) and all(v.dtype == np.float64 and v.shape == () for v in origin.values())),
+            ) if not found
+        ]
+        if problems or "worker" not in arrays:
+            raise ValueError(
+                f"A worker's reply to {len(indices)} points of {label!r} lacks {', '.join(problems) or 'its name'}; "
+                "it is not recorded."
+            )
+        return cls(label, np.asarray(indices), values, {k: float(v) for k, v in origin.items()}, str(arrays["worker"]))
 
 
 def process_pool(max_workers: int, gpus: Optional[Sequence[int]] = None) -> ProcessPoolExecutor:
@@ -139,7 +184,7 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
             for future in done:
                 label, indices, attempt = in_flight.pop(future)
                 try:
-                    result = future.result()
+                    reply = future.result()
                 except Exception as error:
                     if not _lost_worker(error):
                         raise  # it would fail the same way on any worker
@@ -150,6 +195,7 @@ def evaluate_on_executor(model, prepared, directions, coefficients, pending, rec
                         ) from error
                     in_flight[executor.submit(evaluate_chunk, job, label, indices)] = (label, indices, attempt + 1)
                     continue
+                result = ChunkResult.from_bytes(reply, label, indices, expected_origin[label])
                 _check_origin(result, expected_origin[label])
                 record(result.label, result.indices, result.values)
                 progress.add(len(result.indices), first_call=progress.done == 0)
@@ -177,12 +223,12 @@ def make_job(model, data: dict, settings: EvaluationSettings, directions, coeffi
     return job
 
 
-def evaluate_chunk(job: WorkerJob, label: str, indices: np.ndarray) -> ChunkResult:
-    """Runs in a worker: evaluates the points `indices` of dataset `label`."""
+def evaluate_chunk(job: WorkerJob, label: str, indices: np.ndarray) -> bytes:
+    """Runs in a worker: evaluates the points `indices` of dataset `label`; the `ChunkResult` as bytes."""
     state = _worker_state(job)
     values = state["evaluators"][label].evaluate(job.coefficients[indices])
     named = {name: np.array([v[name] for v in values]) for name in values[0]}
-    return ChunkResult(label, np.asarray(indices), named, state["origin"][label], state["worker"])
+    return ChunkResult(label, np.asarray(indices), named, state["origin"][label], state["worker"]).to_bytes()
 
 
 # Per thread: an evaluator writes the weights of its own model copy, so two threads of one

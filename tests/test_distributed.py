@@ -1,4 +1,6 @@
+import io
 import os
+import re
 import signal
 import threading
 import time
@@ -176,3 +178,60 @@ def test_a_chunk_that_fails_the_same_way_everywhere_is_not_retried(classifier, m
     with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="Unknown layer"):
         compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, chunk_size=3, verbose=0)
     assert len(calls) == 1
+
+
+class _Payload:
+    """What a hostile worker might send instead of arrays: an object that runs code when unpickled."""
+
+    def __reduce__(self):
+        return (print, ("code ran on the driver",))
+
+
+def _tampered(change):
+    def reply(job, label, indices):
+        result = distributed.ChunkResult.from_bytes(
+            original_chunk(job, label, indices), label, indices, ["loss", "accuracy"]
+        )
+        return change(result, indices)
+
+    original_chunk = distributed.evaluate_chunk
+    return reply
+
+
+def _replaced(result, **fields):
+    return distributed.dataclasses.replace(result, **fields).to_bytes()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda result, rows: _Payload(), "A worker replied with a _Payload, not the bytes of an .npz archive."),
+        (lambda result, rows: b"not an archive", "A worker's reply is not an .npz archive of plain arrays"),
+        (lambda result, rows: _replaced(result, indices=result.indices + 1), "lacks the 3 points asked for; it is not"),
+        (lambda result, rows: _replaced(result, label="test"), "lacks label 'train'"),
+        (lambda result, rows: _replaced(result, values={"loss": result.values["loss"]}),
+         "lacks values ['accuracy', 'loss']"),
+        (lambda result, rows: _replaced(result, values=dict(result.values, loss=result.values["loss"][:2])),
+         "lacks one float64 per point and value"),
+    ],
+)
+def test_a_worker_reply_that_is_not_the_points_asked_for_is_refused_and_nothing_is_recorded(
+        classifier, monkeypatch, tmp_path, change, message):
+    model, data, _ = classifier
+    monkeypatch.setattr(distributed, "evaluate_chunk", _tampered(change))
+    path = tmp_path / "line.h5"
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match=re.escape(message)):
+        compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, path=path, verbose=0)
+    assert not path.exists()  # no point recorded, so no file written
+
+
+def test_a_reply_round_trips_as_plain_arrays():
+    result = distributed.ChunkResult("train", np.array([4, 7]), {"loss": np.array([0.5, np.inf])}, {"loss": 0.25},
+                                     "host:1")
+    blob = result.to_bytes()
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["indices", "label", "origin/loss", "value/loss", "worker"]
+    back = distributed.ChunkResult.from_bytes(blob, "train", np.array([4, 7]), ["loss"])
+    assert (back.label, back.worker, back.origin) == ("train", "host:1", {"loss": 0.25})
+    np.testing.assert_array_equal(back.values["loss"], [0.5, np.inf])
+    np.testing.assert_array_equal(back.indices, [4, 7])

@@ -24,9 +24,11 @@ def surface_heights(surface, label: Optional[str] = None, metric: str = "loss",
             `h52vtp.py --zmax` does.
 
     Returns:
-        Array `(nx, ny)`, `[i, j]` at `(xcoords[i], ycoords[j])`.
+        Array `(nx, ny)`, `[i, j]` at `(xcoords[i], ycoords[j])`; NaN where
+        the value is NaN or infinite.
     """
     heights = np.array(surface.values(label, metric), dtype=np.float64)
+    heights[~np.isfinite(heights)] = np.nan  # a gap, never the clip value or the top of the scale
     if clip is not None:
         heights = np.minimum(heights, clip)
     if log:

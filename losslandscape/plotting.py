@@ -4,8 +4,10 @@ Every function returns the landscape it drew, as scikit-learn's displays
 do: `ax_` and `figure_` are the Axes and Figure of the last plot,
 `axes_[key]`, `figures_[key]` and `artists_[key]` those of each kind of plot
 (`key` is "line", "metric", "path" or the surface's `kind`). Non-finite
-values (a loss that overflowed far from the minimum) are masked and show as
-gaps.
+values (a loss that overflowed far from the minimum: NaN, +inf or -inf)
+are masked and show as gaps in every kind of plot, never in the colour of
+the largest value; the plot then says how many points are gaps, in a note
+kept in `artists_["not_finite"]`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def plot_line(
     for label in labels or line.labels:
         values = np.ma.masked_invalid(line.values(label, metric))
         drawn.extend(ax.plot(line.coords, values, label=label, **line_kwargs))
+    _note_not_finite(line, ax, [line.values(label, metric) for label in labels or line.labels])
     ax.set_xlabel("α (filter-normalized direction)" if _filter_normalized(line) else "α")
     ax.set_ylabel(metric)
     if len(drawn) > 1 or labels:
@@ -109,6 +112,7 @@ def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) ->
         style = styles[index % len(styles)]
         values = np.ma.masked_invalid(line.values(label))
         drawn["loss"].extend(ax.plot(line.coords, values, style, color="C0", label=f"{label} loss"))
+    _note_not_finite(line, ax, [line.values(label) for label in line.labels])
     ax.set_xlabel("t (0: model a, 1: model b)" if line.settings.get("kind") == "interpolation" else "α")
     ax.set_ylabel("loss", color="C0")
     _remember(line, "line", ax, drawn["loss"])
@@ -202,6 +206,7 @@ def plot_surface(
     ax.set_xlabel("α")
     ax.set_ylabel("β")
     ax.set_title(_title(surface, label, metric))
+    _note_not_finite(surface, ax, [values])
     return _remember(surface, kind, ax, artist)
 
 
@@ -298,7 +303,8 @@ def _basin_norm(z, levels):
     positions = np.linspace(0.0, 1.0, len(knots))
 
     def forward(values):
-        return np.interp(values, knots, positions)
+        # np.interp drops masks (a masked +inf would get the top colour): keep them, and gaps stay gaps.
+        return np.ma.masked_array(np.interp(np.ma.getdata(values), knots, positions), mask=np.ma.getmask(values))
 
     def inverse(values):
         return np.interp(values, positions, knots)
@@ -368,6 +374,24 @@ def _label_lines_inside(ax, contour_set, max_labels: int = 6):
     if positions:
         manual = [tuple(p * scale + [x0, y0]) for p in positions]
         ax.clabel(contour_set, levels=labelled, manual=manual, inline=True, fontsize=8, fmt=lambda value: f"{value:.3g}")
+
+
+def _note_not_finite(landscape, ax, arrays) -> None:
+    """Says on `ax` how many of the points drawn are NaN or infinite (gaps), in `artists_["not_finite"]`."""
+    landscape.artists_.pop("not_finite", None)
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
+    gaps = int(np.sum(~np.isfinite(values)))
+    if gaps == 0:
+        return
+    text = f"{gaps} of {values.size} points not finite (gaps)"
+    if getattr(ax, "name", None) == "3d":  # at the top: the 3D axes' labels fill the bottom corners
+        place, y, align = ax.text2D, 0.98, "top"
+    else:
+        place, y, align = ax.text, 0.01, "bottom"
+    landscape.artists_["not_finite"] = place(
+        0.01, y, text, transform=ax.transAxes, fontsize=7, ha="left", va=align, zorder=5,
+        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", alpha=0.8, linewidth=0),
+    )
 
 
 def _mark_origin(ax, surface):

@@ -117,7 +117,9 @@ def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4
         ax = axes[index // columns][index % columns]
         if isinstance(landscape, LossLine):
             landscape.plot(metric=metric, ax=ax, labels=[label] if label else None)
-            ax.set_ylim(np.nanmin(values), np.nanmax(values))
+            finite = values[np.isfinite(values)]
+            if finite.size and finite.min() < finite.max():
+                ax.set_ylim(finite.min(), finite.max())
         else:
             landscape.plot(kind, ax=ax, label=label, metric=metric, levels=levels)
         ax.set_title(f"epoch {epoch}")

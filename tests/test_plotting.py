@@ -164,3 +164,65 @@ def test_every_plot_returns_the_landscape_with_what_it_drew():
     assert set(line.artists_) == {"line", "metric"} and set(surface.artists_) == {"heatmap", "contour"}
     assert surface.artists_["contour"] is not surface.artists_["heatmap"]
     plt.close("all")
+
+
+def _infinite_surface():
+    x, y = np.linspace(-1, 1, 9), np.linspace(-2, 2, 7)
+    values = x[:, None] ** 2 + 0.5 * y[None, :] ** 2 + 0.1
+    values[0, 0], values[-1, -1], values[-1, 0] = np.inf, np.nan, -np.inf
+    return LossSurface(x, y, {"train": values}, {"train": {}})
+
+
+def test_infinite_values_are_gaps_in_a_heatmap_not_its_top_colour():
+    surface = _infinite_surface().plot("heatmap")
+    mesh = surface.artists_["heatmap"]
+    colours = mesh.to_rgba(mesh.get_array())  # rows along β
+    for j, i in [(0, 0), (-1, -1), (0, -1)]:  # (β, α) of +inf, NaN, -inf
+        assert np.ma.getmaskarray(mesh.get_array())[j, i]
+        assert colours[j, i, 3] == 0.0  # transparent, not the colour of the largest value
+    assert np.ma.getmaskarray(mesh.get_array()).sum() == 3
+    finite_top = mesh.to_rgba(np.ma.masked_invalid(surface.losses["train"]).max())
+    assert tuple(colours[0, 0]) != tuple(finite_top)
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kind", ["contour", "contourf", "heatmap", "surface"])
+def test_every_surface_plot_says_how_many_points_are_not_finite(kind):
+    surface = _infinite_surface().plot(kind)
+    note = surface.artists_["not_finite"]
+    assert note.get_text() == "3 of 63 points not finite (gaps)" and note.axes is surface.ax_
+    assert "not_finite" not in bowl_surface().plot(kind).artists_
+    plt.close("all")
+
+
+def test_a_line_with_infinite_values_draws_gaps_and_says_how_many():
+    coords = np.linspace(-1, 1, 11)
+    line = LossLine(coords, {"train": np.where(coords > 0.75, np.inf, coords**2), "test": coords**2},
+                    {"train": {}, "test": {}}).plot()
+    drawn = line.artists_["line"][0].get_ydata()
+    assert np.ma.getmaskarray(drawn).tolist() == [False] * 9 + [True] * 2
+    assert line.artists_["not_finite"].get_text() == "2 of 22 points not finite (gaps)"
+    assert np.isfinite(line.ax_.get_ylim()).all()
+    plt.close("all")
+
+
+def test_exported_heights_are_nan_where_values_are_not_finite_even_when_clipped():
+    from losslandscape.exports import surface_heights
+
+    surface = _infinite_surface()
+    heights = surface_heights(surface, clip=2.0)
+    assert np.isnan(heights[[0, -1, -1], [0, -1, 0]]).all()
+    assert np.nanmax(heights) == 2.0 and np.isfinite(heights).sum() == 60
+    logged = surface_heights(surface, log=True)
+    assert np.isnan(logged[0, 0]) and logged[4, 3] == pytest.approx(np.log10(0.1))
+
+
+def test_a_series_of_lines_with_infinite_values_shares_a_finite_scale():
+    from losslandscape import LandscapeSeries, plot_series
+
+    coords = np.linspace(-1, 1, 5)
+    lines = [LossLine(coords, {"train": values}, {"train": {}})
+             for values in (coords**2, np.array([np.inf, 0.5, 0.2, 0.5, 3.0]))]
+    figure = plot_series(LandscapeSeries(lines, [0, 1], [0, 4], [{}, {}]))
+    assert [ax.get_ylim() for ax in figure.axes] == [(0.0, 3.0), (0.0, 3.0)]
+    plt.close("all")

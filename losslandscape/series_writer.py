@@ -78,6 +78,7 @@ class SeriesWriter:
         self.data, self.path, self.kind, self.coords = data, os.fspath(path), kind, np.asarray(coords, float)
         self.max_samples, self.seed, self.directions = max_samples, seed, directions
         self.include_regularization = include_regularization
+        self._closed = False
         self._real_path = os.path.realpath(self.path)
         earlier = _OPEN_WRITERS.get(self._real_path)
         if earlier is not None:
@@ -115,7 +116,7 @@ class SeriesWriter:
         Returns:
             The landscape and the seconds it took.
         """
-        if getattr(self, "_closed", False):
+        if self._closed:
             raise RuntimeError(
                 f"This writer of {self.path!r} was closed: another writer of the same file took over in this "
                 "process (two LandscapeCallbacks on one path?). Give each callback its own path."

@@ -3,6 +3,7 @@ length stops within a memory budget instead of filling the machine."""
 
 import itertools
 import math
+import re
 
 import keras
 import numpy as np
@@ -103,8 +104,10 @@ def test_a_tf_dataset_of_unknown_length_stops_at_the_memory_budget(monkeypatch):
     batch_bytes = x[:20].nbytes + y[:20].nbytes
     monkeypatch.setattr(dataset_length, "_memory_bytes", lambda: 10 * batch_bytes / dataset_length.MEMORY_SHARE_FOR_DATA)
     assert dataset_length.batches_within_memory(endless) == (10, 20)
-    with pytest.raises(ValueError, match=r"^The \w+ has no known length and went on past 10 batches, more than 50% "
-                                         r"of this machine's memory holds: it may never end\. Pass `max_batches="):
+    message = (f"The {type(endless).__name__} has no known length and went on past 10 batches, more than 50% of this "
+               "machine's memory holds: it may never end. Pass `max_batches=` or `max_samples=` to read its first "
+               "batches, or `stream=True` for data larger than memory.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         prepare_data(endless)
     assert prepare_data(finite).num_samples == 100
     monkeypatch.setattr(dataset_length, "_memory_bytes", lambda: 5 * batch_bytes / dataset_length.MEMORY_SHARE_FOR_DATA)
@@ -112,6 +115,21 @@ def test_a_tf_dataset_of_unknown_length_stops_at_the_memory_budget(monkeypatch):
     monkeypatch.setattr(dataset_length, "_memory_bytes", lambda: 4 * batch_bytes / dataset_length.MEMORY_SHARE_FOR_DATA)
     with pytest.raises(ValueError, match="went on past 4 batches"):
         prepare_data(finite)
+    monkeypatch.setattr(dataset_length, "_memory_bytes", lambda: 0.5 * batch_bytes / dataset_length.MEMORY_SHARE_FOR_DATA)
+    with pytest.raises(ValueError, match="went on past 1 batches"):  # not even one batch fits: one is read
+        prepare_data(finite)
+    known = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)  # its length is known: read whole, whatever it holds
+    assert dataset_length.batches_within_memory(known) is None and prepare_data(known).num_samples == 100
+    empty = finite.take(0).filter(lambda *batch: True)
+    assert dataset_length.batches_within_memory(empty) is None
+    with pytest.raises(ValueError, match="The dataset is empty"):
+        prepare_data(empty)
+
+
+def test_the_memory_budget_is_a_share_of_this_machines_memory():
+    with open("/proc/meminfo") as file:
+        total = int(file.readline().split()[1]) * 1024  # "MemTotal:  N kB"
+    assert dataset_length._memory_bytes() == pytest.approx(total, rel=0.02)
 
 
 @torch_only

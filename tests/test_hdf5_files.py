@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from losslandscape import LossSurface, load_series, load_surface
 from losslandscape.cli import main
-from losslandscape.hdf5_files import SEAL_SIZE, write_file_atomically
+from losslandscape.hdf5_files import SEAL_SIZE, opened_for_reading, write_file_atomically
 
 
 def _surface():
@@ -109,12 +109,14 @@ def test_external_links_external_storage_and_virtual_datasets_are_refused(tmp_pa
                                                      external=[(str(secret), 0, 32)]),
         "virtual": lambda file: file.create_virtual_dataset(
             "train_loss", _virtual_layout(tmp_path / "other.h5")),
+        "soft": lambda file: file.__setitem__("train_loss", h5py.SoftLink("/xcoordinates")),
     }
     messages = {
         "link": f"links /train_loss to {str(tmp_path / 'other.h5')!r}:/values: landscape files hold their data "
                 "themselves, so it is refused.",
         "storage": "stores /train_loss in other files: landscape files hold their data themselves, so it is refused.",
         "virtual": "stores /train_loss in other files",
+        "soft": "links /train_loss to /xcoordinates: landscape files hold their data themselves",
     }
     for name, add in cases.items():
         path = tmp_path / f"{name}.h5"
@@ -160,3 +162,39 @@ def test_a_damaged_series_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="is damaged or was changed after it was saved"):
         load_series(path)
     assert os.path.exists(path)
+
+
+def test_read_errors_are_one_line_with_the_errors_first_line(tmp_path):
+    path = tmp_path / "notes.h5"
+    path.write_bytes(b"not hdf5 at all")
+    try:
+        h5py.File(path, "r")
+    except OSError as error:
+        first = str(error).splitlines()[0]
+    with pytest.raises(ValueError) as refused:
+        load_surface(path)
+    assert str(refused.value) == (f"{str(path)!r} is not a readable HDF5 file (empty, truncated or of another "
+                                  f"format): {first}")
+    _surface().save(path)
+    for error, said in [(OSError("first line\nsecond line"), "OSError: first line"), (OSError(), "OSError: OSError"),
+                        (KeyError("name"), "KeyError: 'name'")]:
+        with pytest.raises(ValueError) as refused:
+            with opened_for_reading(path):
+                raise error
+        assert str(refused.value) == f"{str(path)!r} is damaged and cannot be read ({said})."
+
+
+def test_a_file_over_a_megabyte_is_checked_whole_and_its_seal_is_padded_with_zeros(tmp_path):
+    path = tmp_path / "large.h5"
+    values = np.random.default_rng(0).normal(size=(400, 400))  # 1.28 MB: the seal is checked in several reads
+    write_file_atomically(path, lambda root: root.create_dataset("values", data=values))
+    content = path.read_bytes()
+    block = content[:SEAL_SIZE]
+    assert block.rstrip(b"\0").endswith(f" {len(content) - SEAL_SIZE}\n".encode())
+    assert set(block[block.index(b"\n", 26) + 1 :]) == {0}
+    with opened_for_reading(path) as file:
+        np.testing.assert_array_equal(file["values"][()], values)
+    path.write_bytes(content[:-1])
+    with pytest.raises(ValueError, match=f"is truncated: it holds {len(content) - SEAL_SIZE - 1} of the "
+                                         f"{len(content) - SEAL_SIZE} bytes it was saved with"):
+        opened_for_reading(path).__enter__()

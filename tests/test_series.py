@@ -1,15 +1,18 @@
 """Landscapes over training: one per epoch from a callback, equal to model.evaluate, training untouched."""
 
+import json
+import os
 import re
 import subprocess
 import sys
+import time
 
 import h5py
 import keras
 import numpy as np
 import pytest
 
-from conftest import all_state
+from conftest import all_state, edited
 from losslandscape import LandscapeCallback, animate_series, load_series, plot_series
 from losslandscape.output_lock import OutputInUseError
 
@@ -130,7 +133,7 @@ def test_the_series_command_computes_landscapes_of_checkpoints(tmp_path, capsys)
                  str(tmp_path / "series.h5")])
     assert code == 0
     series = load_series(tmp_path / "series.h5")
-    assert series.epochs == [0, 1, 2]
+    assert series.epochs == [0, 1, 2] and series.steps == [0, 0, 0]  # checkpoints: no optimizer step is known
     expected = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)  # the last checkpoint's weights
     np.testing.assert_allclose(series.landscapes[2].losses["train"][2, 2], expected["loss"], rtol=1e-5)
     assert main(["series", str(tmp_path / "missing.keras"), "--data", str(tmp_path / "data.npz")]) == 2
@@ -353,3 +356,103 @@ def test_the_series_command_never_replaces_an_input_or_a_file_that_is_not_a_seri
     (tmp_path / "out.h5").symlink_to(tmp_path / "target.h5")
     assert main(["series", checkpoint, "--data", data, "--points", "3", "--out", str(tmp_path / "out.h5")]) == 0
     assert (tmp_path / "out.h5").is_symlink() and len(load_series(tmp_path / "target.h5").landscapes) == 1
+
+
+def test_the_raw_directions_are_the_seeds_unnormalized_draw_one_per_axis(tmp_path):
+    from losslandscape import random_directions
+    from losslandscape.series_writer import SeriesWriter
+
+    model, x, y = _model_and_data()
+    for kind, count in (("line", 1), ("surface", 2)):
+        writer = SeriesWriter(model, (x, y), tmp_path / f"{kind}.h5", kind, np.linspace(-1, 1, 3), seed=7)
+        writer.close()
+        expected = random_directions(model, count, seed=7, normalization=None)
+        with h5py.File(tmp_path / f"{kind}.h5", "r") as file:
+            assert sorted(file["raw_directions"]) == ["xdirection", "ydirection"][:count]
+            for index, name in enumerate(["xdirection", "ydirection"][:count]):
+                for position, part in enumerate(expected[index]):
+                    np.testing.assert_array_equal(file[f"raw_directions/{name}/{position}"][()], part)
+    fresh = SeriesWriter(model, (x, y), tmp_path / "fresh.h5", "line", np.linspace(-1, 1, 3), directions="fresh")
+    fresh.close()
+    with h5py.File(tmp_path / "fresh.h5", "r") as file:
+        assert "raw_directions" not in file and json.loads(file.attrs["run"])["raw_directions"] is None
+
+
+def test_a_writer_records_where_it_is_and_lets_go_of_its_file(tmp_path):
+    from losslandscape import series_writer
+
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    writer = series_writer.SeriesWriter(model, (x, y), path, "line", np.linspace(-1, 1, 3))
+    assert (writer.count, writer.last) == (0, None)
+    started = time.perf_counter()
+    _, seconds = writer.add(model, epoch=3, step=12)
+    assert 0 < seconds <= time.perf_counter() - started
+    assert (writer.count, writer.last) == (1, (3, 12))
+    writer.close()
+    assert os.path.realpath(path) not in series_writer._OPEN_WRITERS and not os.path.exists(f"{path}.lock")
+    with pytest.raises(RuntimeError, match=re.escape(
+            f"This writer of {str(path)!r} was closed: another writer of the same file took over in this process "
+            "(two LandscapeCallbacks on one path?). Give each callback its own path.")):
+        writer.add(model, epoch=4)
+
+
+def test_an_empty_series_left_by_a_kill_before_its_first_landscape_is_continued(tmp_path):
+    from losslandscape.series_writer import SeriesWriter
+
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    SeriesWriter(model, (x, y), path, "line", np.linspace(-1, 1, 5), seed=0).close()
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, resume=True), epochs=1)
+    assert load_series(path).epochs == [0, 1]
+
+
+def test_fresh_directions_resumed_with_seed_none_draw_from_the_files_seed(tmp_path):
+    runs = {}
+    for name in ("whole", "resumed"):
+        model, x, y = _model_and_data()
+        path = tmp_path / f"{name}.h5"
+        if name == "whole":
+            _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, seed=5, directions="fresh"),
+                 epochs=2)
+        else:
+            _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, seed=5, directions="fresh"))
+            _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=5, seed=None, directions="fresh",
+                                                resume=True), epochs=2, initial_epoch=1)
+        runs[name] = load_series(path)
+    assert runs["whole"].epochs == runs["resumed"].epochs == [0, 1, 2]
+    for whole, resumed in zip(runs["whole"].landscapes, runs["resumed"].landscapes):
+        np.testing.assert_array_equal(whole.direction[0], resumed.direction[0])
+
+
+def test_series_that_cannot_be_continued_are_refused_by_name(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "landscape.h5"
+    from losslandscape import LossLine
+
+    LossLine(np.linspace(-1, 1, 3), {"train": np.ones(3)}, {"train": {}}).save(path)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{str(path)!r} is not a series file; pass another `path`, or `resume=False` to start a new one.")):
+        _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3, resume=True))
+    old = tmp_path / "old.h5"
+    with h5py.File(old, "w") as file:
+        file.attrs["kind"] = "series"  # as earlier versions wrote it, without the run's settings
+    with pytest.raises(ValueError, match=re.escape(
+            f"{str(old)!r} is a series file without its run's settings (written by an earlier version), so this run "
+            "cannot be checked to continue it; pass `resume=False` or another `path`.")):
+        _fit(model, x, y, LandscapeCallback((x, y), old, kind="line", points=3, resume=True))
+    series = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), series, kind="line", points=5))
+    with pytest.raises(ValueError, match=re.escape(
+            f"{str(series)!r} holds a series of another run: `points` or `coordinate_range` (5 points from -1 to 1 "
+            "in the file, 3 points from -1 to 1 here), `seed` (0 in the file, 2 here). Pass the same to continue "
+            "it, or `resume=False` (or another `path`) to start a new series.")):
+        _fit(model, x, y, LandscapeCallback((x, y), series, kind="line", points=3, seed=2, resume=True))
+    with pytest.raises(ValueError, match=r"data \(64 samples with hash [0-9a-f]{8} in the file, "):
+        _fit(model, x, y, LandscapeCallback((x[:64], y[:64]), tmp_path / "small.h5", kind="line", points=3))
+        _fit(model, x, y, LandscapeCallback((x, y), tmp_path / "small.h5", kind="line", points=3, resume=True))
+    with edited(series) as file:
+        file["raw_directions/xdirection/0"][0, 0] += 1.0  # sealed again: only the recorded hash can tell
+    with pytest.raises(ValueError, match=re.escape(
+            f"{str(series)!r} is damaged: its raw directions differ from those it recorded.")):
+        _fit(model, x, y, LandscapeCallback((x, y), series, kind="line", points=5, resume=True))

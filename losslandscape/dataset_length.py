@@ -7,7 +7,6 @@ import os
 from typing import Optional
 
 import keras
-import numpy as np
 
 from losslandscape.backends.base import as_batch, is_tf_dataset
 
@@ -20,7 +19,7 @@ def number_of_batches(data) -> Optional[float]:
 
     Example:
 
-    >>> number_of_batches([(np.zeros((2, 1)), np.zeros(2))] * 3)
+    >>> number_of_batches([("x", "y")] * 3)  # a list of 3 batches
     3
     """
     if is_tf_dataset(data):
@@ -73,7 +72,7 @@ def batches_within_memory(data) -> Optional[tuple[int, int]]:
     first = next(iter(data), None)
     if first is None:
         return None
-    leaves = [np.asarray(_host(leaf)) for leaf in keras.tree.flatten(as_batch(first))]
+    leaves = [keras.ops.convert_to_numpy(leaf) for leaf in keras.tree.flatten(as_batch(first))]
     size = sum(leaf.nbytes for leaf in leaves)
     return max(1, int(_memory_bytes() * MEMORY_SHARE_FOR_DATA) // max(size, 1)), len(leaves[0])
 
@@ -85,10 +84,6 @@ def refuse_unbounded(data, limit: int) -> None:
         f"more than {MEMORY_SHARE_FOR_DATA:.0%} of this machine's memory holds: it may never end. Pass "
         "`max_batches=` or `max_samples=` to read its first batches, or `stream=True` for data larger than memory."
     )
-
-
-def _host(leaf):
-    return leaf.detach().cpu().numpy() if hasattr(leaf, "detach") else leaf
 
 
 def _memory_bytes() -> int:

@@ -11,8 +11,9 @@ arrays that the driver reads without unpickling and checks (the points it
 asked for, one float per point and value, the values it expects) before
 recording them. Only the driver writes files. Workers are trusted code:
 the executor's own channel pickles (as Dask's documentation says of its
-workers), so run them only on machines you control. Any `concurrent.futures.Executor` works: `process_pool` for
-several processes or GPUs on one host, Dask's `client.get_executor()` (or a
+workers), so run them only on machines you control. Any
+`concurrent.futures.Executor` works: `process_pool` for several processes
+or GPUs on one host, Dask's `client.get_executor()` (or a
 `distributed.Client` itself) for clusters.
 """
 

@@ -49,8 +49,10 @@ def write_file_atomically(path, write) -> None:
     target = os.path.realpath(path)
     temporary = f"{target}.{os.getpid()}.tmp"
     try:
+        body = image.getbuffer()[SEAL_SIZE:]  # a view: the file is not copied in memory to be sealed
         with open(temporary, "wb") as file:
-            file.write(sealed(image.getbuffer()))
+            file.write(seal_of(body))
+            file.write(body)
         os.replace(temporary, target)
     except OSError as error:
         raise OSError(f"Could not write {path!r} ({error.strerror or error}); the previous file is kept.") from None
@@ -59,19 +61,15 @@ def write_file_atomically(path, write) -> None:
             os.remove(temporary)
 
 
-def sealed(content) -> bytes:
-    """The bytes of an HDF5 file with a user block of `SEAL_SIZE` bytes, its seal written there.
+def seal_of(body) -> bytes:
+    """The `SEAL_SIZE` bytes that seal `body`, the rest of an HDF5 file made with a user block of that size.
 
     Example:
 
-    >>> image = io.BytesIO()
-    >>> with h5py.File(image, "w", userblock_size=SEAL_SIZE) as file:
-    ...     file.attrs["kind"] = "surface"
-    >>> sealed(image.getvalue())[:26]
+    >>> seal_of(b"the rest of the file")[:26]
     b'losslandscape sealed file\\n'
     """
-    content = bytes(content)[SEAL_SIZE:]
-    return _seal(hashlib.blake2b(content, digest_size=32).hexdigest(), len(content)) + content
+    return _seal(hashlib.blake2b(body, digest_size=32).hexdigest(), len(body))
 
 
 def _seal(digest: str, size: int) -> bytes:

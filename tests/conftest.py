@@ -146,10 +146,10 @@ def edited(path, seal=True):
     """
     import h5py
 
-    from losslandscape.hdf5_files import SEAL_SIZE, sealed
+    from losslandscape.hdf5_files import SEAL_SIZE, seal_of
 
     with h5py.File(path, "r+") as file:
         yield file
     content = open(path, "rb").read()
     with open(path, "wb") as file:
-        file.write(sealed(content) if seal else bytes(SEAL_SIZE) + content[SEAL_SIZE:])
+        file.write((seal_of(content[SEAL_SIZE:]) if seal else bytes(SEAL_SIZE)) + content[SEAL_SIZE:])

@@ -3,6 +3,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Under pytest-xdist each worker shares the machine's cores with the others: one thread per operation each, as
+# thread pools that outnumber the cores spend their time waiting for each other. Subprocesses inherit this.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+    for _name, _value in (("TF_NUM_INTRAOP_THREADS", "1"), ("OMP_NUM_THREADS", "1"),
+                          ("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")):
+        os.environ.setdefault(_name, _value)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -16,6 +22,9 @@ TENSORFLOW_ON_GPU = ON_TENSORFLOW and bool(__import__("tensorflow").config.list_
 tensorflow_only = pytest.mark.skipif(not ON_TENSORFLOW, reason="TensorFlow backend only")
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")
 torch_only = pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch backend only")
+# For tests of what no backend code touches (argument checks, files, messages, scheduling): the JAX and PyTorch
+# passes (`tests/test_other_backends.py`) skip them, since they would only repeat the TensorFlow pass.
+same_on_every_backend = pytest.mark.skipif(not ON_TENSORFLOW, reason="backend-independent: run on TensorFlow")
 
 
 def regularized_cnn(seed=0):
@@ -153,3 +162,16 @@ def edited(path, seal=True):
     content = open(path, "rb").read()
     with open(path, "wb") as file:
         file.write((seal_of(content[SEAL_SIZE:]) if seal else bytes(SEAL_SIZE)) + content[SEAL_SIZE:])
+
+
+# The longest work units first, so that pytest-xdist's two workers finish together: each backend's pass
+# (minutes, one subprocess) and the reproductions' smoke runs. Measured on 2 cores, 2026-12-05.
+LONGEST_FIRST = ("tests/test_other_backends.py::TestOnTorch", "tests/test_other_backends.py::TestOnJax",
+                 "tests/test_reproductions.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, assert_same_state, evaluate_at, weights_at
+from conftest import all_state, assert_same_state, evaluate_at, weights_at, same_on_every_backend
 from losslandscape import DatasetLabelError, compute_line, compute_surface, plot_loss, random_directions
 
 
@@ -67,6 +67,7 @@ def test_weights_and_optimizer_state_unchanged(trained_cnn, image_data):
     assert_same_state(before, all_state(trained_cnn))
 
 
+@same_on_every_backend
 def test_labels_must_match_the_datasets(small_mlp, regression_data):
     x, y = regression_data
     with pytest.raises(AssertionError, match="2 dataset labels"):
@@ -75,6 +76,7 @@ def test_labels_must_match_the_datasets(small_mlp, regression_data):
         plot_loss(small_mlp, ((x, y), (x, y)), dataset_labels=("training set",), verbose=0)
 
 
+@same_on_every_backend
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -92,6 +94,7 @@ def test_bad_inputs_give_clear_errors(small_mlp, regression_data, change, messag
         compute_line(small_mlp, data, verbose=0, **kwargs)
 
 
+@same_on_every_backend
 def test_plot_loss_rejects_fewer_than_two_points(small_mlp, regression_data):
     with pytest.raises(ValueError, match="number_of_points` >= 2"):
         plot_loss(small_mlp, regression_data, number_of_points=1, verbose=0)
@@ -107,6 +110,7 @@ def test_model_problems_give_clear_errors(regression_data):
         compute_line(frozen, regression_data, verbose=0)
 
 
+@same_on_every_backend
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -127,6 +131,7 @@ def test_bad_arguments_are_refused_before_any_point(small_mlp, regression_data, 
         compute_surface(small_mlp, regression_data, **dict(dict(xcoords=[-1.0, 1.0], verbose=0), **arguments))
 
 
+@same_on_every_backend
 def test_unwritable_output_paths_are_refused_before_any_point(small_mlp, regression_data, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="the folder .* does not exist"):
         compute_line(small_mlp, regression_data, path=tmp_path / "missing" / "line.h5", verbose=0)

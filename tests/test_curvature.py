@@ -8,10 +8,12 @@ import pytest
 
 from losslandscape import compute_surface, curvature_map, load_surface
 from losslandscape.lanczos import extreme_eigenvalues
+from conftest import same_on_every_backend
 
 COORDS = np.linspace(-1.0, 1.0, 5)
 
 
+@same_on_every_backend
 def test_lanczos_finds_both_ends_of_a_known_spectrum():
     rng = np.random.default_rng(0)
     eigenvalues = np.concatenate([[-3.0], rng.uniform(-0.5, 1.0, 198), [7.0]])
@@ -100,6 +102,7 @@ def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path):
     assert load_surface(tmp_path / "half.h5").computed["train"].all()
 
 
+@same_on_every_backend
 def test_a_loss_surface_file_is_not_resumed_as_a_curvature_map(tmp_path):
     model, data, directions = _product_model()
     compute_surface(model, data, directions, COORDS, path=tmp_path / "loss.h5", verbose=0)
@@ -107,6 +110,7 @@ def test_a_loss_surface_file_is_not_resumed_as_a_curvature_map(tmp_path):
         curvature_map(model, data, directions, COORDS, path=tmp_path / "loss.h5", verbose=0)
 
 
+@same_on_every_backend
 @pytest.mark.parametrize("arguments, message", [
     (dict(max_iterations=1), "`max_iterations` to be an integer >= 2, received: 1"),
     (dict(tolerance=0.0), r"`tolerance` to be a number in \(0, 1\), received: 0.0"),
@@ -118,6 +122,7 @@ def test_bad_arguments_fail_before_any_work(arguments, message):
         curvature_map(model, data, directions, **arguments, verbose=0)
 
 
+@same_on_every_backend
 def test_the_ratio_map_is_drawn_on_an_even_colour_scale():
     model, data, directions = _product_model()
     curvature = curvature_map(model, data, directions, COORDS, verbose=0)

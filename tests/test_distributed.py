@@ -13,7 +13,7 @@ import pytest
 
 import losslandscape.distributed as distributed
 from losslandscape.backends import current_backend
-from conftest import trained_classifier
+from conftest import trained_classifier, same_on_every_backend
 from losslandscape import NpzData, compute_line, compute_surface, process_pool
 
 
@@ -25,6 +25,7 @@ def classifier(tmp_path_factory):
     return model, (x, y), NpzData(str(folder / "data.npz"), x_key="features", y_key="labels")
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_serial_surface(classifier):
     model, data, _ = classifier
     grid = np.linspace(-1, 1, 5)
@@ -39,6 +40,7 @@ def test_process_pool_gives_the_serial_surface(classifier):
         np.testing.assert_array_equal(spread.metrics[label]["accuracy"], serial.metrics[label]["accuracy"])
 
 
+@same_on_every_backend
 def test_a_failed_chunk_is_retried(classifier, monkeypatch):
     model, data, npz = classifier
     original = distributed.evaluate_chunk
@@ -97,6 +99,7 @@ def test_a_worker_with_other_values_at_the_origin_stops_the_run(classifier, monk
         compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
 
 
+@same_on_every_backend
 def test_unsendable_data_and_executors_are_rejected(classifier):
     import tensorflow as tf
 
@@ -107,6 +110,7 @@ def test_unsendable_data_and_executors_are_rejected(classifier):
         compute_line(model, data, executor="localhost:8786", verbose=0)
 
 
+@pytest.mark.slow
 def test_dask_cluster_with_a_worker_killed_mid_run_gives_the_serial_surface(classifier, tmp_path):
     distributed_dask = pytest.importorskip("dask.distributed")
     model, data, npz = classifier
@@ -166,6 +170,7 @@ def test_a_worker_with_slightly_other_data_or_weights_is_refused(classifier, tmp
         compute_line(model, npz, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
 
 
+@same_on_every_backend
 def test_a_chunk_that_fails_the_same_way_everywhere_is_not_retried(classifier, monkeypatch):
     model, data, _ = classifier
     calls = []
@@ -202,6 +207,7 @@ def _replaced(result, **fields):
     return distributed.dataclasses.replace(result, **fields).to_bytes()
 
 
+@same_on_every_backend
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -225,6 +231,7 @@ def test_a_worker_reply_that_is_not_the_points_asked_for_is_refused_and_nothing_
     assert not path.exists()  # no point recorded, so no file written
 
 
+@same_on_every_backend
 def test_a_reply_round_trips_as_plain_arrays():
     result = distributed.ChunkResult("train", np.array([4, 7]), {"loss": np.array([0.5, np.inf])}, {"loss": 0.25},
                                      "host:1")

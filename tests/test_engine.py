@@ -3,7 +3,6 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import (
     ON_TENSORFLOW,
     all_state,
@@ -16,7 +15,6 @@ from conftest import (
 import losslandscape.points_per_call_probe as probe_module
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
 from losslandscape.backends import current_backend
-from losslandscape.backends import tensorflow as tensorflow_backend
 from losslandscape.datasets import prepare_data
 from losslandscape.input_layer_fold import foldable_input_dense
 from losslandscape.progress import Progress
@@ -81,6 +79,7 @@ def test_without_regularization_subtracts_the_l2_penalty(trained_cnn, image_data
 
 
 def test_dataset_and_pydataset_inputs_match_arrays(trained_cnn, image_data):
+    tf = pytest.importorskip("tensorflow")
     x, y, sample_weight = image_data
     directions = random_directions(trained_cnn, seed=3)
     arrays = engine_values(trained_cnn, (x, y, sample_weight), directions)
@@ -105,6 +104,7 @@ def test_dataset_and_pydataset_inputs_match_arrays(trained_cnn, image_data):
 
 @tensorflow_only
 def test_batches_of_different_lengths_stream_from_a_cached_dataset():
+    tf = pytest.importorskip("tensorflow")
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((None, 3)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)]
@@ -197,7 +197,10 @@ def test_unknown_engine_and_mismatched_directions_are_rejected(small_mlp, regres
 @pytest.mark.parametrize("min_values_per_step", [1, 2**30])  # batches of 32 as given, or all 200 samples in one
 def test_vectorized_points_equal_model_evaluate(trained_cnn, image_data, include_regularization, min_values_per_step,
                                                 monkeypatch):
-    monkeypatch.setattr(tensorflow_backend, "MIN_INPUT_VALUES_PER_STEP", min_values_per_step)
+    if ON_TENSORFLOW:
+        monkeypatch.setattr("losslandscape.backends.tensorflow.MIN_INPUT_VALUES_PER_STEP", min_values_per_step)
+    elif min_values_per_step > 1:
+        pytest.skip("only the TensorFlow backend joins batches into larger steps")
     x, y, sample_weight = image_data
     directions = random_directions(trained_cnn, seed=6)
     grid = np.random.default_rng(0).uniform(-1, 1, size=(7, 2))  # 7 points: the last call is padded
@@ -282,6 +285,7 @@ def test_auto_probe_keeps_one_point_per_call_when_the_values_disagree(small_mlp,
 
 @tensorflow_only
 def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp, regression_data):
+    tf = pytest.importorskip("tensorflow")
     x, y = regression_data
     passes = []
 
@@ -447,6 +451,10 @@ def test_jax_on_a_cpu_evaluates_convolutional_models_one_point_per_call(small_ml
 
 @tensorflow_only
 def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regression_data, monkeypatch):
+    import tensorflow as tf
+
+    from losslandscape.backends import tensorflow as tensorflow_backend
+
     class NumpyIdentity(keras.layers.Layer):
         def call(self, inputs):
             return tf.ensure_shape(tf.numpy_function(lambda a: a, [inputs], tf.float32), inputs.shape)

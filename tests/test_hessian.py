@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, assert_same_state
+from conftest import all_state, assert_same_state, same_on_every_backend
 from losslandscape import compute_line, hessian_directions, hessian_spectrum_summary
 
 
@@ -49,6 +49,7 @@ def test_spectrum_summary_lambda_max_and_trace(linear_regression):
     assert summary["trace_standard_error"] < 0.05 * np.trace(hessian)
 
 
+@same_on_every_backend
 def test_bad_k_is_refused(linear_regression):
     model, data, _ = linear_regression
     with pytest.raises(ValueError, match="k"):

@@ -10,6 +10,7 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK = pathlib.Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"
 
 
+@pytest.mark.slow
 def test_the_quickstart_notebook_runs_and_draws(tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline, as in Jupyter
     notebook = nbformat.read(NOTEBOOK, as_version=4)

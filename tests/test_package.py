@@ -82,3 +82,35 @@ def test_no_public_name_is_also_a_module_name():
 
     modules = {info.name for info in pkgutil.iter_modules(losslandscape.__path__)}
     assert modules.isdisjoint(losslandscape.__all__), sorted(modules & set(losslandscape.__all__))
+
+
+FRAMEWORKS = {"tensorflow": ("tensorflow", "tensorboard"), "jax": ("jax",), "torch": ("torch",)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_the_suite_collects_with_one_framework_installed(backend, tmp_path):
+    """With only `backend`'s framework importable, the tests collect (those of absent frameworks skip, not error)."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    pytest.importorskip(backend)
+    site_packages = pathlib.Path(sysconfig.get_paths()["purelib"])
+    absent = tuple(prefix for name, prefixes in FRAMEWORKS.items() if name != backend for prefix in prefixes)
+    # A site-packages without the other frameworks: links to everything else, read with site processing off.
+    packages = tmp_path / "site-packages"
+    packages.mkdir()
+    for entry in site_packages.iterdir():
+        if not entry.name.lower().startswith(absent) and not entry.name.endswith(".pth"):
+            (packages / entry.name).symlink_to(entry)
+    root = PACKAGE.parent
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KERAS_BACKEND": backend, "MPLBACKEND": "Agg",
+             "PYTHONPATH": f"{root}:{packages}"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert "error" not in last and " tests collected" in last, last

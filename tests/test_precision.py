@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, assert_same_state, trained_classifier
+from conftest import all_state, assert_same_state, trained_classifier, same_on_every_backend
 from losslandscape import compute_surface, random_directions
 from losslandscape.precision import with_dtype_policy
 
@@ -63,6 +63,7 @@ def test_resuming_under_another_policy_is_refused(classifier, tmp_path):
         compute_surface(model, (x, y), xcoords=AXIS, seed=0, path=path, verbose=0)
 
 
+@same_on_every_backend
 def test_bad_policies_and_models_get_clear_errors(classifier):
     model, x, y = classifier
     with pytest.raises(ValueError, match="Unknown `dtype_policy`"):

@@ -3,6 +3,8 @@ import pickle
 import numpy as np
 import pytest
 
+pytest.importorskip("tensorflow", reason="the reproductions train through tf.data")
+
 from reproductions import depth_study, landscape, sanity_checks, train
 from reproductions.data import load_cifar10
 from reproductions.models import cifar_resnet, cifar_vgglike
@@ -49,6 +51,7 @@ def test_missing_cifar_files_name_both_ways(tmp_path):
         load_cifar10(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_smoke_runs_of_train_landscape_and_sanity_checks(tmp_path, capsys):
     assert train.main(["--smoke", "--out", str(tmp_path / "train")]) == 0
     checkpoint = tmp_path / "train" / "model_final.keras"
@@ -105,6 +108,7 @@ def test_depth_study_numbers_on_known_surfaces():
     assert depth_study.local_minima(np.ones((5, 5))) == 0  # a plateau has no strict minimum
 
 
+@pytest.mark.slow
 def test_depth_study_smoke_run_writes_its_figures_and_table(tmp_path):
     results = depth_study.run("digits", tmp_path, smoke=True, families=["resnet", "resnet_noshort"])
     assert [(r["family"], r["depth"]) for r in results] == [("resnet", 8), ("resnet_noshort", 8)]

@@ -9,7 +9,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import edited, trained_classifier
+from conftest import edited, trained_classifier, same_on_every_backend
 
 from losslandscape import LossSurface, compute_line, compute_surface, load_surface
 from losslandscape.progress import Progress
@@ -33,6 +33,8 @@ def load_saved(folder):
     return keras.models.load_model(folder / "model.keras"), (data["x"], data["y"])
 
 
+@pytest.mark.slow
+@same_on_every_backend
 def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(saved_run, tmp_path):
     path = tmp_path / "surface.h5"
     script = textwrap.dedent(
@@ -103,6 +105,7 @@ def test_resume_computes_only_the_missing_points(saved_run, tmp_path, monkeypatc
     np.testing.assert_array_equal(resumed.losses["train"], fresh.losses["train"])
 
 
+@same_on_every_backend
 @pytest.mark.parametrize(
     "change, difference",
     [
@@ -158,6 +161,7 @@ def test_finished_points_with_a_real_nan_loss_are_not_recomputed(saved_run, tmp_
     assert resumed.computed["train"].all()
 
 
+@same_on_every_backend
 @pytest.mark.parametrize(
     "compiled",
     [
@@ -199,6 +203,7 @@ def test_a_resumed_run_uses_the_points_per_call_of_the_first_and_is_bitwise_equa
     assert load_surface(path).settings["points_per_call_used"] == {"train": chosen}
 
 
+@same_on_every_backend
 def test_a_second_writer_of_the_same_file_is_refused(saved_run, tmp_path):
     model, data = load_saved(saved_run)
     path = tmp_path / "surface.h5"
@@ -225,6 +230,7 @@ def test_a_second_writer_of_the_same_file_is_refused(saved_run, tmp_path):
     assert load_surface(path).is_complete and not (tmp_path / "surface.h5.lock").exists()
 
 
+@same_on_every_backend
 def test_temporaries_of_killed_saves_are_removed_when_the_file_is_next_opened(saved_run, tmp_path):
     model, data = load_saved(saved_run)
     path = tmp_path / "surface.h5"
@@ -236,6 +242,7 @@ def test_temporaries_of_killed_saves_are_removed_when_the_file_is_next_opened(sa
     assert not stale.exists() and unrelated.exists()
 
 
+@same_on_every_backend
 def test_the_message_names_every_setting_that_differs_also_ones_only_the_file_has():
     expected = {"model": "a", "seed": 1, "coords": [0.0, 1.0]}
     with pytest.raises(ValueError) as error:
@@ -248,6 +255,7 @@ def test_the_message_names_every_setting_that_differs_also_ones_only_the_file_ha
     check_resumable("run.h5", dict(expected), expected)
 
 
+@same_on_every_backend
 def test_a_file_without_a_run_fingerprint_is_not_resumed(saved_run, tmp_path):
     model, data = load_saved(saved_run)
     path = tmp_path / "surface.h5"

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, edited
+from conftest import all_state, edited, same_on_every_backend
 from losslandscape import LandscapeCallback, animate_series, load_series, plot_series
 from losslandscape.output_lock import OutputInUseError
 
@@ -67,6 +67,7 @@ def test_the_callback_leaves_training_bitwise_as_without_it(tmp_path):
     assert len(load_series(tmp_path / "series.h5").landscapes) == 3
 
 
+@same_on_every_backend
 def test_a_series_plots_on_one_scale_and_bad_arguments_fail_at_once(tmp_path):
     model, x, y = _model_and_data()
     model.fit(x, y, epochs=2, batch_size=32, verbose=0,
@@ -87,6 +88,7 @@ def test_a_series_plots_on_one_scale_and_bad_arguments_fail_at_once(tmp_path):
         load_series(tmp_path / "single.h5")
 
 
+@same_on_every_backend
 def test_a_series_becomes_an_animation(tmp_path):
     pytest.importorskip("PIL")
     model, x, y = _model_and_data()
@@ -102,6 +104,7 @@ def test_a_series_becomes_an_animation(tmp_path):
         animate_series(series, tmp_path / "training.avi")
 
 
+@same_on_every_backend
 def test_the_command_line_plots_and_describes_a_series(tmp_path, capsys):
     import sys
 
@@ -172,9 +175,8 @@ def test_a_resumed_fit_appends_to_its_series_with_the_same_directions(tmp_path):
     assert path.read_bytes() == before
 
 
-@pytest.mark.skipif(pytest.importorskip("importlib").util.find_spec("tensorflow") is None, reason="needs TensorFlow")
 def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     from losslandscape import LossLine, sharpness
 
@@ -215,6 +217,7 @@ def test_the_file_records_the_seed_and_the_raw_directions_the_landscapes_are_nor
         np.testing.assert_allclose(_unit_filters(landscape.direction[0]), _unit_filters(raw), rtol=1e-5)
 
 
+@same_on_every_backend
 @pytest.mark.parametrize(
     "change, named",
     [
@@ -284,6 +287,7 @@ def test_a_landscape_lost_at_a_kill_is_computed_again_and_an_earlier_start_is_re
     assert path.read_bytes() == before
 
 
+@same_on_every_backend
 def test_stale_temporaries_are_removed_and_other_files_are_never_replaced(tmp_path):
     model, x, y = _model_and_data()
     path = tmp_path / "series.h5"
@@ -298,6 +302,7 @@ def test_stale_temporaries_are_removed_and_other_files_are_never_replaced(tmp_pa
     assert (tmp_path / "model.keras").read_bytes() == before
 
 
+@same_on_every_backend
 def test_a_second_process_writing_the_same_series_is_refused_in_one_line(tmp_path):
     path = tmp_path / "series.h5"
     holder = subprocess.Popen(
@@ -316,6 +321,7 @@ def test_a_second_process_writing_the_same_series_is_refused_in_one_line(tmp_pat
         holder.wait()
 
 
+@same_on_every_backend
 def test_in_one_process_a_new_writer_takes_over_and_the_old_one_stops(tmp_path):
     model, x, y = _model_and_data()
     path = tmp_path / "series.h5"
@@ -333,6 +339,7 @@ def test_in_one_process_a_new_writer_takes_over_and_the_old_one_stops(tmp_path):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[first, second])
 
 
+@same_on_every_backend
 def test_the_series_command_never_replaces_an_input_or_a_file_that_is_not_a_series(tmp_path, capsys):
     from losslandscape.cli import main
 
@@ -378,6 +385,7 @@ def test_the_raw_directions_are_the_seeds_unnormalized_draw_one_per_axis(tmp_pat
         assert "raw_directions" not in file and json.loads(file.attrs["run"])["raw_directions"] is None
 
 
+@same_on_every_backend
 def test_a_writer_records_where_it_is_and_lets_go_of_its_file(tmp_path):
     from losslandscape import series_writer
 
@@ -425,6 +433,7 @@ def test_fresh_directions_resumed_with_seed_none_draw_from_the_files_seed(tmp_pa
         np.testing.assert_array_equal(whole.direction[0], resumed.direction[0])
 
 
+@same_on_every_backend
 def test_series_that_cannot_be_continued_are_refused_by_name(tmp_path):
     model, x, y = _model_and_data()
     path = tmp_path / "landscape.h5"

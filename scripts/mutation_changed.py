@@ -1,0 +1,138 @@
+"""Mutation testing of the package's modules that a change touches, with the tests that name them.
+
+    python scripts/mutation_changed.py                 # modules changed since origin/main (or HEAD), uncommitted too
+    python scripts/mutation_changed.py --base HEAD~3   # changed since another revision
+    python scripts/mutation_changed.py losslandscape/exports.py losslandscape/hashing.py
+
+Runs mutmut (pip install mutmut==3.8.1) in a copy of the working tree, so that pyproject.toml and the tree stay as
+they are, and prints each module's score and its survivors. A module's tests are the test files that name the
+module or one of its public functions or classes, plus `tests/test_<module>.py`; mutmut then runs, for each mutant,
+only those of them that reach the mutated function. Tests marked slow are left out (`-m "not slow"`), so a mutant
+they alone would catch counts as survived, never wrongly as killed. See CONTRIBUTING.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_MUTATED = {"__init__.py", "__main__.py", "version.py"}
+
+
+def changed_modules(base: str) -> list[str]:
+    """The package's modules that differ from `base`, committed or not, and new ones git does not ignore."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+
+    names = set(git("diff", "--name-only", base, "--", "losslandscape")) | set(
+        git("ls-files", "--others", "--exclude-standard", "--", "losslandscape"))
+    return sorted(n for n in names if n.endswith(".py") and Path(n).name not in NOT_MUTATED and (ROOT / n).exists())
+
+
+def public_names(module: Path) -> set[str]:
+    tree = ast.parse(module.read_text())
+    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            and not node.name.startswith("_")}
+
+
+def tests_of(module: str) -> list[str]:
+    """The test files that name `module` (as `losslandscape.x` or `x.py`) or one of its public names."""
+    path = ROOT / module
+    dotted = module[:-3].replace("/", ".")
+    words = {dotted, path.name} | public_names(path)
+    pattern = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in sorted(words)))
+    found = [str(test.relative_to(ROOT)) for test in sorted((ROOT / "tests").glob("test_*.py"))
+             if test.name != "test_other_backends.py" and pattern.search(test.read_text())]
+    own = f"tests/test_{path.stem}.py"
+    return sorted(set(found) | ({own} if (ROOT / own).exists() else set()))
+
+
+def configured(pyproject: str, modules: list[str], tests: list[str]) -> str:
+    """pyproject.toml's text with [tool.mutmut] set to mutate `modules` and run `tests`."""
+    def toml_list(items):
+        return "[\n" + "".join(f'    "{item}",\n' for item in items) + "]"
+
+    text = re.sub(r"only_mutate = \[[^\]]*\]", "only_mutate = " + toml_list(modules), pyproject)
+    text = re.sub(r"pytest_add_cli_args_test_selection = \[[^\]]*\]",
+                  "pytest_add_cli_args_test_selection = " + toml_list(tests), text)
+    return text
+
+
+def copy_of_the_tree(target: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in files:
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def scores(results: str, modules: list[str]) -> list[str]:
+    """One line per module from `mutmut results --all true`: mutants, killed, survived, other."""
+    lines = []
+    for module in modules:
+        prefix = module[:-3].replace("/", ".") + "."
+        statuses = [line.rsplit(":", 1)[1].strip() for line in results.splitlines()
+                    if line.strip().startswith(prefix) and ":" in line]
+        killed = sum(s in ("killed", "timeout") for s in statuses)
+        survived = sum(s == "survived" for s in statuses)
+        decided = killed + survived
+        percent = f"{100 * killed / decided:.1f} %" if decided else "-"
+        lines.append(f"{module}: {len(statuses)} mutants, {killed} killed ({percent}), {survived} survived, "
+                     f"{len(statuses) - decided} neither")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", help="modules to mutate (default: those changed since --base)")
+    parser.add_argument("--base", default=None, help="revision to compare with (default: origin/main, else HEAD)")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--keep", action="store_true", help="keep the copy of the tree and print where it is")
+    args = parser.parse_args(argv)
+    if args.modules:
+        modules = sorted({str((ROOT / m).resolve().relative_to(ROOT)) for m in args.modules})
+    else:
+        base = args.base or ("origin/main" if subprocess.run(["git", "rev-parse", "--verify", "-q", "origin/main"],
+                                                             cwd=ROOT, capture_output=True).returncode == 0 else "HEAD")
+        modules = changed_modules(base)
+    if not modules:
+        print("mutation_changed: no module of losslandscape/ changed; nothing to mutate.")
+        return 0
+    tests = sorted({test for module in modules for test in tests_of(module)})
+    if not tests:
+        print(f"mutation_changed: no test names {', '.join(modules)}; write one first.", file=sys.stderr)
+        return 2
+    print("mutating:", " ".join(modules), "\nwith:", " ".join(tests), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="mutation_changed_"))
+    try:
+        copy_of_the_tree(work)
+        pyproject = work / "pyproject.toml"
+        pyproject.write_text(configured(pyproject.read_text(), modules, tests + ["-m", "not slow"]))
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+                             cwd=work)
+        results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
+                                 capture_output=True, text=True).stdout
+        survivors = [line.split(":")[0].strip() for line in results.splitlines() if line.strip().endswith("survived")]
+        print("\n".join(scores(results, modules)))
+        if survivors:
+            print("survivors (see one with `mutmut show NAME` in the kept copy, --keep):")
+            print("\n".join("  " + name for name in survivors))
+        return run.returncode
+    finally:
+        if args.keep:
+            print("the copy is kept in", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

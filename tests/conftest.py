@@ -175,3 +175,22 @@ def pytest_collection_modifyitems(items):
         return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
 
     items.sort(key=rank)  # stable: the rest keep their order
+
+
+# Work units that pytest-xdist may split further than by module: one unit per model of the conformance matrix,
+# whose module alone would otherwise take the inner loop's whole time on one worker while the other waits.
+SPLIT_BY_FIRST_PARAMETER = ("tests/test_conformance.py::test_every_path_equals_model_evaluate[",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModuleOrModel(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            if nodeid.startswith(SPLIT_BY_FIRST_PARAMETER):
+                return nodeid.split("-", 1)[0]
+            return super()._split_scope(nodeid)
+
+    return ByModuleOrModel(config, log)

@@ -72,15 +72,17 @@ def assert_conforms(surface, expected, bound):
 
 def cells():
     for name in ZOO:
+        marks = [pytest.mark.slow] if name == "recurrent" else []  # 3 times the time of the others' row
         for variant in VARIANTS:
-            yield pytest.param(name, variant, 1, True, id=f"{name}-{variant}-1")
-            yield pytest.param(name, variant, 3, True, id=f"{name}-{variant}-K")
+            yield pytest.param(name, variant, 1, True, id=f"{name}-{variant}-1", marks=marks)
+            yield pytest.param(name, variant, 3, True, id=f"{name}-{variant}-K", marks=marks)
             if name in ("mlp", "two_outputs", "custom_metric", "reloaded"):
                 yield pytest.param(name, variant, 3, False, id=f"{name}-{variant}-K_nofold")
             if ON_TENSORFLOW and not TENSORFLOW_ON_GPU:  # XLA, which TensorFlow uses for K points on GPUs only
-                yield pytest.param(name, variant, 3, "xla", id=f"{name}-{variant}-K_xla")
+                yield pytest.param(name, variant, 3, "xla", id=f"{name}-{variant}-K_xla", marks=pytest.mark.slow)
             if ON_TENSORFLOW:  # the eager reference "auto" checks small dense models against (JAX compiles it)
-                yield pytest.param(name, variant, 1, "uncompiled", id=f"{name}-{variant}-1_uncompiled")
+                yield pytest.param(name, variant, 1, "uncompiled", id=f"{name}-{variant}-1_uncompiled",
+                                   marks=pytest.mark.slow)
 
 
 @pytest.mark.parametrize("name, variant, points_per_call, fold", list(cells()))
@@ -144,6 +146,7 @@ def pool():
         yield executor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "two_outputs", "cnn"])
 def test_workers_equal_model_evaluate(zoo, pool, name):
     """Workers load the model from `.keras` bytes: K stacked points, with the first-layer fold, still conform."""

@@ -3,12 +3,14 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 
 from losslandscape import load_surface
 from losslandscape.cli import main
 from losslandscape.demo import run_demo
 
 
+@pytest.mark.slow
 def test_demo_writes_its_four_files(tmp_path):
     paths = run_demo(tmp_path, points=7, epochs=2, verbose=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loss_1d.png", "loss_3d.png", "loss_contour.png", "surface.h5"]

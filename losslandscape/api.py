@@ -13,11 +13,13 @@ from losslandscape.backends import current_backend
 from losslandscape.compute import compute_line, compute_surface
 from losslandscape.datasets import is_single_dataset, labelled_datasets, prepare_data
 from losslandscape.engine import WeightSnapshot, check_compiled
-from losslandscape.plotting import interactive_backend_active
+from losslandscape.messages import report
+from losslandscape.plotting import check_axes_for_kind, interactive_backend_active
 from losslandscape.surface import LossLine, LossSurface
 from losslandscape.validation import check_writable, evenly_spaced_coords
 
-PLOT_TYPES = {"levels": "contour", "3d": "surface"}
+# The documented names first; "contour" and "surface" are the same plots under `LossSurface.plot`'s names.
+PLOT_TYPES = {"levels": "contour", "3d": "surface", "contour": "contour", "surface": "surface"}
 
 
 def plot_loss(
@@ -156,8 +158,10 @@ def plot_loss_3D(
             by default.
         ax: One Axes per plot type (a single Axes for a single type); the
             "3d" one must be 3D. New figures when `None`.
-        save: File path for the figure; with several plot types, the type
-            is added before the extension (`loss_levels.png`, `loss_3d.png`).
+        save: File path for the figure; with several plot types, one file
+            per type, with the type added before the extension
+            (`loss_levels.png`, `loss_3d.png`), which a line says unless
+            `verbose=0`.
         show: Call `plt.show()`; by default only when an interactive
             matplotlib backend is active (never headless).
         verbose: 0 for silence, 1 for a progress bar.
@@ -196,7 +200,7 @@ def plot_loss_3D(
         kind = PLOT_TYPES[plot_type_name]
         surface.plot(kind=kind, log=log, ax=axes_for_type, metric=metric, levels=levels, vmin=vmin, vmax=vmax)
         figures.append(surface.figures_[kind])
-    _finish(figures, save, show, suffixes=plot_types)
+    _finish(figures, save, show, suffixes=plot_types, verbose=verbose)
     return surface
 
 
@@ -240,8 +244,8 @@ def _plot_types(plot_type):
     unknown = [p for p in plot_types if p not in PLOT_TYPES]
     if unknown or not plot_types:
         raise ValueError(
-            f"Unknown plot type {unknown or plot_type!r}. Valid plot types: "
-            f"{sorted(PLOT_TYPES)}, or a sequence of them such as ('levels', '3d')."
+            f"Unknown plot type {unknown or plot_type!r}. Valid plot types: 'levels' and '3d' (or 'contour' and "
+            "'surface'), or a sequence of them such as ('levels', '3d')."
         )
     return plot_types
 
@@ -255,15 +259,19 @@ def _axes_per_type(ax, plot_types):
             f"Received {len(axes)} Axes for {len(plot_types)} plot types "
             f"{plot_types}; pass one Axes per plot type."
         )
+    for plot_type, axes_for_type in zip(plot_types, axes):
+        check_axes_for_kind(axes_for_type, PLOT_TYPES[plot_type])
     return axes
 
 
-def _finish(figures, save, show, suffixes=None):
+def _finish(figures, save, show, suffixes=None, verbose=0):
     if save is not None:
         root, extension = os.path.splitext(os.fspath(save))
-        for index, figure in enumerate(figures):
-            path = save if len(figures) == 1 else f"{root}_{suffixes[index]}{extension or '.png'}"
+        paths = [os.fspath(save)] if len(figures) == 1 else [f"{root}_{suffix}{extension or '.png'}" for suffix in suffixes]
+        for figure, path in zip(figures, paths):
             figure.savefig(path, bbox_inches="tight", dpi=150)
+        if len(paths) > 1 and verbose:
+            report(f"losslandscape: wrote {' and '.join(paths)}, one file per plot type")
     if show is None:
         show = interactive_backend_active()
     if show:

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="draw a saved surface, line or series to an image file")
     plot.add_argument("file",
                       help="HDF5 file written by `surface` or `line`, or a series of LandscapeCallback")
-    plot.add_argument("--kind", choices=("contour", "contourf", "heatmap", "surface"), default="contour",
+    plot.add_argument("--kind", choices=("contour", "contourf", "heatmap", "surface", "levels", "3d"),
+                      default="contour",
                       help="plot kind for surfaces (default: %(default)s)")
     plot.add_argument("--out", required=True,
                       help="image file to write (png, pdf, svg, ...)")
@@ -257,6 +258,9 @@ def _check_compute_arguments(args) -> None:
         value = getattr(args, option, None)
         if value is not None and value < 1:
             raise CommandError(f"--{option.replace('_', '-')} must be >= 1, received {value}")
+    from losslandscape.validation import check_writable
+
+    check_writable(args.out, option="--out")  # before the seconds TensorFlow takes to import
     if getattr(args, "workers", None) is not None and getattr(args, "scheduler", None) is not None:
         raise CommandError("use either --workers or --scheduler, not both")
 
@@ -310,9 +314,11 @@ def _resume_hint(args, argv) -> str:
 
 def _plot(args):
     landscape = _load_any(args.file)
+    from losslandscape.plotting import surface_kind
     from losslandscape.series_files import LandscapeSeries, plot_series
     from losslandscape.surface import LossSurface
 
+    args.kind = surface_kind(args.kind)
     if isinstance(landscape, LandscapeSeries):
         kind = "contour" if args.kind == "surface" else args.kind
         plot_series(landscape, kind=kind, metric=args.metric, label=args.label).savefig(

@@ -83,9 +83,16 @@ def _check_sparse_labels(model, y, name) -> None:
         classes = model.outputs[0].shape[-1]
     except (AttributeError, ValueError, IndexError):
         return
-    labels = np.asarray(keras.ops.convert_to_numpy(y)).ravel()
+    labels = np.asarray(keras.ops.convert_to_numpy(y))
     if classes is None or labels.size == 0 or not np.issubdtype(labels.dtype, np.number):
         return
+    if classes > 1 and labels.ndim == len(model.outputs[0].shape) and labels.shape[-1] == classes:
+        raise ValueError(
+            f"The data {name} has labels of shape {labels.shape}, one value per class (one-hot), but the model's "
+            f"loss `{loss_name}` takes one class index per sample. Pass `y.argmax(axis=-1)`, or compile the "
+            "model with `categorical_crossentropy`."
+        )
+    labels = labels.ravel()
     ignored = config.get("ignore_class")
     if ignored is not None:
         labels = labels[labels != ignored]

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the landscapes call these functions from their `plot` metho
     from losslandscape.trajectory import PCADirections
 
 SURFACE_KINDS = ("contour", "contourf", "heatmap", "surface")
+# `plot_loss_3D`'s names for two of the kinds, accepted wherever a kind is.
+KIND_ALIASES = {"levels": "contour", "3d": "surface"}
 # The 3D camera looks down on the basin from above its rim (matplotlib's default, 30°, hides its bottom).
 SURFACE_ELEVATION = 45
 SURFACE_AZIMUTH = -60
@@ -178,8 +180,8 @@ def plot_surface(
     >>> type(plot_surface(surface, "heatmap").artists_["heatmap"]).__name__
     'QuadMesh'
     """
-    if kind not in SURFACE_KINDS:
-        raise ValueError(f"Expected `kind` to be one of {SURFACE_KINDS}, received: {kind!r}")
+    kind = surface_kind(kind)
+    check_axes_for_kind(ax, kind)
     values = surface.values(label, metric)
     # Values are stored [i, j] for (x_i, y_j); matplotlib wants rows along y.
     z = np.ma.masked_invalid(np.asarray(values, dtype=np.float64).T)
@@ -408,13 +410,33 @@ def _title(surface, label, metric) -> str:
     return metric if unnamed else f"{label} {metric}"
 
 
+def surface_kind(kind: str) -> str:
+    """`kind` as one of SURFACE_KINDS, with "levels" and "3d" read as "contour" and "surface"."""
+    if kind not in SURFACE_KINDS and kind not in KIND_ALIASES:
+        raise ValueError(
+            f"Expected `kind` to be one of {SURFACE_KINDS} (or {tuple(KIND_ALIASES)}), received: {kind!r}"
+        )
+    return KIND_ALIASES.get(kind, kind)
+
+
+def check_axes_for_kind(ax, kind: str) -> None:
+    """Raises a ValueError if `ax` cannot hold `kind`: a 3D surface on 2D axes, or a 2D plot on 3D axes."""
+    if ax is None:
+        return
+    three_d = getattr(ax, "name", None) == "3d"
+    if kind == "surface" and not three_d:
+        raise ValueError(
+            f"A 3D surface needs 3D axes, received 2D axes ({type(ax).__name__}): create them with "
+            "`fig.add_subplot(projection='3d')`."
+        )
+    if kind != "surface" and three_d:
+        raise ValueError(
+            f"A {kind} plot needs 2D axes, received 3D axes: create them with `fig.add_subplot()`."
+        )
+
+
 def _axes_or_new(ax, projection=None):
     if ax is not None:
-        if projection == "3d" and getattr(ax, "name", None) != "3d":
-            raise ValueError(
-                "A 3D surface needs 3D axes: create them with "
-                "`fig.add_subplot(projection='3d')`."
-            )
         return ax
     figure = plt.figure()
     return figure.add_subplot(projection=projection)

@@ -80,9 +80,11 @@ def check_resumable(path: os.PathLike, saved: Optional[dict], expected: dict) ->
     keys = list(expected) + [key for key in saved if key not in expected]
     differences = [key for key in keys if saved.get(key) != expected.get(key)]
     if differences:
+        named = [f"`{key}`" for key in differences]
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
         raise ValueError(
-            f"{os.fspath(path)!r} was computed with a different {', '.join(differences)} "
-            "than this run, so its points cannot be reused. Pass the same model, data, "
+            f"{os.fspath(path)!r} was computed with another {listed} than this run, so its points cannot be "
+            "reused. Pass the same model, data, "
             "directions (or seed), coordinates and settings to resume, or another `path` (or delete "
             "the file) to start over."
         )

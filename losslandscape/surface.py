@@ -252,7 +252,8 @@ class LossSurface(_Landscape):
 
         Args:
             kind: "contour" (labelled contour lines), "contourf" (filled
-                contours with a colour bar), "heatmap" or "surface" (3D).
+                contours with a colour bar), "heatmap" or "surface" (3D);
+                "levels" and "3d", `plot_loss_3D`'s names, are accepted too.
             log: Logarithmic colour (or, for "surface", z) scale.
             ax: Matplotlib Axes (3D for "surface"); a new figure when `None`.
             label: Dataset label; the first dataset by default.

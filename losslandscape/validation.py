@@ -67,19 +67,23 @@ def check_positive_int(name: str, value: Optional[int]) -> None:
         raise ValueError(f"Expected `{name}` to be a positive integer or None, received: {value!r}")
 
 
-def check_writable(path) -> None:
+def check_writable(path, option: str = "`path`") -> None:
     """Raises an OSError unless a file can be written at `path` (its folder exists and is writable).
+
+    The error names `option`, the argument that gave `path`, in its fix.
 
     Example:
 
     >>> check_writable("/no/such/folder/surface.h5")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: Cannot write '/no/such/folder/surface.h5': the folder '/no/such/folder' does not exist.
+    FileNotFoundError: Cannot write '/no/such/folder/surface.h5': the folder '/no/such/folder' does not exist. Create it, or pass another `path`.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Cannot write {path!r}: the folder {folder!r} does not exist.")
+        raise FileNotFoundError(
+            f"Cannot write {path!r}: the folder {folder!r} does not exist. Create it, or pass another {option}."
+        )
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise PermissionError(f"Cannot write {path!r}: no permission to write there. Pass another `path`.")
+        raise PermissionError(f"Cannot write {path!r}: no permission to write there. Pass another {option}.")

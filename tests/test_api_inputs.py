@@ -3,6 +3,7 @@
 import inspect
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -80,8 +81,16 @@ def test_an_unbatched_dataset_is_named_with_the_fix(classifier_and_data):
         (lambda m, x, y, path: plot_loss_3D(m, "contours", x, y, verbose=0), "Unknown plot type"),
         (lambda m, x, y, path: plot_loss(m, (x[:, :4], y), verbose=0), "samples of shape"),
         (lambda m, x, y, path: plot_loss(m, ((x, y), (x, y)), dataset_labels=["train"], verbose=0), "label"),
+        (lambda m, x, y, path: plot_loss_3D(m, "3d", x, y, ax=plt.figure().add_subplot(), verbose=0),
+         r"A 3D surface needs 3D axes, received 2D axes \(Axes\): create them with `fig.add_subplot\(projection='3d'\)`"),
+        (lambda m, x, y, path: plot_loss_3D(m, "levels", x, y, ax=plt.figure().add_subplot(projection="3d"),
+                                            verbose=0), "A contour plot needs 2D axes, received 3D axes"),
+        (lambda m, x, y, path: plot_loss_3D(m, ("levels", "3d"), x, keras.utils.to_categorical(y, 3), verbose=0),
+         r"has labels of shape \(64, 3\), one value per class \(one-hot\), but the model's loss "
+         r"`sparse_categorical_crossentropy` takes one class index per sample. Pass `y.argmax\(axis=-1\)`"),
     ],
-    ids=["metric-3d", "metric-1d", "save-path", "plot-type", "data-shape", "labels"],
+    ids=["metric-3d", "metric-1d", "save-path", "plot-type", "data-shape", "labels", "2d-axes-for-3d",
+         "3d-axes-for-levels", "one-hot-sparse"],
 )
 def test_bad_input_fails_before_the_first_point(classifier_and_data, tmp_path, monkeypatch, call, message):
     model, x, y = classifier_and_data
@@ -96,3 +105,13 @@ def test_the_command_line_and_python_share_one_default_grid():
     args = build_parser().parse_args(["surface", "model.keras", "--data", "data.npz"])
     assert args.points == len(inspect.signature(compute_surface).parameters["xcoords"].default) == 21
     assert inspect.signature(plot_loss_3D).parameters["number_of_points"].default == 21
+
+
+def test_both_names_of_the_two_plot_types_draw_the_same_figures(classifier_and_data):
+    model, x, y = classifier_and_data
+    documented = plot_loss_3D(model, ("levels", "3d"), x, y, number_of_points=3, seed=0, verbose=0)
+    other = plot_loss_3D(model, ("contour", "surface"), x, y, number_of_points=3, seed=0, verbose=0)
+    assert set(documented.artists_) == set(other.artists_) == {"contour", "surface"}
+    np.testing.assert_array_equal(documented.losses["train"], other.losses["train"])
+    assert documented.plot("levels").artists_["contour"] is not None and "levels" not in documented.artists_
+    assert documented.plot("3d").axes_["surface"].name == "3d"

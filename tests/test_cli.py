@@ -279,6 +279,24 @@ def test_help_info_and_plot_start_without_keras_or_tensorflow(saved, argv):
     assert result.stderr == ""
 
 
+@same_on_every_backend
+@pytest.mark.parametrize("command", ["surface", "line", "series"])
+def test_an_unwritable_out_is_refused_before_keras_is_imported(saved, tmp_path, command):
+    folder, _, _ = saved
+    out = tmp_path / "no" / "such" / "out.h5"
+    inputs = [str(folder / "model.keras"), "--data", str(folder / "train.npz")]
+    argv = [command, *inputs, "--out", str(out)]
+    code = (
+        "import sys\nfrom losslandscape.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print(code, sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    )
+    result = _in_a_fresh_process(code)
+    assert result.stdout.splitlines()[-1] == "2 []", result.stderr
+    assert result.stderr == (f"losslandscape {command}: error: Cannot write {str(out)!r}: the folder "
+                             f"{str(out.parent)!r} does not exist. Create it, or pass another --out.\n")
+
+
 @pytest.mark.slow
 def test_a_computing_command_prints_no_tensorflow_start_up_lines(saved, tmp_path):
     folder, _, _ = saved
@@ -443,11 +461,11 @@ def test_plot_draws_the_kind_label_metric_and_scale_asked_for(tmp_path, capsys, 
 
     from matplotlib.contour import ContourSet
 
-    for kind in (None, "contour", "contourf", "surface"):
+    for kind in (None, "contour", "contourf", "surface", "levels", "3d"):  # levels, 3d: plot_loss_3D's names
         assert run("plot", tmp_path / "surface.h5", *(["--kind", kind] if kind else []), "--out", out) == 0
         ax = saved_figures[-1][0].axes[0]
-        assert (ax.name == "3d") == (kind == "surface")
-        if kind != "surface":
+        assert (ax.name == "3d") == (kind in ("surface", "3d"))
+        if kind not in ("surface", "3d"):
             assert _meshes(ax) == [] and any(isinstance(artist, ContourSet) for artist in ax.collections)
     for argv in (["--kind", "bogus", "--out", out], []):
         with pytest.raises(SystemExit):

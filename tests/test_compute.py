@@ -154,3 +154,10 @@ def test_labels_outside_the_output_and_wrong_feature_counts_are_named():
         compute_line(model, (x[:, :5], y), verbose=0)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1))
     compute_line(model, (x, np.where(y == 2, -1, y)), coords=[0.0, 1.0], verbose=0)
+    one_hot = np.eye(3, dtype="float32")[y]
+    for loss in ("sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy()):
+        model.compile(loss=loss)
+        with pytest.raises(ValueError, match=r"has labels of shape \(20, 3\), one value per class \(one-hot\)"):
+            compute_line(model, (x, one_hot), verbose=0)
+    model.compile(loss="categorical_crossentropy")  # the loss one-hot labels are for
+    compute_line(model, (x, one_hot), coords=[0.0, 1.0], verbose=0)

@@ -134,7 +134,7 @@ def test_resuming_the_same_arrays_in_another_structure_is_refused(tmp_path):
     path = tmp_path / "line.h5"
     compute_line(model, ([x1, x2], y), coords=np.array([0.0, 0.5]), path=path, verbose=0)
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="different data"):
+    with pytest.raises(ValueError, match="another `data`"):
         compute_line(model, ({"a": x1, "b": x2}, y), coords=np.array([0.0, 0.5]), path=path, verbose=0)
     assert path.read_bytes() == before
     compute_line(model, ([x1, x2], y), coords=np.array([0.0, 0.5]), path=path, verbose=0)

@@ -120,12 +120,23 @@ def test_plot_loss_3d_draws_both_types_and_saves_them(small_mlp, regression_data
     assert np.sum((levels > values.min()) & (levels < values.max())) >= 3
     assert (tmp_path / "loss_levels.png").stat().st_size > 1000
     assert (tmp_path / "loss_3d.png").stat().st_size > 1000
+    assert not (tmp_path / "loss.png").exists()
     plt.close("all")
+
+
+def test_saving_two_plot_types_says_which_two_files_it_wrote(small_mlp, regression_data, tmp_path, capsys):
+    x, y = regression_data
+    plot_loss_3D(small_mlp, ("levels", "3d"), x, y, number_of_points=3, save=tmp_path / "loss.svg", verbose=1)
+    assert (f"losslandscape: wrote {tmp_path / 'loss_levels.svg'} and {tmp_path / 'loss_3d.svg'}, one file per plot "
+            "type\n") in capsys.readouterr().out
+    plot_loss_3D(small_mlp, "3d", x, y, number_of_points=3, save=tmp_path / "one.svg", verbose=1)
+    assert (tmp_path / "one.svg").exists() and "one file per plot type" not in capsys.readouterr().out
 
 
 def test_plot_loss_3d_rejects_unknown_types(small_mlp, regression_data):
     x, y = regression_data
-    with pytest.raises(ValueError, match=r"Valid plot types: \['3d', 'levels'\]"):
+    with pytest.raises(ValueError, match=r"^Unknown plot type \['contours'\]. Valid plot types: 'levels' and '3d' \(or 'contour' and 'surface'\), "
+                       r"or a sequence of them such as \('levels', '3d'\).$"):
         plot_loss_3D(small_mlp, "contours", x, y, verbose=0)
     with pytest.raises(ValueError, match="Unknown plot type"):
         plot_loss_3D(small_mlp, ("levels", "surf"), x, y, verbose=0)

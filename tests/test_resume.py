@@ -125,7 +125,7 @@ def test_resuming_with_other_settings_is_refused(saved_run, tmp_path, change, di
     settings = dict(xcoords=np.linspace(-1, 1, 3), seed=1, verbose=0)
     compute_surface(model, data, path=path, **settings)
     before = path.read_bytes()
-    with pytest.raises(ValueError, match=f"different {difference}"):
+    with pytest.raises(ValueError, match=f"another `{difference}`"):
         compute_surface(model, data, path=path, **dict(settings, **change))
     assert path.read_bytes() == before
 
@@ -135,7 +135,7 @@ def test_resuming_with_other_weights_is_refused(saved_run, tmp_path):
     path = tmp_path / "surface.h5"
     compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
     model.layers[0].kernel.assign(model.layers[0].kernel.numpy() * 1.01)
-    with pytest.raises(ValueError, match="different model"):
+    with pytest.raises(ValueError, match="another `model`"):
         compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), path=path, verbose=0)
 
 
@@ -178,7 +178,7 @@ def test_resuming_with_another_compiled_loss_is_refused(saved_run, tmp_path, com
     compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), seed=1, path=path, verbose=0)
     before = path.read_bytes()
     model.compile(**compiled)
-    with pytest.raises(ValueError, match="different compiled loss and metrics"):
+    with pytest.raises(ValueError, match="another `compiled loss and metrics`"):
         compute_surface(model, data, xcoords=np.linspace(-1, 1, 3), seed=1, path=path, verbose=0)
     assert path.read_bytes() == before
 
@@ -248,11 +248,13 @@ def test_the_message_names_every_setting_that_differs_also_ones_only_the_file_ha
     with pytest.raises(ValueError) as error:
         check_resumable("run.h5", dict(expected, seed=2, coords=[0.0], written_by="a later version"), expected)
     assert str(error.value) == (
-        "'run.h5' was computed with a different seed, coords, written_by than this run, so its points cannot be "
-        "reused. Pass the same model, data, directions (or seed), coordinates and settings to resume, or another "
+        "'run.h5' was computed with another `seed`, `coords` and `written_by` than this run, so its points cannot "
+        "be reused. Pass the same model, data, directions (or seed), coordinates and settings to resume, or another "
         "`path` (or delete the file) to start over."
     )
     check_resumable("run.h5", dict(expected), expected)
+    with pytest.raises(ValueError, match=r"^'run.h5' was computed with another `model` than this run, so"):
+        check_resumable("run.h5", dict(expected, model="b"), expected)
 
 
 @same_on_every_backend

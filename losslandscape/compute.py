@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from concurrent.futures import Executor
 from typing import Optional, Sequence, Union
 
@@ -284,7 +285,20 @@ def _run(model, prepared, landscape, existing, coefficients, coords, evaluation,
         evaluate_on_executor(
             model, prepared, directions, coefficients, pending, record, evaluation, data=data, executor=executor
         )
+    _warn_if_no_loss_is_finite(landscape)
     return landscape
+
+
+def _warn_if_no_loss_is_finite(landscape) -> None:
+    """One warning per dataset whose computed losses are all NaN or infinite: a plot of them would be empty."""
+    for label, losses in landscape.losses.items():
+        computed = np.asarray(landscape.computed[label])
+        if computed.any() and not np.isfinite(np.asarray(losses)[computed]).any():
+            warnings.warn(
+                f"Every loss on {label!r} is NaN or infinite ({int(computed.sum())} points): the data or the "
+                "weights hold NaN or infinite values, or the loss overflows. Check them with np.isfinite.",
+                stacklevel=3,
+            )
 
 
 def _prepare(model, data, labels, evaluation, path) -> dict:

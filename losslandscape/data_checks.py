@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import keras
@@ -23,6 +24,7 @@ def check_data_fits_model(model: keras.Model, batches, name: str) -> None:
     x, y, _ = keras.utils.unpack_x_y_sample_weight(arrays if arrays is not None else batches.first_batch())
     _check_input_shapes(model, x, name)
     _check_sparse_labels(model, y, name)
+    _warn_of_values_that_are_not_finite(x, y, name)
 
 
 def check_dataset_is_batched(model: keras.Model, dataset, name: str) -> None:
@@ -102,6 +104,21 @@ def _check_sparse_labels(model, y, name) -> None:
             f"The data {name} has the label {outside[0]:g}, but the model's sparse loss takes labels "
             f"0 to {classes - 1} (its output has {classes} units). Pass labels in that range."
         )
+
+
+def _warn_of_values_that_are_not_finite(x, y, name) -> None:
+    """Warns in one line if inputs or targets hold NaN or infinite values: the mean loss over them is NaN everywhere."""
+    for what, nest in (("input", x), ("target", y)):
+        arrays = [np.asarray(keras.ops.convert_to_numpy(leaf)) for leaf in keras.tree.flatten(nest)]
+        arrays = [array for array in arrays if np.issubdtype(array.dtype, np.floating)]
+        bad = sum(int(np.size(array) - np.isfinite(array).sum()) for array in arrays)
+        if bad:
+            total = sum(array.size for array in arrays)
+            warnings.warn(
+                f"The data {name} holds {bad} NaN or infinite {what} values (of {total}): losses over it will be "
+                "NaN at every point. Drop or fix those samples, e.g. with np.isfinite.",
+                stacklevel=2,
+            )
 
 
 def _describe(shape) -> str:

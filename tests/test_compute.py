@@ -161,3 +161,32 @@ def test_labels_outside_the_output_and_wrong_feature_counts_are_named():
             compute_line(model, (x, one_hot), verbose=0)
     model.compile(loss="categorical_crossentropy")  # the loss one-hot labels are for
     compute_line(model, (x, one_hot), coords=[0.0, 1.0], verbose=0)
+
+
+@same_on_every_backend
+def test_inputs_that_are_not_finite_and_a_landscape_without_a_finite_loss_are_each_one_warning(small_mlp, regression_data):
+    x, y = regression_data
+    x = x.copy()
+    x[3, 1], x[7, 0] = np.nan, np.inf
+    with pytest.warns(UserWarning) as caught:
+        line = compute_line(small_mlp, (x, y), coords=[0.0, 0.5, 1.0], verbose=0)
+    messages = [str(warning.message) for warning in caught if warning.category is UserWarning]
+    assert messages == [
+        f"The data 'train' holds 2 NaN or infinite input values (of {x.size}): losses over it will be NaN at every "
+        "point. Drop or fix those samples, e.g. with np.isfinite.",
+        "Every loss on 'train' is NaN or infinite (3 points): the data or the weights hold NaN or infinite values, "
+        "or the loss overflows. Check them with np.isfinite.",
+    ]
+    assert np.isnan(line.losses["train"]).all()
+    targets = y.copy()
+    targets[8] = np.nan
+    with pytest.warns(UserWarning, match=r"holds 1 NaN or infinite target values \(of"):
+        compute_line(small_mlp, (x[8:], targets[8:]), coords=[0.0, 1.0], verbose=0)
+
+
+def test_finite_data_gives_no_warning(small_mlp, regression_data):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        compute_line(small_mlp, regression_data, coords=[0.0, 1.0], verbose=0)

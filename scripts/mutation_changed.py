@@ -6,8 +6,8 @@
 
 Runs mutmut (pip install mutmut==3.8.1) in a copy of the working tree, so that pyproject.toml and the tree stay as
 they are, and prints each module's score and its survivors. A module's tests are the test files that name the
-module or one of its public functions or classes, plus `tests/test_<module>.py`; mutmut then runs, for each mutant,
-only those of them that reach the mutated function. Tests marked slow are left out (`-m "not slow"`), so a mutant
+module or one of its public functions or classes, or those of a module that imports it, plus `tests/test_<module>.py`;
+mutmut then runs, for each mutant, only those of them that reach the mutated function. Tests marked slow are left out (`-m "not slow"`), so a mutant
 they alone would catch counts as survived, never wrongly as killed. See CONTRIBUTING.md.
 """
 
@@ -43,6 +43,15 @@ def public_names(module: Path) -> set[str]:
 
 
 def tests_of(module: str) -> list[str]:
+    """The test files that name `module` or one of its public names, or those of a module that imports it."""
+    dotted = module[:-3].replace("/", ".")
+    importers = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "losslandscape").rglob("*.py"))
+                 if re.search(rf"^\s*(from {re.escape(dotted)} import|import {re.escape(dotted)}\b)", path.read_text(),
+                              re.M)]
+    return sorted({test for name in [module, *importers] for test in _tests_naming(name)})
+
+
+def _tests_naming(module: str) -> list[str]:
     """The test files that name `module` (as `losslandscape.x` or `x.py`) or one of its public names."""
     path = ROOT / module
     dotted = module[:-3].replace("/", ".")

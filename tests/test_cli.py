@@ -264,17 +264,22 @@ def _in_a_fresh_process(code, **environment):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(env, **environment))
 
 
+def _main_in_a_fresh_process(argv):
+    """`main(argv)` in a new process, which prints its exit code and the frameworks it imported."""
+    code = (
+        "import sys\nfrom losslandscape.cli import main\n"
+        f"try:\n    code = main({argv!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    )
+    return _in_a_fresh_process(code)
+
+
 @same_on_every_backend
 @pytest.mark.parametrize("argv", [["--help"], ["info", "{file}"], ["plot", "{file}", "--out", "{folder}/line.png"]])
 def test_help_info_and_plot_start_without_keras_or_tensorflow(saved, argv):
     folder, _, _ = saved
     argv = [a.format(file=folder / "complete.h5", folder=folder) for a in argv]
-    code = (
-        "import sys\nfrom losslandscape.cli import main\n"
-        f"try:\n    code = main({argv!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
-        "print(code, sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"
-    )
-    result = _in_a_fresh_process(code)
+    result = _main_in_a_fresh_process(argv)
     assert result.stdout.splitlines()[-1] == "0 []", result.stderr
     assert result.stderr == ""
 
@@ -285,13 +290,7 @@ def test_an_unwritable_out_is_refused_before_keras_is_imported(saved, tmp_path, 
     folder, _, _ = saved
     out = tmp_path / "no" / "such" / "out.h5"
     inputs = [str(folder / "model.keras"), "--data", str(folder / "train.npz")]
-    argv = [command, *inputs, "--out", str(out)]
-    code = (
-        "import sys\nfrom losslandscape.cli import main\n"
-        f"code = main({argv!r})\n"
-        "print(code, sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
-    )
-    result = _in_a_fresh_process(code)
+    result = _main_in_a_fresh_process([command, *inputs, "--out", str(out)])
     assert result.stdout.splitlines()[-1] == "2 []", result.stderr
     assert result.stderr == (f"losslandscape {command}: error: Cannot write {str(out)!r}: the folder "
                              f"{str(out.parent)!r} does not exist. Create it, or pass another --out.\n")

@@ -18,6 +18,6 @@ def accuracy_metric_name(metric_names: Iterable[str]) -> Optional[str]:
     'sparse_categorical_accuracy'
     """
     for name in metric_names:
-        if name in ("acc", "accuracy") or name.endswith("accuracy"):
+        if name == "acc" or name.endswith("accuracy"):
             return name
     return None

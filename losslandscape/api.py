@@ -14,12 +14,12 @@ from losslandscape.compute import compute_line, compute_surface
 from losslandscape.datasets import is_single_dataset, labelled_datasets, prepare_data
 from losslandscape.engine import WeightSnapshot, check_compiled
 from losslandscape.messages import report
-from losslandscape.plotting import check_axes_for_kind, interactive_backend_active
+from losslandscape.plotting import KIND_ALIASES, check_axes_for_kind, interactive_backend_active
 from losslandscape.surface import LossLine, LossSurface
 from losslandscape.validation import check_writable, evenly_spaced_coords
 
-# The documented names first; "contour" and "surface" are the same plots under `LossSurface.plot`'s names.
-PLOT_TYPES = {"levels": "contour", "3d": "surface", "contour": "contour", "surface": "surface"}
+# The documented names ("levels", "3d") and the same plots under `LossSurface.plot`'s names.
+PLOT_TYPES = {**KIND_ALIASES, **{kind: kind for kind in KIND_ALIASES.values()}}
 
 
 def plot_loss(
@@ -267,7 +267,10 @@ def _axes_per_type(ax, plot_types):
 def _finish(figures, save, show, suffixes=None, verbose=0):
     if save is not None:
         root, extension = os.path.splitext(os.fspath(save))
-        paths = [os.fspath(save)] if len(figures) == 1 else [f"{root}_{suffix}{extension or '.png'}" for suffix in suffixes]
+        if len(figures) == 1:
+            paths = [os.fspath(save)]
+        else:
+            paths = [f"{root}_{suffix}{extension or '.png'}" for suffix in suffixes]
         for figure, path in zip(figures, paths):
             figure.savefig(path, bbox_inches="tight", dpi=150)
         if len(paths) > 1 and verbose:

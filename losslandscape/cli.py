@@ -318,16 +318,16 @@ def _plot(args):
     from losslandscape.series_files import LandscapeSeries, plot_series
     from losslandscape.surface import LossSurface
 
-    args.kind = surface_kind(args.kind)
+    kind = surface_kind(args.kind)
     if isinstance(landscape, LandscapeSeries):
-        kind = "contour" if args.kind == "surface" else args.kind
-        plot_series(landscape, kind=kind, metric=args.metric, label=args.label).savefig(
+        series_kind = "contour" if kind == "surface" else kind
+        plot_series(landscape, kind=series_kind, metric=args.metric, label=args.label).savefig(
             args.out, bbox_inches="tight", dpi=150
         )
         print(f"wrote {args.out}")
         return
     if isinstance(landscape, LossSurface):
-        landscape.plot(kind=args.kind, log=args.log, label=args.label, metric=args.metric)
+        landscape.plot(kind=kind, log=args.log, label=args.label, metric=args.metric)
     else:
         landscape.plot(metric=args.metric, labels=[args.label] if args.label else None)
         if args.log:

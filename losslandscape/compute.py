@@ -89,8 +89,12 @@ def compute_line(
             one point per call; K grows while it pays and the grid can repay its
             compile time, and
             K points are kept only if their values agree with one point
-            per call to 1e-5 relative, which TF32 kernels on NVIDIA GPUs
-            do not). In float32 values agree either way to float32 rounding.
+            per call to 1e-5 relative; where the arithmetic rounds float32,
+            a bfloat16 or float16 policy or TF32 kernels on NVIDIA GPUs,
+            only if they err against exact float32 at most twice as much
+            as one point per call; the check is recorded in
+            `settings["points_per_call_agreement"]`). In float32 on a CPU
+            values agree either way to float32 rounding.
         stream: For a `tf.data.Dataset` (on the torch backend, also a
             `torch.utils.data.DataLoader`) larger than memory: read it again
             at every point instead of keeping its batches (it must yield
@@ -262,6 +266,8 @@ def _run(model, prepared, landscape, existing, coefficients, coords, evaluation,
                 # Resumed points are computed as the first ones were: the same K gives bitwise the same values.
                 points_per_call = {label: used[label] for label in prepared}
             landscape.settings["points_per_call_used"] = dict(used)
+            if "points_per_call_agreement" in existing.settings:
+                landscape.settings["points_per_call_agreement"] = dict(existing.settings["points_per_call_agreement"])
             existing.settings = landscape.settings
             landscape = existing
     pending = {label: np.flatnonzero(~landscape.computed[label].reshape(-1)) for label in prepared}
@@ -274,12 +280,16 @@ def _run(model, prepared, landscape, existing, coefficients, coords, evaluation,
     def chosen(label, per_call):
         landscape.settings.setdefault("points_per_call_used", {})[label] = int(per_call)
 
+    def checked(label, agreement):
+        landscape.settings.setdefault("points_per_call_agreement", {})[label] = agreement
+
     if executor is None:
         evaluate_grid(
             model, prepared, directions, coefficients, engine=evaluation.engine,
             include_regularization=evaluation.include_regularization, verbose=evaluation.verbose,
             pending=pending, on_chunk=record, chunk_size=evaluation.chunk_size or 8,
-            points_per_call=points_per_call, on_evaluator=chosen, curvature=evaluation.curvature,
+            points_per_call=points_per_call, on_evaluator=chosen, on_agreement=checked,
+            curvature=evaluation.curvature,
         )
     else:
         evaluate_on_executor(

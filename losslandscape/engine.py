@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import keras
@@ -17,6 +18,7 @@ from losslandscape.points_per_call_probe import (
     PROBE_POINTS_PER_CALL, KnownValuesFirst, fastest_evaluator, report_points_per_call,
 )
 from losslandscape.progress import Progress
+from losslandscape.reference_precision import full_precision_values, why_arithmetic_is_reduced
 
 ENGINES = ("compiled", "evaluate")
 
@@ -105,6 +107,7 @@ def evaluate_grid(
     variables: Optional[Sequence] = None,
     points_per_call: Union[int, str, Mapping[str, int]] = 1,
     on_evaluator: Optional[Callable[[str, int], None]] = None,
+    on_agreement: Optional[Callable[[str, dict], None]] = None,
     curvature: Optional[CurvatureSettings] = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Evaluates loss and metrics at θ0 + Σ_k c_k·d_k for each row c of `coefficients`.
@@ -135,12 +138,18 @@ def evaluate_grid(
             vectorized pass per batch), or "auto" (time one point and
             K = 16, 64, 256... points per call on the first points of a
             large grid and keep the fastest whose values agree with one
-            point per call to 1e-5 relative; a small model without
+            point per call to 1e-5 relative, or, where the arithmetic
+            rounds float32 (a bfloat16 or float16 policy, TF32 on GPUs),
+            err against exact float32 at most twice as much as one point
+            per call does; a small model without
             convolutions is stacked without timing one point; see
             `points_per_call_probe.fastest_evaluator`), or `{label: K}`. Only the
             model's trainable weights can be moved K at a time.
         on_evaluator: Called as `on_evaluator(label, points_per_call)` with
             the points per call chosen for a dataset, before its first point.
+        on_agreement: Called as `on_agreement(label, agreement)` where
+            "auto" chose the points per call, with the check their values
+            passed (`points_per_call_probe.agreement_rule`).
         curvature: With `CurvatureSettings`, also the Hessian's extreme
             eigenvalues at each point (see `curvature_map`), one point per call.
 
@@ -186,6 +195,8 @@ def evaluate_grid(
             per_call = evaluator.points_per_call
             if on_evaluator is not None:
                 on_evaluator(label, per_call)
+            if on_agreement is not None and evaluator.agreement is not None:
+                on_agreement(label, evaluator.agreement)
             step = max(chunk_size, per_call)
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
@@ -248,17 +259,21 @@ def build_evaluator(model, batches, origin, directions, *, engine="compiled", in
     if known_slower:
         report_points_per_call(1, known_slower, verbose)
         return point_evaluator()
-    probed = []  # the probe's values at the first points; none when the choice comes from the cache
 
     def probe():
         parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-        best, values = fastest_evaluator(point_evaluator(), vectorized_evaluator, points, parameters, verbose,
-                                         convolutional=reuses_weights_across_positions(model))
-        probed.extend(values)
-        return best
+        reduced = why_arithmetic_is_reduced(model)
+        full_precision = None
+        if reduced:
+            with contextlib.suppress(ValueError):  # a subclassed model: K points must agree with one point per call
+                full_precision = full_precision_values(model, batches, origin, directions, include_regularization)
+        best, values, agreement = fastest_evaluator(
+            point_evaluator(), vectorized_evaluator, points, parameters, verbose,
+            convolutional=reuses_weights_across_positions(model), full_precision=full_precision, reduced=reduced,
+        )
+        return KnownValuesFirst(best, points[: len(values)], values, agreement)
 
-    best = cached_evaluator(key("auto"), origin, directions, probe)
-    return KnownValuesFirst(best, points[: len(probed)], probed) if probed else best
+    return cached_evaluator(key("auto"), origin, directions, probe)
 
 
 def check_points_per_call(points_per_call) -> None:

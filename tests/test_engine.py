@@ -407,8 +407,8 @@ def test_auto_probe_grows_points_per_call_while_it_pays(monkeypatch, capsys, gri
     monkeypatch.setattr(probe_module, "time_evaluator", fake_time_evaluator)
     rows = np.zeros((grid_points, 2))
     per_point = _FakeEvaluator(1)
-    best, _ = probe_module.fastest_evaluator(per_point, build_vectorized, rows, parameters, verbose=2,
-                                             convolutional=convolutional)
+    best, _, _ = probe_module.fastest_evaluator(per_point, build_vectorized, rows, parameters, verbose=2,
+                                                convolutional=convolutional)
     assert best.points_per_call == chosen
     assert timed == [k for k in tried if k != failing_k]  # a K that runs out of memory is built, never timed
     # One point per call, where it is not timed, is the reference at PROBE_UNCOMPILED_REFERENCE_POINTS points.

@@ -12,6 +12,7 @@ directions, the grid loop, files, plots) is backend-neutral.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Callable, ClassVar, Iterable, Optional, Sequence
 
 import keras
@@ -82,9 +83,13 @@ class PointEvaluator(abc.ABC):
 
     Attributes:
         points_per_call: Grid points per compiled call.
+        agreement: The check of its values against one point per call or
+            exact float32 that "auto" made when it chose this evaluator
+            (`points_per_call_probe.agreement_rule`); None where it did not.
     """
 
     points_per_call: int = 1
+    agreement: Optional[dict] = None
 
     @abc.abstractmethod
     def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
@@ -176,6 +181,19 @@ class Backend(abc.ABC):
         With a reason, "auto" skips its probe and evaluates one point per call.
         """
         return None
+
+    def why_float32_is_reduced(self) -> Optional[str]:
+        """Why float32 convolutions and matrix products round to fewer bits here (TF32 on NVIDIA GPUs), or None.
+
+        Then K stacked points and one point per call each differ from exact
+        float32 by about 1e-3, and "auto" checks both against values
+        computed under `full_precision`. CPUs compute exact float32.
+        """
+        return None
+
+    def full_precision(self) -> contextlib.AbstractContextManager:
+        """A context in which float32 arithmetic is exact float32, even where `why_float32_is_reduced` says why not."""
+        return contextlib.nullcontext()
 
 
 def reuses_weights_across_positions(model: keras.Model) -> bool:

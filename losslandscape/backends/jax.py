@@ -265,5 +265,15 @@ class JaxBackend(base.Backend):
             return "on a CPU, JAX runs K stacked points of a model with convolutions slower"
         return None
 
+    def why_float32_is_reduced(self) -> Optional[str]:
+        precision = jax.config.jax_default_matmul_precision
+        if jax.default_backend() != "cpu" and precision not in ("highest", "float32"):
+            return (f"JAX's default matmul precision ({precision or 'default'}) rounds float32 products on "
+                    f"{jax.default_backend()} (TF32 on NVIDIA GPUs)")
+        return None
+
+    def full_precision(self):
+        return jax.default_matmul_precision("highest")
+
 
 BACKEND = JaxBackend()

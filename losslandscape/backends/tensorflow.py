@@ -6,7 +6,7 @@ import contextlib
 import copy
 import math
 import warnings
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import keras
 import numpy as np
@@ -462,6 +462,20 @@ class TensorFlowBackend(base.Backend):
 
     def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[Batches]:
         return _native_dataset_to_batches(dataset, stream)
+
+    def why_float32_is_reduced(self) -> Optional[str]:
+        if tf.config.list_logical_devices("GPU") and tf.config.experimental.tensor_float_32_execution_enabled():
+            return "TensorFlow runs float32 convolutions and matrix products on the GPU in TF32"
+        return None
+
+    @contextlib.contextmanager
+    def full_precision(self) -> Iterator[None]:
+        enabled = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        try:
+            yield
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(enabled)
 
 
 BACKEND = TensorFlowBackend()

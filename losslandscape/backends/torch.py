@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import contextlib
+from typing import Iterator, Optional, Sequence
 
 import keras
 import numpy as np
@@ -273,6 +274,20 @@ class TorchBackend(base.Backend):
 
     def native_dataset_to_batches(self, dataset, stream: bool = False) -> Optional[Batches]:
         return _loader_to_batches(dataset, stream)
+
+    def why_float32_is_reduced(self) -> Optional[str]:
+        if torch.cuda.is_available() and (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32):
+            return "PyTorch runs float32 convolutions or matrix products on CUDA in TF32 (`allow_tf32`)"
+        return None
+
+    @contextlib.contextmanager
+    def full_precision(self) -> Iterator[None]:
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 BACKEND = TorchBackend()

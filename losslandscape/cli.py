@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from typing import Optional, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -321,7 +320,7 @@ def _plot(args):
     kind = surface_kind(args.kind)
     if isinstance(landscape, LandscapeSeries):
         series_kind = "contour" if kind == "surface" else kind
-        plot_series(landscape, kind=series_kind, metric=args.metric, label=args.label).savefig(
+        plot_series(landscape, kind=series_kind, metric=args.metric, label=args.label).figure_.savefig(
             args.out, bbox_inches="tight", dpi=150
         )
         print(f"wrote {args.out}")
@@ -372,37 +371,19 @@ def _import_keras_quietly() -> None:
     """Imports Keras and its backend, without TensorFlow's C++ start-up lines, unless the user asks for them.
 
     Only the commands that evaluate need Keras; `--help`, `info` and `plot`
-    start without it. TensorFlow writes its oneDNN and CPU-feature lines
-    straight to the stderr file descriptor while it loads, before
-    `TF_CPP_MIN_LOG_LEVEL` takes effect, so they are held back during the
-    import and shown only if the import fails. A user's own
-    `TF_CPP_MIN_LOG_LEVEL` is respected.
+    start without it. The lines are held back as in
+    `backends.start_up_lines_held_back`, with TensorFlow's warnings left
+    out too; a user's own `TF_CPP_MIN_LOG_LEVEL` is respected.
     """
     import importlib.util
 
-    from losslandscape.backends import import_keras
+    from losslandscape import backends
 
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        import_keras()
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held_back:
-        os.dup2(held_back.fileno(), 2)
-        try:
-            keras = import_keras()
-            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
-                # Keras imports an installed TensorFlow on other backends too, when it serializes a model.
-                importlib.import_module("tensorflow")
-        except BaseException:
-            os.dup2(saved, 2)
-            held_back.seek(0)
-            os.write(2, held_back.read())
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with backends.start_up_lines_held_back(log_level="2"):
+        keras = backends.import_keras()
+        if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+            # Keras imports an installed TensorFlow on other backends too, when it serializes a model.
+            importlib.import_module("tensorflow")
 
 
 def _load_model(path):

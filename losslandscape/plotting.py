@@ -18,7 +18,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import BoundaryNorm, FuncNorm, ListedColormap, LogNorm, Normalize
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from losslandscape.contour_levels import DEFAULT_LEVEL_COUNT, default_levels
 
@@ -34,11 +34,21 @@ KIND_ALIASES = {"levels": "contour", "3d": "surface"}
 # The 3D camera looks down on the basin from above its rim (matplotlib's default, 30°, hides its bottom).
 SURFACE_ELEVATION = 45
 SURFACE_AZIMUTH = -60
+# A 3D surface is drawn whole unless its values rise above the top level by more than this many times the
+# levels' own range above the minimum; then the cells above the top level are left out.
+SURFACE_WHOLE_RANGE = 3.0
+# The 3D colour bar's height as a fraction of the Axes': about that of the box the surface is drawn in.
+SURFACE_COLORBAR_SHRINK = 0.8
 # Contour labels sit at least this fraction of the axes' width and height from the edges.
 LABEL_MARGIN = 0.08
+# Two labels' centres lie at least this far apart along x or along y (fractions of the axes' width and height),
+# so that labels of 8-point text, about 0.1 wide and 0.05 high on a 4-inch plot, do not overlap.
+LABEL_SEPARATION = np.array([0.14, 0.08])
 # Lines whose extent is below this fraction of the axes are too small to carry a label.
 MIN_LABELLED_EXTENT = 0.15
 MAX_COLORBAR_TICKS = 7
+# A colour bar whose levels are positive and span this ratio or more is drawn on a log scale.
+COLORBAR_LOG_RATIO = 3.0
 # Contour lines in viridis without its palest yellows, which are hard to see on white.
 LINE_COLORS = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 256)), name="viridis_lines")
 
@@ -144,6 +154,7 @@ def plot_surface(
     levels=None,
     vmin: Optional[float] = None,
     vmax: Optional[float] = None,
+    colorbar: bool = True,
     **kwargs,
 ) -> LossSurface:
     """Draws one dataset's values of a `LossSurface`.
@@ -151,7 +162,13 @@ def plot_surface(
     By default the levels (and the colour scale) are chosen to show the
     basin: dense near the minimum and clipped far from it
     (`losslandscape.contour_levels.default_levels`); θ0 is marked with a
-    star on flat plots. Colour bars match the plot's height.
+    star on flat plots. Colour bars match the plot's height, and their
+    length is proportional to value (on a log scale where the levels span
+    a factor of 3 or more), with an arrow where values lie beyond them.
+    A 3D surface is drawn whole unless it rises more than 3 times the
+    levels' range above them (a loss that explodes at the edges); then the
+    cells above the top level are left out, and a note says how many
+    (`artists_["clipped"]`).
 
     Args:
         surface: A `LossSurface`.
@@ -164,7 +181,8 @@ def plot_surface(
         levels: The levels (an array), or how many to choose (an int).
         vmin, vmax: Bounds of the levels and colours, e.g. to share one
             scale across figures; values above `vmax` are clipped (in 3D,
-            the heights too).
+            the cells above it are left out).
+        colorbar: Draw a colour bar ("contourf", "heatmap" and "surface").
         **kwargs: Passed to `contour`, `contourf`, `pcolormesh` or
             `plot_surface` (e.g. `cmap=`).
 
@@ -198,12 +216,16 @@ def plot_surface(
     if kind == "surface":
         new_axes = ax is None
         ax = _axes_or_new(ax, projection="3d")
-        artist = _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, **kwargs)
+        artist, clipped = _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, vmax=vmax, colorbar=colorbar,
+                                   **kwargs)
+        surface.artists_.pop("clipped", None)
+        if clipped is not None:
+            surface.artists_["clipped"] = clipped
         if new_axes:
             ax.view_init(elev=SURFACE_ELEVATION, azim=SURFACE_AZIMUTH)
     else:
         ax = _axes_or_new(ax)
-        artist = _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here, **kwargs)
+        artist = _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here, colorbar, **kwargs)
         _mark_origin(ax, surface)
     ax.set_xlabel("α")
     ax.set_ylabel("β")
@@ -248,7 +270,7 @@ def plot_trajectory(surface: LossSurface, pca: PCADirections, ax=None, kind: str
     return surface
 
 
-def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here=True, **kwargs):
+def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here=True, colorbar=True, **kwargs):
     if kind == "contour":
         kwargs.setdefault("cmap", LINE_COLORS)
         kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1]) if log else _basin_norm(z, levels))
@@ -269,22 +291,24 @@ def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here=Tru
         elif len(levels) >= 2:
             kwargs.setdefault("norm", BoundaryNorm(levels, plt.get_cmap(kwargs["cmap"]).N, extend=extend))
         artist = ax.contourf(grid_x, grid_y, z, levels=levels, extend=extend, **kwargs)
-    if kind != "contour":
-        _colorbar(ax, artist, metric, levels, log)
+    if kind != "contour" and colorbar:
+        colorbar_beside(ax, artist, metric, levels, log)
     ax.set_aspect("equal", adjustable="box")
     return artist
 
 
-def _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, **kwargs):
+def _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, vmax=None, colorbar=True, **kwargs):
     heights = np.ma.log10(z) if log else z
     levels = np.log10(levels) if log else levels
-    # Far values are clipped to the top level, so that they do not flatten the basin.
-    heights = np.ma.minimum(heights, levels[-1])
+    low, high = float(heights.min()), float(heights.max())
+    # Drawn whole, as the reference code draws it, unless it rises far above the levels (a loss that explodes at
+    # the edges) or above the user's `vmax`: then the cells above the top level are left out, not flattened.
+    cut = levels[-1] if vmax is not None or high - low > SURFACE_WHOLE_RANGE * (levels[-1] - low) else high
+    above = heights > cut
     # plot_surface ignores masks: hand it NaN so those facets are left out.
-    heights = np.ma.filled(heights.astype(np.float64), np.nan)
+    heights = np.ma.filled(np.ma.masked_where(above, heights).astype(np.float64), np.nan)
     kwargs.setdefault("cmap", "viridis")
-    low = np.nanmin(heights)
-    kwargs.setdefault("norm", Normalize(vmin=low, vmax=levels[-1] if levels[-1] > low else low + 1))
+    kwargs.setdefault("norm", Normalize(vmin=low, vmax=cut if cut > low else low + 1))
     # One facet per grid cell (matplotlib's default samples 50 per axis); shaded smoothly.
     kwargs.setdefault("rstride", 1)
     kwargs.setdefault("cstride", 1)
@@ -292,9 +316,18 @@ def _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, **kwargs):
     ax.set_zlim(kwargs["norm"].vmin, kwargs["norm"].vmax)
     name = f"log10 {metric}" if log else metric
     ax.set_zlabel(name, labelpad=6)
-    colorbar = ax.figure.colorbar(artist, ax=ax, shrink=0.6, pad=0.15, label=name)
-    colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
-    return artist
+    if colorbar:
+        drawn = ax.figure.colorbar(artist, ax=ax, shrink=SURFACE_COLORBAR_SHRINK, pad=0.12, label=name,
+                                   extend="max" if above.any() else "neither")
+        drawn.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    clipped = int(np.sum(above))
+    note = None
+    if clipped:
+        shown = 10**cut if log else cut
+        note = ax.text2D(0.99, 0.98, f"{clipped} of {z.size} points above {metric} = {shown:.3g} not drawn",
+                         transform=ax.transAxes, fontsize=7, ha="right", va="top", zorder=5,
+                         bbox=dict(boxstyle="round,pad=0.2", facecolor="white", alpha=0.8, linewidth=0))
+    return artist, note
 
 
 def _basin_norm(z, levels):
@@ -319,12 +352,39 @@ def _extend(z, levels) -> str:
     return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(below, above)]
 
 
-def _colorbar(ax, artist, metric, levels, log):
-    """A colour bar beside `ax`, as tall as the plot itself, with readable ticks."""
-    colorbar_axes = ax.inset_axes([1.04, 0.0, 0.045, 1.0])
-    colorbar = ax.figure.colorbar(artist, cax=colorbar_axes, label=metric)
-    ticks = _log_ticks(levels[0], levels[-1]) if log else levels[:: -(-len(levels) // MAX_COLORBAR_TICKS)]
-    colorbar.set_ticks(ticks)
+def shared_scale(kind: str, values: np.ndarray, levels) -> dict:
+    """The keyword arguments of `plot_surface` that give panels of `values` one colour scale (and one arrow).
+
+    Each panel would otherwise start its colours at its own minimum.
+    """
+    finite = np.ma.masked_invalid(np.asarray(values, dtype=np.float64))
+    levels = np.asarray(levels, dtype=np.float64)
+    if kind == "contourf":
+        return {"extend": _extend(finite, levels)}
+    return {"norm": _basin_norm(finite, levels)}
+
+
+def colorbar_beside(ax, artist, metric: str, levels, log: bool = False):
+    """A colour bar beside `ax` (or a list of Axes), as tall as them, whose length is proportional to value.
+
+    The colours stay spent evenly on the levels (many in the basin), but a
+    distance along the bar is a distance in `metric`, or in its logarithm
+    where the levels are positive and span COLORBAR_LOG_RATIO or more, as
+    they do in a basin.
+
+    Returns:
+        The `Colorbar`.
+    """
+    if isinstance(ax, (list, tuple)):
+        colorbar = ax[0].figure.colorbar(artist, ax=ax, label=metric, spacing="proportional", aspect=30)
+    else:
+        colorbar_axes = ax.inset_axes([1.04, 0.0, 0.045, 1.0])
+        colorbar = ax.figure.colorbar(artist, cax=colorbar_axes, label=metric, spacing="proportional")
+    low, high = levels[0], levels[-1]
+    logarithmic = log or (low > 0 and high / low >= COLORBAR_LOG_RATIO)
+    colorbar.ax.set_yscale("log" if logarithmic else "linear")
+    colorbar.set_ticks(_log_ticks(low, high) if logarithmic else MaxNLocator(MAX_COLORBAR_TICKS).tick_values(low, high))
+    colorbar.ax.set_ylim(low, high)
     colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
     colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
     return colorbar
@@ -362,6 +422,11 @@ def _label_lines_inside(ax, contour_set, max_labels: int = 6):
     positions, labelled = [], []
     for index in chosen:
         candidates = labellable[index]
+        if positions:  # far enough from every label placed so far not to overlap it
+            apart = np.abs(candidates[:, None, :] - np.reshape(positions, (1, -1, 2))) >= LABEL_SEPARATION
+            candidates = candidates[np.all(apart.any(axis=2), axis=1)]
+            if len(candidates) == 0:
+                continue
         others = [unit for i, unit in enumerate(units) if i != index and len(unit)]
         lines = np.concatenate(others) if others else np.empty((0, 2))
         # Other lines, thinned to a few thousand vertices, and every label placed so far.

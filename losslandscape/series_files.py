@@ -28,12 +28,19 @@ class LandscapeSeries:
         epochs: The epoch of each (0: before training).
         steps: The training step of each.
         logs: The training logs at each (`{}` before training).
+        figure_, axes_, colorbar_: What `plot_series` drew last: the
+            Figure, the array of Axes (rows × columns, as
+            `plt.subplots` gives), and the one colour bar the panels share
+            (None for lines and contour lines).
     """
 
     landscapes: list
     epochs: list
     steps: list
     logs: list
+    figure_: object = dataclasses.field(default=None, repr=False, compare=False)
+    axes_: object = dataclasses.field(default=None, repr=False, compare=False)
+    colorbar_: object = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
@@ -85,8 +92,8 @@ def check_replaceable_series(path: Union[str, os.PathLike]) -> None:
 
 
 def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4, metric: str = "loss",
-                label: Optional[str] = None, levels: Optional[Sequence[float]] = None):
-    """Draws the landscapes of a series side by side, on one shared scale.
+                label: Optional[str] = None, levels: Optional[Sequence[float]] = None) -> LandscapeSeries:
+    """Draws the landscapes of a series side by side, on one shared scale, with one colour bar for all.
 
     Args:
         series: A `LandscapeSeries`.
@@ -97,35 +104,54 @@ def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4
         levels: The shared levels; chosen from all the landscapes' values by default.
 
     Returns:
-        The matplotlib Figure.
+        `series`, with the Figure in `figure_`, its Axes in `axes_` and the
+        shared colour bar in `colorbar_`, as the landscapes' plots return
+        the landscape.
+
+    Example:
+
+    >>> from losslandscape import LossLine
+    >>> coords = np.linspace(-1, 1, 5)
+    >>> lines = [LossLine(coords, {"train": (e + 1) * coords ** 2}, {"train": {}}) for e in range(2)]
+    >>> plot_series(LandscapeSeries(lines, [0, 1], [0, 10], [{}, {}])).axes_.shape
+    (1, 2)
     """
     import matplotlib.pyplot as plt
 
     from losslandscape.contour_levels import default_levels
+    from losslandscape.plotting import colorbar_beside, shared_scale, surface_kind
 
     count = len(series.landscapes)
     if count == 0:
         raise ValueError("The series holds no landscapes.")
+    surfaces = isinstance(series.landscapes[0], LossSurface)
+    kind = surface_kind(kind) if surfaces else kind
     columns = min(columns, count)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.3 * rows), squeeze=False,
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 0.6, 3.3 * rows), squeeze=False,
                                 layout="constrained")
     values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
-    if levels is None and isinstance(series.landscapes[0], LossSurface):
+    if levels is None and surfaces:
         levels = default_levels(values, metric)
+    scale = shared_scale(kind, values, levels) if surfaces else {}
     for index, (landscape, epoch) in enumerate(zip(series.landscapes, series.epochs)):
         ax = axes[index // columns][index % columns]
-        if isinstance(landscape, LossLine):
+        if surfaces:
+            landscape.plot(kind, ax=ax, label=label, metric=metric, levels=levels, colorbar=False, **scale)
+        else:
             landscape.plot(metric=metric, ax=ax, labels=[label] if label else None)
             finite = values[np.isfinite(values)]
             if finite.size and finite.min() < finite.max():
                 ax.set_ylim(finite.min(), finite.max())
-        else:
-            landscape.plot(kind, ax=ax, label=label, metric=metric, levels=levels)
         ax.set_title(f"epoch {epoch}")
     for index in range(count, rows * columns):
         axes[index // columns][index % columns].set_visible(False)
-    return figure
+    series.colorbar_ = None
+    if surfaces and kind != "contour":
+        shown = [ax for ax in axes.ravel() if ax.get_visible()]
+        series.colorbar_ = colorbar_beside(shown, series.landscapes[-1].artists_[kind], metric, np.asarray(levels))
+    series.figure_, series.axes_ = figure, axes
+    return series
 
 
 def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind: str = "contourf",
@@ -144,6 +170,7 @@ def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind:
     import matplotlib.pyplot as plt
 
     from losslandscape.contour_levels import default_levels
+    from losslandscape.plotting import colorbar_beside, shared_scale, surface_kind
 
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
@@ -156,12 +183,17 @@ def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind:
     check_writable(path)
     values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
     levels = default_levels(values, metric)
-    figure = plt.figure(figsize=(5, 4.2))
+    kind = surface_kind(kind)
+    scale = shared_scale(kind, values, levels)
+    figure = plt.figure(figsize=(5, 4.2), layout="constrained")
 
     def draw(index):
         figure.clear()
         ax = figure.add_subplot()
-        series.landscapes[index].plot(kind, ax=ax, label=label, metric=metric, levels=levels)
+        landscape = series.landscapes[index].plot(kind, ax=ax, label=label, metric=metric, levels=levels,
+                                                  colorbar=False, **scale)
+        if kind != "contour":  # beside the Axes, where the layout keeps its label inside the frame
+            colorbar_beside([ax], landscape.artists_[kind], metric, levels)
         ax.set_title(f"epoch {series.epochs[index]}")
 
     movie = animation.FuncAnimation(figure, draw, frames=len(series.landscapes))

@@ -102,7 +102,7 @@ def series_figure(out: Path):
     shown = [0, 1, 9]
     subset = LandscapeSeries(*([values[i] for i in shown] for values in (series.landscapes, series.epochs,
                                                                           series.steps, series.logs)))
-    figure = plot_series(subset, kind="contourf", columns=3)
+    figure = plot_series(subset, kind="contourf", columns=3).figure_
     figure.suptitle("digits MLP: the landscape before training, after epoch 1 and after epoch 9 (one scale)")
     save(figure, out / "series.png")
 

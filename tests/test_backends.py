@@ -151,3 +151,67 @@ def test_metrics_are_built_without_an_eager_step(monkeypatch):
     expected = model.evaluate(case.x, case.y, batch_size=32, verbose=0, return_dict=True)
     assert set(found) == {"loss", "accuracy"}
     np.testing.assert_allclose([found["loss"], found["accuracy"]], [expected["loss"], expected["accuracy"]], rtol=1e-5)
+
+
+@tensorflow_only
+@pytest.mark.slow
+def test_the_librarys_import_of_tensorflow_prints_no_start_up_lines():
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    code = "from losslandscape import compute_surface; import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and result.stderr == "" and result.stdout == "1\n"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"))
+    assert "cpu_feature_guard" in shown.stderr  # a user's own level lets them through
+
+
+class TestStartUpLinesHeldBack:
+    """What a block writes to the stderr file descriptor is shown only if the block fails, not on Ctrl-C."""
+
+    @pytest.fixture(autouse=True)
+    def _no_user_level(self, monkeypatch):
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+
+    @staticmethod
+    def _write(text):
+        import os
+
+        os.write(2, text.encode())
+
+    def test_held_back_when_the_block_succeeds(self, capfd):
+        import os
+
+        from losslandscape.backends import start_up_lines_held_back
+
+        with start_up_lines_held_back():
+            self._write("I0000 cpu_feature_guard.cc:227] start-up\n")
+        self._write("after\n")
+        assert capfd.readouterr().err == "after\n"
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+    def test_shown_when_it_fails_and_dropped_when_interrupted(self, capfd, monkeypatch):
+        from losslandscape.backends import start_up_lines_held_back
+
+        with pytest.raises(ImportError, match="no backend"):
+            with start_up_lines_held_back(log_level="2"):
+                self._write("why it failed\n")
+                raise ImportError("no backend")
+        assert capfd.readouterr().err == "why it failed\n"
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+        with pytest.raises(KeyboardInterrupt):
+            with start_up_lines_held_back():
+                self._write("start-up\n")
+                raise KeyboardInterrupt
+        assert capfd.readouterr().err == ""
+
+    def test_a_users_level_lets_them_through(self, capfd, monkeypatch):
+        import os
+
+        from losslandscape.backends import start_up_lines_held_back
+
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+        with start_up_lines_held_back():
+            self._write("start-up\n")
+        assert capfd.readouterr().err == "start-up\n" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"

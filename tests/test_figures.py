@@ -124,3 +124,97 @@ def test_levels_given_by_the_user_are_drawn_as_given():
     np.testing.assert_array_equal(surface.plot("contour", levels=[20.0]).artists_["contour"].levels, [20.0])  # above all
     assert len(surface.plot("contour", levels=5).artists_["contour"].levels) == 5
     plt.close("all")
+
+
+def _facet_values(surface):
+    """The colour value of each facet drawn in 3D (the mean height of its corners); cells left out have none."""
+    return np.asarray(surface.artists_["surface"].get_array())
+
+
+def test_a_3d_bowl_is_drawn_whole_without_plateaus():
+    values = 0.1 + 5 * RADIUS**2
+    surface = bowl(values).plot("surface")
+    facets = _facet_values(surface)
+    assert len(facets) == 20 * 20  # every cell of the 21 × 21 grid
+    # The corners' cells are the highest, one per corner: nothing is flattened into a shelf.
+    corner_cell = np.mean(values[-2:, -2:])
+    assert facets.max() == pytest.approx(corner_cell) and np.sum(np.isclose(facets, facets.max())) == 4
+    assert surface.ax_.get_zlim() == pytest.approx((values.min(), values.max()))
+    colorbar = surface.artists_["surface"].colorbar
+    assert colorbar.extend == "neither" and "clipped" not in surface.artists_
+    plt.close("all")
+
+
+def test_a_3d_surface_that_explodes_leaves_out_the_cells_above_the_top_level_and_says_so():
+    values = 0.1 + RADIUS**2 * np.exp(8 * RADIUS)
+    top = default_levels(values)[-1]
+    surface = bowl(values).plot("surface")
+    facets = _facet_values(surface)
+    above = values > top
+    # A cell is drawn with its corners at or below the top level only; one with all four above is left out.
+    corners_above = above[:-1, :-1] & above[1:, :-1] & above[:-1, 1:] & above[1:, 1:]
+    assert len(facets) == np.sum(~corners_above) < 400 and facets.max() <= top
+    assert surface.artists_["surface"].colorbar.extend == "max"
+    assert surface.artists_["clipped"].get_text() == f"{np.sum(above)} of 441 points above loss = {top:.3g} not drawn"
+    plt.close("all")
+
+
+def test_a_3d_surface_above_the_users_vmax_is_cut_there():
+    values = 0.1 + 5 * RADIUS**2
+    surface = bowl(values).plot("surface", vmax=3.0)
+    assert _facet_values(surface).max() <= 3.0 and surface.ax_.get_zlim()[1] == pytest.approx(3.0)
+    assert surface.artists_["clipped"].get_text().startswith(f"{np.sum(values > 3.0)} of 441 points above loss = 3")
+    assert "clipped" not in bowl(values).plot("surface").artists_  # a later plot forgets the note
+    plt.close("all")
+
+
+def test_the_3d_colour_bar_is_about_as_tall_as_the_plot():
+    surface = bowl(0.1 + 5 * RADIUS**2).plot("surface")
+    surface.figure_.canvas.draw()
+    bar = surface.artists_["surface"].colorbar.ax.get_position()
+    assert bar.height >= 0.78 * surface.ax_.get_position().height
+    plt.close("all")
+
+
+def _tick_fractions(colorbar_axes):
+    """Each major tick's value and its position along the bar, as a fraction of the bar's length."""
+    ticks = [t for t in colorbar_axes.yaxis.get_majorticklocs() if colorbar_axes.get_ylim()[0] <= t <= colorbar_axes.get_ylim()[1]]
+    to_fraction = colorbar_axes.transData + colorbar_axes.transAxes.inverted()
+    return np.array(ticks), np.array([to_fraction.transform((0.5, t))[1] for t in ticks])
+
+
+@pytest.mark.parametrize("kind", ["contourf", "heatmap"])
+def test_colour_bar_ticks_lie_at_distances_proportional_to_their_values(kind):
+    loss = bowl(0.1 + 5 * RADIUS**2).plot(kind)  # levels from 0.1 to 5: a log scale
+    loss.figure_.canvas.draw()
+    (colorbar_axes,) = loss.ax_.child_axes
+    values, fractions = _tick_fractions(colorbar_axes)
+    low, high = colorbar_axes.get_ylim()
+    assert len(values) >= 3 and colorbar_axes.get_yscale() == "log"
+    np.testing.assert_allclose(fractions, np.log(values / low) / np.log(high / low), atol=1e-6)
+    # An accuracy from 0.4 to 0.95: less than a factor of 3, a linear scale.
+    accuracy = bowl(0.95 - 0.55 * RADIUS**2 / 2).plot(kind)
+    accuracy.figure_.canvas.draw()
+    (colorbar_axes,) = accuracy.ax_.child_axes
+    values, fractions = _tick_fractions(colorbar_axes)
+    low, high = colorbar_axes.get_ylim()
+    assert len(values) >= 3 and colorbar_axes.get_yscale() == "linear"
+    np.testing.assert_allclose(fractions, (values - low) / (high - low), atol=1e-6)
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [0.1 + RADIUS**2 * np.exp(8 * RADIUS), 0.16 + 0.02 * np.meshgrid(GRID, GRID, indexing="ij")[0] ** 2 * 40
+     + np.meshgrid(GRID, GRID, indexing="ij")[1] ** 2, 0.1 + 5 * RADIUS**2],
+    ids=["exploding", "elongated", "bowl"],
+)
+def test_contour_labels_do_not_overlap(values):
+    surface = bowl(values).plot("contour")
+    surface.figure_.canvas.draw()
+    boxes = [text.get_window_extent() for text in surface.artists_["contour"].labelTexts]
+    assert len(boxes) >= 3
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1:]:
+            assert not first.overlaps(second), (first, second)
+    plt.close("all")

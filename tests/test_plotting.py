@@ -234,6 +234,7 @@ def test_a_series_of_lines_with_infinite_values_shares_a_finite_scale():
     coords = np.linspace(-1, 1, 5)
     lines = [LossLine(coords, {"train": values}, {"train": {}})
              for values in (coords**2, np.array([np.inf, 0.5, 0.2, 0.5, 3.0]))]
-    figure = plot_series(LandscapeSeries(lines, [0, 1], [0, 4], [{}, {}]))
-    assert [ax.get_ylim() for ax in figure.axes] == [(0.0, 3.0), (0.0, 3.0)]
+    series = plot_series(LandscapeSeries(lines, [0, 1], [0, 4], [{}, {}]))
+    assert [ax.get_ylim() for ax in series.axes_.ravel()] == [(0.0, 3.0), (0.0, 3.0)]
+    assert series.figure_.axes == list(series.axes_.ravel()) and series.colorbar_ is None
     plt.close("all")

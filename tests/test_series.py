@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import all_state, edited, same_on_every_backend
-from losslandscape import LandscapeCallback, animate_series, load_series, plot_series
+from losslandscape import LandscapeCallback, LandscapeSeries, LossSurface, animate_series, load_series, plot_series
 from losslandscape.output_lock import OutputInUseError
 
 
@@ -73,10 +73,13 @@ def test_a_series_plots_on_one_scale_and_bad_arguments_fail_at_once(tmp_path):
     model.fit(x, y, epochs=2, batch_size=32, verbose=0,
               callbacks=[LandscapeCallback((x, y), tmp_path / "series.h5", points=5, directions="fresh")])
     series = load_series(tmp_path / "series.h5")
-    figure = plot_series(series, kind="contourf", columns=2)
+    assert plot_series(series, kind="contourf", columns=2) is series
     contour_sets = [landscape.artists_["contourf"] for landscape in series.landscapes]
-    assert len(figure.axes) >= 3 and all(np.array_equal(c.levels[1:], contour_sets[0].levels[1:]) for c in contour_sets)
-    assert [ax.get_title() for ax in figure.axes[:3]] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert all(np.array_equal(c.levels, contour_sets[0].levels) for c in contour_sets)
+    assert [ax.get_title() for ax in series.axes_.ravel()] == ["epoch 0", "epoch 1", "epoch 2", ""]
+    assert series.axes_.shape == (2, 2) and not series.axes_[1, 1].get_visible()
+    # One colour bar for the three panels: the figure holds their Axes, the hidden fourth, and the bar's.
+    assert len(series.figure_.axes) == 5 and series.colorbar_.ax in series.figure_.axes
     for arguments, message in [(dict(kind="volume"), "`kind`"), (dict(directions="random"), "`directions`"),
                                (dict(every=0), "`every`"), (dict(points=1), "`points`"),
                                (dict(path=tmp_path / "missing" / "s.h5"), "does not exist")]:
@@ -465,3 +468,36 @@ def test_series_that_cannot_be_continued_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=re.escape(
             f"{str(series)!r} is damaged: its raw directions differ from those it recorded.")):
         _fit(model, x, y, LandscapeCallback((x, y), series, kind="line", points=5, resume=True))
+
+
+@same_on_every_backend
+def test_every_frame_of_an_animation_keeps_its_colour_bar_label_inside(tmp_path, monkeypatch):
+    pytest.importorskip("PIL")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(-1, 1, 9)
+    radius = np.hypot(*np.meshgrid(grid, grid, indexing="ij"))
+    surfaces = [LossSurface(grid, grid, {"train": 0.1 + scale * radius**2}, {"train": {}}) for scale in (1, 3)]
+    series = LandscapeSeries(surfaces, [0, 1], [0, 10], [{}, {}])
+    frames = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda figure=None: frames.append(figure) or close(figure))
+    animate_series(series, tmp_path / "training.gif")
+    (figure,) = frames
+    figure.canvas.draw()
+    label = figure.axes[1].yaxis.label  # the colour bar beside the plot
+    assert label.get_text() == "loss"
+    box, page = label.get_window_extent(), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
+@same_on_every_backend
+def test_a_series_of_heatmaps_shares_one_colour_scale():
+    grid = np.linspace(-1, 1, 9)
+    radius = np.hypot(*np.meshgrid(grid, grid, indexing="ij"))
+    # The second landscape's minimum is far above the first's: on one scale its lowest cell is not the darkest.
+    surfaces = [LossSurface(grid, grid, {"train": offset + radius**2}, {"train": {}}) for offset in (0.1, 1.0)]
+    series = plot_series(LandscapeSeries(surfaces, [0, 1], [0, 10], [{}, {}]), kind="heatmap")
+    first, second = (landscape.artists_["heatmap"] for landscape in surfaces)
+    assert first.norm is second.norm and series.colorbar_.mappable is second
+    assert first.norm(1.0) == second.norm(1.0) and second.norm(second.get_array().min()) > 0.3

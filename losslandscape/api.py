@@ -76,12 +76,11 @@ def plot_loss(
         DatasetLabelError: (a ValueError and AssertionError) when the number
             of labels differs from the number of datasets.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(loss="mse")
-    >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
-    >>> line = plot_loss(model, (x, y), number_of_points=11, verbose=0)
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss="mse")
+        >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
+        >>> line = plot_loss(model, (x, y), number_of_points=11, verbose=0)
     """
     coords = evenly_spaced_coords("number_of_points", number_of_points, coordinate_range)
     _check_before_work(model, data, dataset_labels, metric, save, batch_size)
@@ -170,12 +169,11 @@ def plot_loss_3D(
         The `LossSurface`, with figures in `figures_["contour"]` and/or
         `figures_["surface"]`.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(loss="mse")
-    >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
-    >>> surface = plot_loss_3D(model, ("levels", "3d"), x, y, number_of_points=5, verbose=0)
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss="mse")
+        >>> x, y = np.random.rand(64, 2), np.random.rand(64, 1)
+        >>> surface = plot_loss_3D(model, ("levels", "3d"), x, y, number_of_points=5, verbose=0)
     """
     plot_types = _plot_types(plot_type)
     axes = _axes_per_type(ax, plot_types)

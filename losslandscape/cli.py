@@ -38,6 +38,15 @@ _DESCRIPTIONS = {
 }
 
 
+# The settings of a saved run that a resumed command must repeat, by the options that set them.
+RESUMED_SETTING_OPTIONS = {
+    "fingerprint": "version of losslandscape (the file has no run fingerprint)",
+    "directions": "--seed", "normalization": "--normalization", "orthogonal": "--orthogonal",
+    "data": "--data, --test-data or --samples", "coords": "--points or --range",
+    "include_regularization": "--no-regularization", "dtype_policy": "--dtype-policy", "batch_size": "--batch-size",
+}
+
+
 class CommandError(Exception):
     """Bad input on the command line: printed as one line, exit code 2."""
 
@@ -186,10 +195,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         0 on success, 2 on bad input (with a one-line message on stderr).
 
-    Example:
-
-    >>> main(["demo", "--points", "5", "--epochs", "1", "--out", "/tmp/demo", "--quiet"])
-    0
+    Examples:
+        >>> main(["demo", "--points", "5", "--epochs", "1", "--out", "/tmp/demo", "--quiet"])
+        0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -237,11 +245,22 @@ def _compute(args):
         chunk_size=args.chunk_size,
         verbose=0 if args.quiet else 1,
     )
-    with _executor(args) as executor:
-        if args.command == "surface":
-            result = compute_surface(model, data, xcoords=coords, orthogonal=args.orthogonal, executor=executor, **options)
-        else:
-            result = compute_line(model, data, coords=coords, executor=executor, **options)
+    from losslandscape.resume import ResumeError
+
+    try:
+        with _executor(args) as executor:
+            if args.command == "surface":
+                result = compute_surface(model, data, xcoords=coords, orthogonal=args.orthogonal, executor=executor,
+                                         **options)
+            else:
+                result = compute_line(model, data, coords=coords, executor=executor, **options)
+    except ResumeError as error:
+        named = [RESUMED_SETTING_OPTIONS.get(key, key) for key in error.differences]
+        raise CommandError(
+            f"--out {args.out!r} holds a landscape computed with another {', '.join(named)} than this command, so "
+            "its points cannot be reused: run the same command to resume, or pass another --out (or delete the "
+            "file) to start over"
+        ) from None
     if not args.quiet:
         print(f"wrote {args.out}: {result}")
 

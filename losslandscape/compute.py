@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from losslandscape.datasets import prepare_labelled_data
 from losslandscape.directions import random_directions
@@ -29,7 +30,7 @@ def compute_line(
     model: keras.Model,
     data,
     direction: Optional[Sequence[np.ndarray]] = None,
-    coords: Sequence[float] = np.linspace(-1.0, 1.0, 21),
+    coords: ArrayLike = np.linspace(-1.0, 1.0, 21),
     *,
     labels: Optional[Sequence[str]] = None,
     seed: Optional[int] = None,
@@ -109,16 +110,15 @@ def compute_line(
     Returns:
         A `LossLine`.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(loss="mse")
-    >>> x, y = np.random.rand(32, 2), np.random.rand(32, 1)
-    >>> line = compute_line(model, (x, y), coords=np.linspace(-1, 1, 5), verbose=0)
-    >>> line.losses["train"].shape
-    (5,)
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss="mse")
+        >>> x, y = np.random.rand(32, 2), np.random.rand(32, 1)
+        >>> line = compute_line(model, (x, y), coords=np.linspace(-1, 1, 5), verbose=0)
+        >>> line.losses["train"].shape
+        (5,)
     """
-    coords = checked_coords("coords", coords)
+    grid = checked_coords("coords", coords)
     evaluation = EvaluationSettings(
         batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,
         include_regularization=include_regularization, engine=engine, points_per_call=points_per_call,
@@ -131,15 +131,15 @@ def compute_line(
         given = None if direction is None else [direction]
         directions, settings = _directions(model, 1, given, existing, **drawing)
         line = LossLine(
-            coords,
-            {label: np.full(len(coords), np.nan) for label in prepared},
+            grid,
+            {label: np.full(len(grid), np.nan) for label in prepared},
             {},
             direction=directions[0],
             settings=settings,
-            computed={label: np.zeros(len(coords), bool) for label in prepared},
+            computed={label: np.zeros(len(grid), bool) for label in prepared},
         )
         return _run(
-            model, prepared, line, existing, coords[:, None], {"coords": coords}, evaluation,
+            model, prepared, line, existing, grid[:, None], {"coords": grid}, evaluation,
             data=data, path=path, executor=executor, drawn=_drawn_settings(given, **drawing),
             labels=labels,
         )
@@ -149,8 +149,8 @@ def compute_surface(
     model: keras.Model,
     data,
     directions: Optional[Sequence[Sequence[np.ndarray]]] = None,
-    xcoords: Sequence[float] = np.linspace(-1.0, 1.0, 21),
-    ycoords: Optional[Sequence[float]] = None,
+    xcoords: ArrayLike = np.linspace(-1.0, 1.0, 21),
+    ycoords: Optional[ArrayLike] = None,
     *,
     labels: Optional[Sequence[str]] = None,
     seed: Optional[int] = None,
@@ -185,23 +185,23 @@ def compute_surface(
         labels: One label per dataset (default "train", "test").
         seed, normalization, ignore, orthogonal: Passed to
             `random_directions` when `directions` is `None`.
-        batch_size, max_samples, max_batches, include_regularization,
-        engine, path, executor, chunk_size, points_per_call, stream,
-        dtype_policy, verbose: As in `compute_line`.
+        **others: `batch_size`, `max_samples`, `max_batches`,
+            `include_regularization`, `engine`, `path`, `executor`,
+            `chunk_size`, `points_per_call`, `stream`, `dtype_policy` and
+            `verbose` are as in `compute_line`.
 
     Returns:
         A `LossSurface` whose values are indexed `[i, j]` for
         `(xcoords[i], ycoords[j])`.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(loss="mse")
-    >>> x, y = np.random.rand(32, 2), np.random.rand(32, 1)
-    >>> surface = compute_surface(model, (x, y), xcoords=np.linspace(-1, 1, 3),
-    ...                           ycoords=np.linspace(-1, 1, 4), verbose=0)
-    >>> surface.losses["train"].shape
-    (3, 4)
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss="mse")
+        >>> x, y = np.random.rand(32, 2), np.random.rand(32, 1)
+        >>> surface = compute_surface(model, (x, y), xcoords=np.linspace(-1, 1, 3),
+        ...                           ycoords=np.linspace(-1, 1, 4), verbose=0)
+        >>> surface.losses["train"].shape
+        (3, 4)
     """
     evaluation = EvaluationSettings(
         batch_size=batch_size, max_samples=max_samples, max_batches=max_batches,

@@ -49,14 +49,13 @@ def default_levels(
     Returns:
         Strictly increasing levels.
 
-    Example:
+    Examples:
+        A bowl rising from 0.1 to 10.1: four of its twelve levels circle the
+        centre within 0.3 of it (where the loss is below 0.55).
 
-    A bowl rising from 0.1 to 10.1: four of its twelve levels circle the
-    centre within 0.3 of it (where the loss is below 0.55).
-
-    >>> r = np.hypot(*np.meshgrid(np.linspace(-1, 1, 21), np.linspace(-1, 1, 21)))
-    >>> [float(level) for level in default_levels(0.1 + 5 * r**2)[:5]]
-    [0.28, 0.325, 0.35, 0.55, 0.6]
+        >>> r = np.hypot(*np.meshgrid(np.linspace(-1, 1, 21), np.linspace(-1, 1, 21)))
+        >>> [float(level) for level in default_levels(0.1 + 5 * r**2)[:5]]
+        [0.28, 0.325, 0.35, 0.55, 0.6]
     """
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite) & ((finite > 0) if log else True)]

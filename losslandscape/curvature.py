@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from losslandscape.compute import compute_surface_with
 from losslandscape.curvature_evaluator import CurvatureSettings
@@ -18,8 +19,8 @@ def curvature_map(
     model: keras.Model,
     data,
     directions: Optional[Sequence[Sequence[np.ndarray]]] = None,
-    xcoords: Sequence[float] = np.linspace(-1.0, 1.0, 11),
-    ycoords: Optional[Sequence[float]] = None,
+    xcoords: ArrayLike = np.linspace(-1.0, 1.0, 11),
+    ycoords: Optional[ArrayLike] = None,
     *,
     labels: Optional[Sequence[str]] = None,
     seed: Optional[int] = None,
@@ -65,8 +66,9 @@ def curvature_map(
         max_iterations: Hessian-vector products per point at most.
         tolerance: Lanczos stops when both eigenvalues move by less than
             this, relative to the larger of |λ_min| and |λ_max|, in one step.
-        batch_size, max_samples, max_batches, include_regularization, path,
-        executor, chunk_size, verbose: As in `compute_surface`.
+        **others: `batch_size`, `max_samples`, `max_batches`,
+            `include_regularization`, `path`, `executor`, `chunk_size` and
+            `verbose` are as in `compute_surface`.
 
     Returns:
         A `LossSurface` whose `losses` hold the loss and whose `metrics`
@@ -74,14 +76,13 @@ def curvature_map(
         "eigen_ratio" (|λ_min / λ_max|). Draw the paper's map with
         `surface.plot("heatmap", metric="eigen_ratio")`.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
-    >>> model.compile(loss="mse")
-    >>> x = np.array([[1.0, 0.0], [0.0, 2.0]]); y = np.zeros((2, 1))
-    >>> curvature = curvature_map(model, (x, y), xcoords=[-1, 1], verbose=0)
-    >>> curvature.values(metric="lambda_max").round(4).tolist()  # 2/N · XᵀX: eigenvalues 1 and 4
-    [[4.0, 4.0], [4.0, 4.0]]
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+        >>> model.compile(loss="mse")
+        >>> x = np.array([[1.0, 0.0], [0.0, 2.0]]); y = np.zeros((2, 1))
+        >>> curvature = curvature_map(model, (x, y), xcoords=[-1, 1], verbose=0)
+        >>> curvature.values(metric="lambda_max").round(4).tolist()  # 2/N · XᵀX: eigenvalues 1 and 4
+        [[4.0, 4.0], [4.0, 4.0]]
     """
     if not isinstance(max_iterations, (int, np.integer)) or isinstance(max_iterations, bool) or max_iterations < 2:
         raise ValueError(f"Expected `max_iterations` to be an integer >= 2, received: {max_iterations!r}")

@@ -17,10 +17,9 @@ MEMORY_SHARE_FOR_DATA = 0.5
 def number_of_batches(data) -> Optional[float]:
     """The batches `data` yields: a number, `math.inf` for endless data, or None where it cannot be known unread.
 
-    Example:
-
-    >>> number_of_batches([("x", "y")] * 3)  # a list of 3 batches
-    3
+    Examples:
+        >>> number_of_batches([("x", "y")] * 3)  # a list of 3 batches
+        3
     """
     if is_tf_dataset(data):
         count = int(data.cardinality())
@@ -40,14 +39,13 @@ def number_of_batches(data) -> Optional[float]:
 def check_not_endless(data, max_samples: Optional[int], max_batches: Optional[int]) -> None:
     """Raises a ValueError, before anything is read, for endless data that neither cap limits.
 
-    Example:
-
-    >>> class Endless(keras.utils.PyDataset):
-    ...     num_batches = None
-    >>> check_not_endless(Endless(), max_samples=None, max_batches=None)
-    Traceback (most recent call last):
-    ...
-    ValueError: The Endless never ends (a PyDataset without a length); pass `max_batches=` or `max_samples=` to read its first batches.
+    Examples:
+        >>> class Endless(keras.utils.PyDataset):
+        ...     num_batches = None
+        >>> check_not_endless(Endless(), max_samples=None, max_batches=None)
+        Traceback (most recent call last):
+        ...
+        ValueError: The Endless never ends (a PyDataset without a length); pass `max_batches=` or `max_samples=` to read its first batches.
     """
     if max_samples is not None or max_batches is not None or number_of_batches(data) != math.inf:
         return

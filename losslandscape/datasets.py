@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from losslandscape.backends import current_backend
-from losslandscape.backends.base import as_batch, is_tf_dataset
+from losslandscape.backends.base import Batches, as_batch, is_tf_dataset
 from losslandscape.data_checks import check_data_fits_model, check_dataset_is_batched
 from losslandscape.dataset_length import batches_within_memory, check_not_endless, number_of_batches, refuse_unbounded
 from losslandscape.validation import check_positive_int
@@ -31,12 +31,11 @@ class NpzData:
         y_key: Key of the targets.
         sample_weight_key: Key of per-sample weights, if any.
 
-    Example:
-
-    >>> np.savez("/tmp/data.npz", x=np.ones((4, 2)), y=np.zeros(4))
-    >>> x, y = NpzData("/tmp/data.npz").load()
-    >>> x.shape
-    (4, 2)
+    Examples:
+        >>> np.savez("/tmp/data.npz", x=np.ones((4, 2)), y=np.zeros(4))
+        >>> x, y = NpzData("/tmp/data.npz").load()
+        >>> x.shape
+        (4, 2)
     """
 
     path: str
@@ -89,7 +88,7 @@ def prepare_data(
     max_samples: Optional[int] = None,
     max_batches: Optional[int] = None,
     stream: bool = False,
-) -> object:
+) -> Batches:
     """Validates one dataset and converts it, once, to batches the engine loops over.
 
     Args:

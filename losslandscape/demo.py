@@ -67,11 +67,10 @@ def run_demo(
         `loss_1d.png` (train and test along one direction),
         `loss_contour.png`, `loss_3d.png` and `surface.h5`.
 
-    Example:
-
-    >>> paths = run_demo("/tmp/demo", points=11, epochs=2, verbose=0)
-    >>> sorted(paths)
-    ['contour', 'h5', 'line', 'surface']
+    Examples:
+        >>> paths = run_demo("/tmp/demo", points=11, epochs=2, verbose=0)
+        >>> sorted(paths)
+        ['contour', 'h5', 'line', 'surface']
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

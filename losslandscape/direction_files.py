@@ -26,10 +26,9 @@ def save_directions(path_or_group, directions: Sequence[Sequence[np.ndarray]], *
             (e.g. `seed=0, normalization="filter"`); `None` is stored as
             the string "none".
 
-    Example:
-
-    >>> directions = [[np.ones((4, 3)), np.zeros(3)], [np.zeros((4, 3)), np.ones(3)]]
-    >>> save_directions("/tmp/directions.h5", directions, seed=0)
+    Examples:
+        >>> directions = [[np.ones((4, 3)), np.zeros(3)], [np.zeros((4, 3)), np.ones(3)]]
+        >>> save_directions("/tmp/directions.h5", directions, seed=0)
     """
     if isinstance(path_or_group, h5py.Group):
         _write_directions(path_or_group, directions, attributes)
@@ -46,11 +45,10 @@ def load_directions(path_or_group) -> list[list[np.ndarray]]:
     Returns:
         The list of directions, each a list of numpy arrays.
 
-    Example:
-
-    >>> save_directions("/tmp/directions.h5", [[np.ones((4, 3)), np.zeros(3)]])
-    >>> [d.shape for d in load_directions("/tmp/directions.h5")[0]]
-    [(4, 3), (3,)]
+    Examples:
+        >>> save_directions("/tmp/directions.h5", [[np.ones((4, 3)), np.zeros(3)]])
+        >>> [d.shape for d in load_directions("/tmp/directions.h5")[0]]
+        [(4, 3), (3,)]
     """
     if isinstance(path_or_group, h5py.Group):
         return _read_directions(path_or_group)

@@ -82,19 +82,18 @@ def random_directions(
         A list of `n` directions; each is a list of numpy arrays with the
         shapes and dtypes of `model.trainable_weights`.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x_dir, y_dir = random_directions(model, seed=0)
-    >>> [d.shape for d in x_dir]
-    [(4, 3), (3,)]
+    Examples:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x_dir, y_dir = random_directions(model, seed=0)
+        >>> [d.shape for d in x_dir]
+        [(4, 3), (3,)]
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"Expected `n` >= 1 directions, received: n={n!r}")
     weights = trainable_weight_values(model)
     fan_in_axes = filter_fan_in_axes(model)
     generator = np.random.default_rng(seed)
-    directions = []
+    directions: list[list[np.ndarray]] = []
     for _ in range(n):
         raw = [generator.standard_normal(w.shape) for w in weights]
         if orthogonal:
@@ -117,11 +116,10 @@ def trainable_weight_values(model: keras.Model) -> list[np.ndarray]:
     Returns:
         A list of numpy arrays in the order of `model.trainable_weights`.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> [w.shape for w in trainable_weight_values(model)]
-    [(4, 3), (3,)]
+    Examples:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> [w.shape for w in trainable_weight_values(model)]
+        [(4, 3), (3,)]
     """
     if not model.trainable_weights:
         raise ValueError(
@@ -147,11 +145,10 @@ def filter_fan_in_axes(model: keras.Model) -> list[Optional[tuple[int, ...]]]:
         One entry per trainable variable: the tuple of axes to reduce over
         to get one norm per filter, or `None` for variables of rank <= 1.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> filter_fan_in_axes(model)
-    [(0,), None]
+    Examples:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> filter_fan_in_axes(model)
+        [(0,), None]
     """
     owners = _innermost_owning_layers(model)
     return [
@@ -179,12 +176,11 @@ def normalize_direction(
     Returns:
         The normalized direction as float64 arrays.
 
-    Example:
-
-    >>> w = [np.array([[3.0, 0.0], [4.0, 1.0]])]
-    >>> d = normalize_direction([np.ones((2, 2))], w, [(0,)])
-    >>> np.round(np.linalg.norm(d[0], axis=0), 6)
-    array([5., 1.])
+    Examples:
+        >>> w = [np.array([[3.0, 0.0], [4.0, 1.0]])]
+        >>> d = normalize_direction([np.ones((2, 2))], w, [(0,)])
+        >>> np.round(np.linalg.norm(d[0], axis=0), 6)
+        array([5., 1.])
     """
     _check_choice("normalization", normalization, NORMALIZATIONS)
     _check_choice("ignore", ignore, IGNORE_OPTIONS)

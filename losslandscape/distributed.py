@@ -37,7 +37,7 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import keras
 import numpy as np
@@ -80,8 +80,10 @@ class ChunkResult:
     def to_bytes(self) -> bytes:
         """The result as a `.npz` archive of plain arrays (what a worker sends back)."""
         buffer = io.BytesIO()
-        arrays = {f"value/{name}": np.asarray(values, np.float64) for name, values in self.values.items()}
-        arrays.update({f"origin/{name}": np.float64(value) for name, value in self.origin.items()})
+        arrays: dict[str, Any] = {  # Any: mypy reads a str-keyed dict of arrays as possibly `allow_pickle`
+            f"value/{name}": np.asarray(values, np.float64) for name, values in self.values.items()
+        }
+        arrays.update({f"origin/{name}": np.asarray(value, np.float64) for name, value in self.origin.items()})
         np.savez(buffer, label=np.str_(self.label), indices=np.asarray(self.indices, np.int64),
                  worker=np.str_(self.worker), **arrays)
         return buffer.getvalue()
@@ -102,7 +104,7 @@ class ChunkResult:
         problems = [
             problem for problem, found in (
                 (f"label {label!r}", str(arrays.get("label", "")) == label),
-                (f"the {len(indices)} points asked for", np.array_equal(arrays.get("indices"), indices)),
+                (f"the {len(indices)} points asked for", "indices" in arrays and np.array_equal(arrays["indices"], indices)),
                 (f"values {expected}", set(expected) <= set(values) and sorted(values) == sorted(origin)),
                 ("one float64 per point and value", all(
                     v.dtype == np.float64 and v.shape == (len(indices),) for v in values.values()
@@ -131,10 +133,9 @@ def process_pool(max_workers: int, gpus: Optional[Sequence[int]] = None) -> Proc
     Returns:
         A `concurrent.futures.ProcessPoolExecutor` to pass as `executor=`.
 
-    Example:
-
-    >>> with process_pool(2) as pool:
-    ...     surface = compute_surface(model, (x, y), executor=pool)  # doctest: +SKIP
+    Examples:
+        >>> with process_pool(2) as pool:
+        ...     surface = compute_surface(model, (x, y), executor=pool)  # doctest: +SKIP
     """
     if not isinstance(max_workers, int) or max_workers < 1:
         raise ValueError(f"Expected `max_workers` >= 1, received: {max_workers!r}")

@@ -30,14 +30,13 @@ class WeightSnapshot:
     compiled metrics are copied on entry and assigned back on exit, also
     when the block raises or is interrupted, so they end bitwise identical.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> before = model.layers[0].kernel.numpy()
-    >>> with WeightSnapshot(model):
-    ...     _ = model.layers[0].kernel.assign(np.zeros((2, 1)))
-    >>> bool((model.layers[0].kernel.numpy() == before).all())
-    True
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> before = model.layers[0].kernel.numpy()
+        >>> with WeightSnapshot(model):
+        ...     _ = model.layers[0].kernel.assign(np.zeros((2, 1)))
+        >>> bool((model.layers[0].kernel.numpy() == before).all())
+        True
     """
 
     def __init__(self, model: keras.Model):
@@ -158,28 +157,27 @@ def evaluate_grid(
         `coefficients` (NaN for rows not evaluated); "loss" is always
         present.
 
-    Example:
-
-    >>> from losslandscape.datasets import prepare_data
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(loss="mse")
-    >>> data = {"train": prepare_data((np.ones((4, 2)), np.zeros((4, 1))))}
-    >>> d = [[np.ones((2, 1)), np.zeros(1)]]
-    >>> values = evaluate_grid(model, data, d, np.array([[0.0], [1.0]]), verbose=0)
-    >>> values["train"]["loss"].shape
-    (2,)
+    Examples:
+        >>> from losslandscape.datasets import prepare_data
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss="mse")
+        >>> data = {"train": prepare_data((np.ones((4, 2)), np.zeros((4, 1))))}
+        >>> d = [[np.ones((2, 1)), np.zeros(1)]]
+        >>> values = evaluate_grid(model, data, d, np.array([[0.0], [1.0]]), verbose=0)
+        >>> values["train"]["loss"].shape
+        (2,)
     """
     check_compiled(model)
     check_engine(engine, include_regularization)
     trainable_only = variables is None
-    variables = list(model.trainable_variables if trainable_only else variables)
+    variables = list(model.trainable_variables) if variables is None else list(variables)
     check_directions_match(directions, variables)
     coefficients = np.asarray(coefficients, dtype=np.float64)
     if pending is None:
         pending = {label: np.arange(len(coefficients)) for label in datasets}
     progress = Progress(sum(len(indices) for indices in pending.values()), verbose, unit="point")
     origin = variables_values(variables)
-    results = {}
+    results: dict[str, dict[str, np.ndarray]] = {}
     with WeightSnapshot(model):
         for label, batches in datasets.items():
             indices = np.asarray(pending.get(label, []), dtype=np.int64)

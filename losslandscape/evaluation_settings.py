@@ -21,14 +21,13 @@ class EvaluationSettings:
     never inside a worker process. The fields are the keyword arguments of
     `compute_surface` of the same names.
 
-    Example:
-
-    >>> EvaluationSettings(batch_size=64).batch_size
-    64
-    >>> EvaluationSettings(chunk_size=0)
-    Traceback (most recent call last):
-    ...
-    ValueError: Expected `chunk_size` to be a positive integer or None, received: 0
+    Examples:
+        >>> EvaluationSettings(batch_size=64).batch_size
+        64
+        >>> EvaluationSettings(chunk_size=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `chunk_size` to be a positive integer or None, received: 0
     """
 
     batch_size: Optional[int] = None

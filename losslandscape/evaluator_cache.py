@@ -68,8 +68,7 @@ def cached_evaluator(key, origin, directions, build: Callable[[], PointEvaluator
 def clear_evaluator_cache() -> None:
     """Forgets every cached evaluator (and the models and data they hold).
 
-    Example:
-
-    >>> clear_evaluator_cache()
+    Examples:
+        >>> clear_evaluator_cache()
     """
     _CACHE.clear()

@@ -50,11 +50,10 @@ def write_vts(surface, path: PathLike, label: Optional[str] = None, metric: str 
         path: Destination file (conventionally ending in .vts).
         label, metric, log, clip: As in `surface_heights`.
 
-    Example:
-
-    >>> x = np.linspace(-1, 1, 3)
-    >>> s = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})  # doctest: +SKIP
-    >>> write_vts(s, "/tmp/surface.vts")  # doctest: +SKIP
+    Examples:
+        >>> x = np.linspace(-1, 1, 3)
+        >>> s = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})  # doctest: +SKIP
+        >>> write_vts(s, "/tmp/surface.vts")  # doctest: +SKIP
     """
     heights = surface_heights(surface, label, metric, log, clip)
     nx, ny = heights.shape

@@ -17,12 +17,11 @@ def content_hash(items: Iterable) -> str:
     data passed as `[x1, x2]` and as `{"a": x1, "b": x2}` differ, while two
     dicts with the same keys and values are the same data.
 
-    Example:
-
-    >>> content_hash([np.zeros(2)]) == content_hash([np.zeros(2)]) != content_hash([np.zeros(3)])
-    True
-    >>> content_hash([[np.zeros(2), np.ones(2)]]) == content_hash([{"a": np.zeros(2), "b": np.ones(2)}])
-    False
+    Examples:
+        >>> content_hash([np.zeros(2)]) == content_hash([np.zeros(2)]) != content_hash([np.zeros(3)])
+        True
+        >>> content_hash([[np.zeros(2), np.ones(2)]]) == content_hash([{"a": np.zeros(2), "b": np.ones(2)}])
+        False
     """
     digest = hashlib.blake2b(digest_size=16)
     for item in items:

@@ -35,12 +35,11 @@ def write_file_atomically(path, write) -> None:
     built in memory and written with plain file I/O, so a failed write (a
     full disk) is one `OSError` and leaves HDF5 in a sound state.
 
-    Example:
-
-    >>> write_file_atomically("/tmp/values.h5", lambda root: root.create_dataset("values", data=[1.0, 2.0]))
-    >>> with opened_for_reading("/tmp/values.h5") as file:
-    ...     file["values"][()]
-    array([1., 2.])
+    Examples:
+        >>> write_file_atomically("/tmp/values.h5", lambda root: root.create_dataset("values", data=[1.0, 2.0]))
+        >>> with opened_for_reading("/tmp/values.h5") as file:
+        ...     file["values"][()]
+        array([1., 2.])
     """
     path = os.fspath(path)
     image = io.BytesIO()
@@ -64,10 +63,9 @@ def write_file_atomically(path, write) -> None:
 def seal_of(body) -> bytes:
     """The `SEAL_SIZE` bytes that seal `body`, the rest of an HDF5 file made with a user block of that size.
 
-    Example:
-
-    >>> seal_of(b"the rest of the file")[:26]
-    b'losslandscape sealed file\\n'
+    Examples:
+        >>> seal_of(b"the rest of the file")[:26]
+        b'losslandscape sealed file\\n'
     """
     return _seal(hashlib.blake2b(body, digest_size=32).hexdigest(), len(body))
 
@@ -95,12 +93,11 @@ def opened_for_reading(path, what: str = "landscape"):
         FileNotFoundError: If there is no file at `path`.
         ValueError: If it is not HDF5, is damaged, or reaches outside itself.
 
-    Example:
-
-    >>> write_file_atomically("/tmp/values.h5", lambda root: root.attrs.update(kind="values"))
-    >>> with opened_for_reading("/tmp/values.h5") as file:
-    ...     file.attrs["kind"]
-    'values'
+    Examples:
+        >>> write_file_atomically("/tmp/values.h5", lambda root: root.attrs.update(kind="values"))
+        >>> with opened_for_reading("/tmp/values.h5") as file:
+        ...     file.attrs["kind"]
+        'values'
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -114,7 +111,7 @@ def opened_for_reading(path, what: str = "landscape"):
         ) from None
     with file:
         try:
-            names = []
+            names: list[str] = []
             file.visit_links(names.append)  # every link, not followed (an error raised in the callback would be lost)
             for name in names:
                 _check_inside(file, name, path)

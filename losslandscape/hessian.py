@@ -68,10 +68,9 @@ def hessian_directions(
     Returns:
         A `HessianDirections`.
 
-    Example:
-
-    >>> hessian = hessian_directions(model, (x, y), k=2)  # doctest: +SKIP
-    >>> surface = compute_surface(model, (x, y), hessian.directions)  # doctest: +SKIP
+    Examples:
+        >>> hessian = hessian_directions(model, (x, y), k=2)  # doctest: +SKIP
+        >>> surface = compute_surface(model, (x, y), hessian.directions)  # doctest: +SKIP
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"Expected `k` >= 1, received: {k!r}")
@@ -101,16 +100,16 @@ def hessian_spectrum_summary(
         model: A compiled Keras model.
         data: One dataset.
         trace_samples: Rademacher vectors v for the estimate tr(H) ≈ mean(vᵀHv).
-        max_iterations, tolerance, seed, batch_size, max_samples,
-        include_regularization: As in `hessian_directions`.
+        **others: `max_iterations`, `tolerance`, `seed`, `batch_size`,
+            `max_samples` and `include_regularization` are as in
+            `hessian_directions`.
         verbose: 0 for silence, 1 for progress over λ_max and the trace samples.
 
     Returns:
         `{"lambda_max", "trace", "trace_standard_error"}`.
 
-    Example:
-
-    >>> hessian_spectrum_summary(model, (x, y))["lambda_max"]  # doctest: +SKIP
+    Examples:
+        >>> hessian_spectrum_summary(model, (x, y))["lambda_max"]  # doctest: +SKIP
     """
     if not isinstance(trace_samples, (int, np.integer)) or trace_samples < 1:
         raise ValueError(f"Expected `trace_samples` >= 1, received: {trace_samples!r}")
@@ -118,17 +117,17 @@ def hessian_spectrum_summary(
     progress = Progress(1 + trace_samples, verbose, unit="step")
     top = _top_eigenpairs(product, weights, 1, max_iterations, tolerance, seed, progress)
     generator = np.random.default_rng(seed)
-    quadratic_forms = []
+    quadratic_forms: list[float] = []
     for _ in range(trace_samples):
         probe = [generator.choice([-1.0, 1.0], size=w.shape) for w in weights]
         quadratic_forms.append(_dot(probe, product(probe)))
         progress.add(1)
     progress.close()
-    quadratic_forms = np.array(quadratic_forms)
+    samples = np.array(quadratic_forms)
     return {
         "lambda_max": float(top.eigenvalues[0]),
-        "trace": float(quadratic_forms.mean()),
-        "trace_standard_error": float(quadratic_forms.std(ddof=1) / np.sqrt(trace_samples)) if trace_samples > 1 else float("nan"),
+        "trace": float(samples.mean()),
+        "trace_standard_error": float(samples.std(ddof=1) / np.sqrt(trace_samples)) if trace_samples > 1 else float("nan"),
     }
 
 
@@ -144,7 +143,9 @@ def _hessian_vector_product(model, data, batch_size, max_samples, include_regula
 def _top_eigenpairs(product, weights, k, max_iterations, tolerance, seed, progress) -> HessianDirections:
     """Power iteration with deflation: each eigenvector in turn, with the found ones projected out."""
     generator = np.random.default_rng(seed)
-    vectors, eigenvalues, iterations = [], [], []
+    vectors: list[list[np.ndarray]] = []
+    eigenvalues: list[float] = []
+    iterations: list[int] = []
     for _ in range(k):
         vector = _unit([generator.standard_normal(w.shape) for w in weights])
         eigenvalue = 0.0

@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from losslandscape.datasets import prepare_labelled_data
 from losslandscape.directions import variables_values
@@ -18,7 +19,7 @@ def interpolate(
     model_a: keras.Model,
     model_b: keras.Model,
     data,
-    coords: Sequence[float] = np.linspace(-0.5, 1.5, 41),
+    coords: ArrayLike = np.linspace(-0.5, 1.5, 41),
     *,
     labels: Optional[Sequence[str]] = None,
     batch_size: Optional[int] = None,
@@ -45,13 +46,12 @@ def interpolate(
     Returns:
         A `LossLine` over t, with `settings["kind"] == "interpolation"`.
 
-    Example:
-
-    >>> line = interpolate(small_batch_model, large_batch_model,
-    ...                    ((x_train, y_train), (x_test, y_test)))  # doctest: +SKIP
-    >>> plot_interpolation(line)  # doctest: +SKIP
+    Examples:
+        >>> line = interpolate(small_batch_model, large_batch_model,
+        ...                    ((x_train, y_train), (x_test, y_test)))  # doctest: +SKIP
+        >>> plot_interpolation(line)  # doctest: +SKIP
     """
-    coords = checked_coords("coords", coords)
+    grid = checked_coords("coords", coords)
     variables_a = list(model_a.weights)
     differences = _weight_differences(model_a, model_b)
     check_compiled(model_a)
@@ -64,14 +64,14 @@ def interpolate(
         "include_regularization": include_regularization,
     }
     line = LossLine(
-        coords,
-        {label: np.full(len(coords), np.nan) for label in prepared},
+        grid,
+        {label: np.full(len(grid), np.nan) for label in prepared},
         {},
         settings=settings,
-        computed={label: np.zeros(len(coords), bool) for label in prepared},
+        computed={label: np.zeros(len(grid), bool) for label in prepared},
     )
     evaluate_grid(
-        model_a, prepared, [differences], coords[:, None], include_regularization=include_regularization,
+        model_a, prepared, [differences], grid[:, None], include_regularization=include_regularization,
         verbose=verbose, variables=variables_a, on_chunk=line.record,
     )
     return line

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Iterator, Optional
+from typing import Iterator
 
 import keras
 
@@ -32,8 +32,8 @@ def tracks_loss_per_output(model: keras.Model) -> bool:
     return loss is not None and bool(_read(loss, "metrics"))
 
 
-def loss_tracker(model: keras.Model) -> Optional[keras.metrics.Metric]:
-    """The `Mean` metric behind the "loss" that `model.evaluate` reports."""
+def loss_tracker(model: keras.Model) -> keras.metrics.Metric:
+    """The `Mean` metric behind the "loss" that `model.evaluate` reports (a compiled model has one)."""
     return _read(model, "_loss_tracker")
 
 

@@ -52,19 +52,19 @@ def extreme_eigenvalues(
     Returns:
         An `ExtremeEigenvalues`.
 
-    Example:
-
-    >>> h = np.diag([-2.0, 0.5, 1.0, 3.0])
-    >>> found = extreme_eigenvalues(lambda v: h @ v, np.ones(4))
-    >>> round(found.smallest, 6), round(found.largest, 6), found.products
-    (-2.0, 3.0, 4)
+    Examples:
+        >>> h = np.diag([-2.0, 0.5, 1.0, 3.0])
+        >>> found = extreme_eigenvalues(lambda v: h @ v, np.ones(4))
+        >>> round(found.smallest, 6), round(found.largest, 6), found.products
+        (-2.0, 3.0, 4)
     """
     vector = np.asarray(start, dtype=np.float64).ravel()
     norm = np.linalg.norm(vector)
     if not norm > 0:
         raise ValueError("The Lanczos start vector is zero.")
     basis = [vector / norm]
-    diagonal, off_diagonal = [], []
+    diagonal: list[float] = []
+    off_diagonal: list[float] = []
     previous = None
     for iteration in range(1, max_iterations + 1):
         image = np.asarray(product(basis[-1]), dtype=np.float64).ravel()

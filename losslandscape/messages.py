@@ -13,10 +13,9 @@ logger = logging.getLogger("losslandscape")
 def report(message: str) -> None:
     """Writes `message` to stdout, or to the "losslandscape" logger when Keras' interactive logging is off.
 
-    Example:
-
-    >>> report("losslandscape: done")
-    losslandscape: done
+    Examples:
+        >>> report("losslandscape: done")
+        losslandscape: done
     """
     if keras.config.is_interactive_logging_enabled():
         sys.stdout.write(f"{message}\n")

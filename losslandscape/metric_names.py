@@ -12,10 +12,9 @@ CURVATURE_METRICS = ("lambda_max", "lambda_min", "eigen_ratio")
 def accuracy_metric_name(metric_names: Iterable[str]) -> Optional[str]:
     """Picks the metric written as `{label}_acc`: the first one named like an accuracy.
 
-    Example:
-
-    >>> accuracy_metric_name(["loss", "sparse_categorical_accuracy"])
-    'sparse_categorical_accuracy'
+    Examples:
+        >>> accuracy_metric_name(["loss", "sparse_categorical_accuracy"])
+        'sparse_categorical_accuracy'
     """
     for name in metric_names:
         if name == "acc" or name.endswith("accuracy"):

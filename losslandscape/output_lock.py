@@ -22,10 +22,9 @@ def exclusive_output(path):
     left next to `path` are removed. Without `fcntl` (not POSIX), there is
     no lock.
 
-    Example:
-
-    >>> with exclusive_output("/tmp/surface.h5"):
-    ...     pass
+    Examples:
+        >>> with exclusive_output("/tmp/surface.h5"):
+        ...     pass
     """
     try:
         import fcntl

@@ -72,12 +72,11 @@ def plot_line(
     Returns:
         `line`, with the `Line2D`s drawn (one per dataset) in `artists_["line"]`.
 
-    Example:
-
-    >>> from losslandscape import LossLine
-    >>> line = LossLine(np.linspace(-1, 1, 5), {"train": np.linspace(-1, 1, 5) ** 2}, {"train": {}})
-    >>> len(plot_line(line).artists_["line"])
-    1
+    Examples:
+        >>> from losslandscape import LossLine
+        >>> line = LossLine(np.linspace(-1, 1, 5), {"train": np.linspace(-1, 1, 5) ** 2}, {"train": {}})
+        >>> len(plot_line(line).artists_["line"])
+        1
     """
     ax = _axes_or_new(ax)
     drawn = []
@@ -108,18 +107,17 @@ def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) ->
         `line`, with the loss curves in `artists_["line"]` and the metric's
         in `artists_["metric"]`, drawn on the twin Axes `axes_["metric"]`.
 
-    Example:
-
-    >>> from losslandscape import LossLine
-    >>> t = np.linspace(-0.5, 1.5, 9)
-    >>> line = LossLine(t, {"train": (t - 0.5) ** 2}, {"train": {"accuracy": 1 - (t - 0.5) ** 2 / 2}})
-    >>> sorted(plot_interpolation(line).artists_)
-    ['line', 'metric']
+    Examples:
+        >>> from losslandscape import LossLine
+        >>> t = np.linspace(-0.5, 1.5, 9)
+        >>> line = LossLine(t, {"train": (t - 0.5) ** 2}, {"train": {"accuracy": 1 - (t - 0.5) ** 2 / 2}})
+        >>> sorted(plot_interpolation(line).artists_)
+        ['line', 'metric']
     """
     ax = _axes_or_new(ax)
     styles = ["-", "--", ":", "-."]
     metric = metric or accuracy_metric_name(line.metrics[line.labels[0]])
-    drawn = {"loss": []}
+    drawn: dict[str, list] = {"loss": []}
     for index, label in enumerate(line.labels):
         style = styles[index % len(styles)]
         values = np.ma.masked_invalid(line.values(label))
@@ -190,13 +188,12 @@ def plot_surface(
         `surface`, with the artist drawn (a `QuadContourSet`, `QuadMesh` or
         `Poly3DCollection`) in `artists_[kind]`.
 
-    Example:
-
-    >>> from losslandscape import LossSurface
-    >>> x = np.linspace(-1, 1, 5)
-    >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
-    >>> type(plot_surface(surface, "heatmap").artists_["heatmap"]).__name__
-    'QuadMesh'
+    Examples:
+        >>> from losslandscape import LossSurface
+        >>> x = np.linspace(-1, 1, 5)
+        >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
+        >>> type(plot_surface(surface, "heatmap").artists_["heatmap"]).__name__
+        'QuadMesh'
     """
     kind = surface_kind(kind)
     check_axes_for_kind(ax, kind)
@@ -250,12 +247,11 @@ def plot_trajectory(surface: LossSurface, pca: PCADirections, ax=None, kind: str
         `Line2D` in `artists_["path"]`. Axis labels give the variance each
         direction explains.
 
-    Example:
-
-    >>> pca = pca_directions(load_trajectory("trajectory.h5"), final=model)  # doctest: +SKIP
-    >>> xcoords, ycoords = pca.plane_coords()  # doctest: +SKIP
-    >>> surface = compute_surface(model, (x, y), pca.directions, xcoords, ycoords)  # doctest: +SKIP
-    >>> plot_trajectory(surface, pca)  # doctest: +SKIP
+    Examples:
+        >>> pca = pca_directions(load_trajectory("trajectory.h5"), final=model)  # doctest: +SKIP
+        >>> xcoords, ycoords = pca.plane_coords()  # doctest: +SKIP
+        >>> surface = compute_surface(model, (x, y), pca.directions, xcoords, ycoords)  # doctest: +SKIP
+        >>> plot_trajectory(surface, pca)  # doctest: +SKIP
     """
     if kind == "surface":
         raise ValueError("plot_trajectory draws on flat plots: use kind 'contour', 'contourf' or 'heatmap'.")
@@ -419,7 +415,8 @@ def _label_lines_inside(ax, contour_set, max_labels: int = 6):
         if inside.any():
             labellable[index] = unit[inside][:: max(1, int(inside.sum()) // 200)]
     chosen = list(labellable)[:: -max(1, -(-len(labellable) // max_labels))]
-    positions, labelled = [], []
+    positions: list[np.ndarray] = []
+    labelled = []
     for index in chosen:
         candidates = labellable[index]
         if positions:  # far enough from every label placed so far not to overlap it

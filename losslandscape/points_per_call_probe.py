@@ -127,11 +127,10 @@ def agreement_rule(one_point, exact=None, reduced=None) -> dict:
         difference K points may have), and with `exact` also
         `one_point_error` and `reduced_because`.
 
-    Example:
-
-    >>> rule = agreement_rule([{"loss": 1.0}], [{"loss": 1.001}], "the model computes in bfloat16")
-    >>> round(rule["tolerance"], 6)
-    0.001998
+    Examples:
+        >>> rule = agreement_rule([{"loss": 1.0}], [{"loss": 1.001}], "the model computes in bfloat16")
+        >>> round(rule["tolerance"], 6)
+        0.001998
     """
     if exact is None:
         return {"compared_with": "one point per call", "tolerance": PROBE_AGREEMENT}
@@ -240,7 +239,7 @@ def largest_relative_difference(values, reference) -> tuple:
     for point, expected in zip(values, reference):
         for name, value in point.items():
             scale = max(abs(value), abs(expected[name]))
-            if np.isnan(scale):
+            if np.isnan(value) or np.isnan(expected[name]):  # max() above drops a NaN that comes second
                 difference = 0.0 if np.isnan(value) and np.isnan(expected[name]) else 1.0
             else:
                 difference = abs(value - expected[name]) / scale if scale > 0 else 0.0

@@ -27,12 +27,11 @@ def with_dtype_policy(model: keras.Model, dtype_policy: str) -> keras.Model:
             that cannot be cloned or recompiled from its config (for
             example a subclassed model); the message says what to do.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    >>> model.compile(loss="mse")
-    >>> with_dtype_policy(model, "mixed_bfloat16").layers[0].compute_dtype
-    'bfloat16'
+    Examples:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> model.compile(loss="mse")
+        >>> with_dtype_policy(model, "mixed_bfloat16").layers[0].compute_dtype
+        'bfloat16'
     """
     try:
         policy = keras.dtype_policies.get(dtype_policy)

@@ -27,16 +27,15 @@ class Progress:
         unit: What a unit is called ("point", "product").
         stream: Where to write; `sys.stdout` by default.
 
-    Example:
-
-    >>> import io
-    >>> out = io.StringIO()
-    >>> progress = Progress(4, unit="point", stream=out)
-    >>> for index in range(4):
-    ...     progress.add(1, first_call=index == 0)
-    >>> progress.close()
-    >>> out.getvalue().splitlines()[-1].startswith("4/4 points")
-    True
+    Examples:
+        >>> import io
+        >>> out = io.StringIO()
+        >>> progress = Progress(4, unit="point", stream=out)
+        >>> for index in range(4):
+        ...     progress.add(1, first_call=index == 0)
+        >>> progress.close()
+        >>> out.getvalue().splitlines()[-1].startswith("4/4 points")
+        True
     """
 
     def __init__(self, total: int, verbose: int = 1, unit: str = "point", stream: Optional[TextIO] = None):

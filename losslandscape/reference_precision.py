@@ -28,11 +28,10 @@ def why_arithmetic_is_reduced(model: keras.Model) -> Optional[str]:
     Returns:
         The reason in words, or None.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, dtype="mixed_bfloat16")])
-    >>> why_arithmetic_is_reduced(model)
-    'the model computes in bfloat16'
+    Examples:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, dtype="mixed_bfloat16")])
+        >>> why_arithmetic_is_reduced(model)
+        'the model computes in bfloat16'
     """
     reduced = sorted({layer.compute_dtype for layer in layers_outermost_first(model)} & set(REDUCED_COMPUTE_DTYPES))
     if reduced:

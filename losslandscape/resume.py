@@ -70,21 +70,32 @@ def compile_fingerprint(model: keras.Model) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+class ResumeError(ValueError):
+    """A saved file that this run cannot resume; `differences` names the settings of `run_fingerprint` that differ."""
+
+    def __init__(self, message: str, path: os.PathLike, differences: list):
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.differences = differences
+
+
 def check_resumable(path: os.PathLike, saved: Optional[dict], expected: dict) -> None:
-    """Raises a ValueError naming what differs between a saved run and this one."""
+    """Raises a `ResumeError` naming what differs between a saved run and this one."""
     if saved is None:
-        raise ValueError(
+        raise ResumeError(
             f"{os.fspath(path)!r} holds a landscape without a run fingerprint, so it "
-            "cannot be resumed. Pass another `path`, or delete the file to start over."
+            "cannot be resumed. Pass another `path`, or delete the file to start over.",
+            path, ["fingerprint"],
         )
     keys = list(expected) + [key for key in saved if key not in expected]
     differences = [key for key in keys if saved.get(key) != expected.get(key)]
     if differences:
         named = [f"`{key}`" for key in differences]
         listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
-        raise ValueError(
+        raise ResumeError(
             f"{os.fspath(path)!r} was computed with another {listed} than this run, so its points cannot be "
             "reused. Pass the same model, data, "
             "directions (or seed), coordinates and settings to resume, or another `path` (or delete "
-            "the file) to start over."
+            "the file) to start over.",
+            path, differences,
         )

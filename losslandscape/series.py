@@ -74,11 +74,10 @@ class LandscapeCallback(keras.callbacks.Callback):
             landscape is refused rather than writing epochs twice.
         verbose: 1 prints the seconds each landscape added.
 
-    Example:
-
-    >>> callback = LandscapeCallback((x, y), "series.h5", points=11)  # doctest: +SKIP
-    >>> model.fit(x, y, epochs=3, callbacks=[callback])  # doctest: +SKIP
-    >>> plot_series(load_series("series.h5"))  # doctest: +SKIP
+    Examples:
+        >>> callback = LandscapeCallback((x, y), "series.h5", points=11)  # doctest: +SKIP
+        >>> model.fit(x, y, epochs=3, callbacks=[callback])  # doctest: +SKIP
+        >>> plot_series(load_series("series.h5"))  # doctest: +SKIP
     """
 
     def __init__(
@@ -120,7 +119,7 @@ class LandscapeCallback(keras.callbacks.Callback):
         self.every_steps, self.resume = every_steps, resume
         self.tensorboard_dir = None if tensorboard_dir is None else os.fspath(tensorboard_dir)
         self.seconds: list[float] = []
-        self._writer = None
+        self._writer: Optional[SeriesWriter] = None
         self._tensorboard = None
         self._epoch = 0
         self._starting = False
@@ -172,6 +171,7 @@ class LandscapeCallback(keras.callbacks.Callback):
 
     def _add(self, epoch: int, logs: dict) -> None:
         step = self._step()
+        assert self._writer is not None, "landscapes are added between on_train_begin and on_train_end"
         landscape, seconds = self._writer.add(self.model, epoch, step, logs)
         if self._tensorboard is not None:
             self._tensorboard.write(landscape, step)

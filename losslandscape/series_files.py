@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import h5py
 import numpy as np
+from numpy.typing import ArrayLike
 
 from losslandscape.hdf5_files import opened_for_reading
-from losslandscape.surface import LossLine, LossSurface, line_from, surface_from
+from losslandscape.surface import LossSurface, line_from, surface_from
 from losslandscape.validation import check_writable
 
 
@@ -69,13 +70,12 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
 def check_replaceable_series(path: Union[str, os.PathLike]) -> None:
     """Raises a ValueError if a file exists at `path` and is not a series file, which a new series would replace.
 
-    Example:
-
-    >>> np.save("/tmp/weights.npy", np.zeros(3))
-    >>> check_replaceable_series("/tmp/weights.npy")
-    Traceback (most recent call last):
-    ...
-    ValueError: '/tmp/weights.npy' exists and is not a series file, so it is not replaced; pass another path, or delete it first.
+    Examples:
+        >>> np.save("/tmp/weights.npy", np.zeros(3))
+        >>> check_replaceable_series("/tmp/weights.npy")
+        Traceback (most recent call last):
+        ...
+        ValueError: '/tmp/weights.npy' exists and is not a series file, so it is not replaced; pass another path, or delete it first.
     """
     if not os.path.exists(path):
         return
@@ -92,7 +92,7 @@ def check_replaceable_series(path: Union[str, os.PathLike]) -> None:
 
 
 def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4, metric: str = "loss",
-                label: Optional[str] = None, levels: Optional[Sequence[float]] = None) -> LandscapeSeries:
+                label: Optional[str] = None, levels: Optional[ArrayLike] = None) -> LandscapeSeries:
     """Draws the landscapes of a series side by side, on one shared scale, with one colour bar for all.
 
     Args:
@@ -108,13 +108,12 @@ def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4
         shared colour bar in `colorbar_`, as the landscapes' plots return
         the landscape.
 
-    Example:
-
-    >>> from losslandscape import LossLine
-    >>> coords = np.linspace(-1, 1, 5)
-    >>> lines = [LossLine(coords, {"train": (e + 1) * coords ** 2}, {"train": {}}) for e in range(2)]
-    >>> plot_series(LandscapeSeries(lines, [0, 1], [0, 10], [{}, {}])).axes_.shape
-    (1, 2)
+    Examples:
+        >>> from losslandscape import LossLine
+        >>> coords = np.linspace(-1, 1, 5)
+        >>> lines = [LossLine(coords, {"train": (e + 1) * coords ** 2}, {"train": {}}) for e in range(2)]
+        >>> plot_series(LandscapeSeries(lines, [0, 1], [0, 10], [{}, {}])).axes_.shape
+        (1, 2)
     """
     import matplotlib.pyplot as plt
 

@@ -27,12 +27,11 @@ def sharpness(line: LossLine, label: Optional[str] = None, metric: str = "loss")
         `{"rise_at_0.5": mean of L(±0.5) − L(0), "doubling_width": width
         where L < 2·L(0), "width_plus_1": width where L < L(0) + 1}`.
 
-    Example:
-
-    >>> alpha = np.linspace(-1, 1, 201)
-    >>> numbers = sharpness(LossLine(alpha, {"train": 1 + 4 * alpha**2}, {"train": {}}))
-    >>> round(numbers["rise_at_0.5"], 3), round(numbers["doubling_width"], 3)
-    (1.0, 1.0)
+    Examples:
+        >>> alpha = np.linspace(-1, 1, 201)
+        >>> numbers = sharpness(LossLine(alpha, {"train": 1 + 4 * alpha**2}, {"train": {}}))
+        >>> round(numbers["rise_at_0.5"], 3), round(numbers["doubling_width"], 3)
+        (1.0, 1.0)
     """
     coords = np.asarray(line.coords, dtype=np.float64)
     values = np.asarray(line.values(label, metric), dtype=np.float64)

@@ -34,6 +34,11 @@ FORMAT_VERSION = 1
 class _Landscape:
     """What lines and surfaces share: values per dataset, settings, drawn figures."""
 
+    @property
+    def grid_shape(self) -> tuple:
+        """`(len(coords),)` for a line, `(len(xcoords), len(ycoords))` for a surface."""
+        raise NotImplementedError
+
     def __init__(self, losses, metrics, settings, computed=None):
         self.losses = {label: np.array(v, dtype=np.float64) for label, v in losses.items()}
         self.metrics = {
@@ -155,11 +160,10 @@ class LossLine(_Landscape):
         settings: How it was computed (seed, normalization, ...).
         figures_, axes_: What `plot_loss` or `plot` drew, by plot kind.
 
-    Example:
-
-    >>> line = LossLine(np.linspace(-1, 1, 3), {"train": np.array([2., 1., 2.])}, {"train": {}})
-    >>> int(line.values("train").argmin())
-    1
+    Examples:
+        >>> line = LossLine(np.linspace(-1, 1, 3), {"train": np.array([2., 1., 2.])}, {"train": {}})
+        >>> int(line.values("train").argmin())
+        1
     """
 
     def __init__(self, coords, losses, metrics, direction=None, settings=None, computed=None):
@@ -219,13 +223,12 @@ class LossSurface(_Landscape):
         settings: How it was computed (seed, normalization, ...).
         figures_, axes_: What `plot_loss_3D` or `plot` drew, by plot kind.
 
-    Example:
-
-    >>> x, y = np.linspace(-1, 1, 3), np.linspace(-1, 1, 5)
-    >>> bowl = x[:, None] ** 2 + y[None, :] ** 2
-    >>> surface = LossSurface(x, y, {"train": bowl}, {"train": {}})
-    >>> surface.values().shape
-    (3, 5)
+    Examples:
+        >>> x, y = np.linspace(-1, 1, 3), np.linspace(-1, 1, 5)
+        >>> bowl = x[:, None] ** 2 + y[None, :] ** 2
+        >>> surface = LossSurface(x, y, {"train": bowl}, {"train": {}})
+        >>> surface.values().shape
+        (3, 5)
     """
 
     def __init__(self, xcoords, ycoords, losses, metrics, directions=None, settings=None, computed=None):
@@ -265,12 +268,11 @@ class LossSurface(_Landscape):
             `QuadMesh` or `Poly3DCollection`) in `artists_[kind]`, and the
             Axes and Figure on `ax_` and `figure_`.
 
-        Example:
-
-        >>> x = np.linspace(-1, 1, 5)
-        >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
-        >>> surface.plot("contourf").figure_ is surface.axes_["contourf"].figure
-        True
+        Examples:
+            >>> x = np.linspace(-1, 1, 5)
+            >>> surface = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
+            >>> surface.plot("contourf").figure_ is surface.axes_["contourf"].figure
+            True
         """
         from losslandscape.plotting import plot_surface
 
@@ -282,10 +284,9 @@ class LossSurface(_Landscape):
         Args:
             path: Destination file path; an existing file is replaced.
 
-        Example:
-
-        >>> x = np.linspace(-1, 1, 3)
-        >>> LossSurface(x, x, {"train": np.zeros((3, 3))}, {"train": {}}).save("/tmp/s.h5")
+        Examples:
+            >>> x = np.linspace(-1, 1, 3)
+            >>> LossSurface(x, x, {"train": np.zeros((3, 3))}, {"train": {}}).save("/tmp/s.h5")
         """
         write_file_atomically(path, self.write_to)
 
@@ -310,10 +311,9 @@ class LossSurface(_Landscape):
             log: Heights in log10.
             clip: Cap values at this maximum first.
 
-        Example:
-
-        >>> x = np.linspace(-1, 1, 3)
-        >>> LossSurface(x, x, {"train": np.ones((3, 3))}, {"train": {}}).to_vtk("/tmp/s.vts")
+        Examples:
+            >>> x = np.linspace(-1, 1, 3)
+            >>> LossSurface(x, x, {"train": np.ones((3, 3))}, {"train": {}}).to_vtk("/tmp/s.vts")
         """
         from losslandscape.exports import write_vts
 
@@ -327,9 +327,8 @@ class LossSurface(_Landscape):
             path: Destination file, e.g. "surface.html".
             label, metric, log, clip: As in `to_vtk`.
 
-        Example:
-
-        >>> surface.to_html("surface.html")  # doctest: +SKIP
+        Examples:
+            >>> surface.to_html("surface.html")  # doctest: +SKIP
         """
         from losslandscape.exports import write_html
 
@@ -349,12 +348,11 @@ def load_surface(path) -> LossSurface:
     Returns:
         The `LossSurface`, with `[i, j]` indexing restored.
 
-    Example:
-
-    >>> x, y = np.linspace(-1, 1, 3), np.linspace(0, 1, 2)
-    >>> LossSurface(x, y, {"train": np.zeros((3, 2))}, {"train": {}}).save("/tmp/s.h5")
-    >>> load_surface("/tmp/s.h5").losses["train"].shape
-    (3, 2)
+    Examples:
+        >>> x, y = np.linspace(-1, 1, 3), np.linspace(0, 1, 2)
+        >>> LossSurface(x, y, {"train": np.zeros((3, 2))}, {"train": {}}).save("/tmp/s.h5")
+        >>> load_surface("/tmp/s.h5").losses["train"].shape
+        (3, 2)
     """
     with opened_for_reading(path) as file:
         return surface_from(file, path)
@@ -390,11 +388,10 @@ def load_line(path) -> LossLine:
     Returns:
         The `LossLine`.
 
-    Example:
-
-    >>> LossLine(np.linspace(-1, 1, 3), {"train": np.ones(3)}, {"train": {}}).save("/tmp/l.h5")
-    >>> load_line("/tmp/l.h5").coords
-    array([-1.,  0.,  1.])
+    Examples:
+        >>> LossLine(np.linspace(-1, 1, 3), {"train": np.ones(3)}, {"train": {}}).save("/tmp/l.h5")
+        >>> load_line("/tmp/l.h5").coords
+        array([-1.,  0.,  1.])
     """
     with opened_for_reading(path) as file:
         return line_from(file, path)

@@ -26,11 +26,10 @@ class TrajectoryRecorder(keras.callbacks.Callback):
         path: HDF5 file to write (replaced if it exists).
         every: "epoch", or a number of training steps (batches).
 
-    Example:
-
-    >>> recorder = TrajectoryRecorder("trajectory.h5")
-    >>> model.fit(x, y, epochs=20, callbacks=[recorder])  # doctest: +SKIP
-    >>> pca = pca_directions(load_trajectory("trajectory.h5"))  # doctest: +SKIP
+    Examples:
+        >>> recorder = TrajectoryRecorder("trajectory.h5")
+        >>> model.fit(x, y, epochs=20, callbacks=[recorder])  # doctest: +SKIP
+        >>> pca = pca_directions(load_trajectory("trajectory.h5"))  # doctest: +SKIP
     """
 
     def __init__(self, path: Union[str, os.PathLike], every: Union[str, int] = "epoch"):
@@ -154,7 +153,8 @@ class PCADirections:
         """
         low, high = self.coords.min(axis=0), self.coords.max(axis=0)
         room = margin * np.maximum(high - low, 1e-12)
-        return tuple(np.linspace(low[k] - room[k], high[k] + room[k], points) for k in range(2))
+        xcoords, ycoords = (np.linspace(low[k] - room[k], high[k] + room[k], points) for k in range(2))
+        return xcoords, ycoords
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes a direction file in the reference's PCA layout (xdirection, ydirection, explained_variance_ratio_, ...)."""
@@ -182,10 +182,9 @@ def pca_directions(trajectory: Trajectory, final: Optional[Union[keras.Model, li
         model at θ_final, and the surface and this object to
         `plot_trajectory`.
 
-    Example:
-
-    >>> pca = pca_directions(load_trajectory("trajectory.h5"), final=model)  # doctest: +SKIP
-    >>> surface = compute_surface(model, (x, y), pca.directions)  # doctest: +SKIP
+    Examples:
+        >>> pca = pca_directions(load_trajectory("trajectory.h5"), final=model)  # doctest: +SKIP
+        >>> surface = compute_surface(model, (x, y), pca.directions)  # doctest: +SKIP
     """
     if final is None:
         final_vector = trajectory.weights[-1].astype(np.float64)

@@ -11,10 +11,9 @@ import numpy as np
 def checked_coords(name: str, coords) -> np.ndarray:
     """`coords` as a float64 array, or a ValueError unless it is 1D, finite, strictly increasing and has 2+ values.
 
-    Example:
-
-    >>> checked_coords("xcoords", [-1, 0, 1])
-    array([-1.,  0.,  1.])
+    Examples:
+        >>> checked_coords("xcoords", [-1, 0, 1])
+        array([-1.,  0.,  1.])
     """
     coords = np.asarray(coords, dtype=np.float64)
     if coords.ndim != 1 or len(coords) < 2:
@@ -40,10 +39,9 @@ def evenly_spaced_coords(count_name: str, count, coordinate_range) -> np.ndarray
         count: Number of coordinates (at least 2).
         coordinate_range: `(min, max)` with min < max.
 
-    Example:
-
-    >>> evenly_spaced_coords("points", 3, (-1, 1))
-    array([-1.,  0.,  1.])
+    Examples:
+        >>> evenly_spaced_coords("points", 3, (-1, 1))
+        array([-1.,  0.,  1.])
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 2:
         raise ValueError(f"Expected `{count_name}` >= 2, received: {count!r}")
@@ -56,12 +54,11 @@ def evenly_spaced_coords(count_name: str, count, coordinate_range) -> np.ndarray
 def check_positive_int(name: str, value: Optional[int]) -> None:
     """Raises a ValueError unless `value` is None or an integer >= 1.
 
-    Example:
-
-    >>> check_positive_int("chunk_size", 0)
-    Traceback (most recent call last):
-    ...
-    ValueError: Expected `chunk_size` to be a positive integer or None, received: 0
+    Examples:
+        >>> check_positive_int("chunk_size", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `chunk_size` to be a positive integer or None, received: 0
     """
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
         raise ValueError(f"Expected `{name}` to be a positive integer or None, received: {value!r}")
@@ -72,12 +69,11 @@ def check_writable(path, option: str = "`path`") -> None:
 
     The error names `option`, the argument that gave `path`, in its fix.
 
-    Example:
-
-    >>> check_writable("/no/such/folder/surface.h5")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: Cannot write '/no/such/folder/surface.h5': the folder '/no/such/folder' does not exist. Create it, or pass another `path`.
+    Examples:
+        >>> check_writable("/no/such/folder/surface.h5")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: Cannot write '/no/such/folder/surface.h5': the folder '/no/such/folder' does not exist. Create it, or pass another `path`.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))

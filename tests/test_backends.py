@@ -215,3 +215,34 @@ class TestStartUpLinesHeldBack:
         with start_up_lines_held_back():
             self._write("start-up\n")
         assert capfd.readouterr().err == "start-up\n" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_full_precision_turns_reduced_float32_off_and_back_on():
+    """On a CPU nothing is reduced; the backend's context still sets exact float32 inside and restores it after."""
+    from losslandscape.backends import current_backend
+
+    backend = current_backend()
+    assert backend.why_float32_is_reduced() is None  # the tests run on CPUs
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        read = tf.config.experimental.tensor_float_32_execution_enabled
+    elif name == "jax":
+        import jax
+
+        def read():
+            return jax.config.jax_default_matmul_precision not in ("highest", "float32")
+    else:
+        import torch
+
+        def read():
+            return torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+
+        torch.backends.cuda.matmul.allow_tf32 = True
+    before = read()
+    with backend.full_precision():
+        assert read() is False
+    assert read() == before
+    if name == "torch":
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -700,3 +700,19 @@ def test_an_error_is_one_line_naming_what_went_wrong(tmp_path, monkeypatch, caps
     monkeypatch.setattr(cli, "_info", failing)
     assert main(["info", str(tmp_path / "any.h5")]) == 2
     assert capsys.readouterr().err == f"losslandscape info: error: {printed}\n"
+
+
+def test_a_file_that_cannot_be_resumed_is_refused_by_the_options_to_change(saved, tmp_path, capsys):
+    folder, _, _ = saved
+    out = tmp_path / "line.h5"
+    argv = ["line", folder / "model.keras", "--data", folder / "train.npz", "--x-key", "inputs", "--y-key", "targets",
+            "--points", "3", "--out", out, "--quiet"]
+    assert run(*argv, "--seed", "1") == 0
+    before = out.read_bytes()
+    assert run(*argv, "--seed", "2", "--range", "-2", "2") == 2
+    assert capsys.readouterr().err == (
+        f"losslandscape line: error: --out {str(out)!r} holds a landscape computed with another --seed, "
+        "--points or --range than this command, so its points cannot be reused: run the same command to resume, "
+        "or pass another --out (or delete the file) to start over\n"
+    )
+    assert out.read_bytes() == before

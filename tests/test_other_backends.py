@@ -21,6 +21,7 @@ ENGINE_MODULES = [
     "tests/test_hessian.py",
     "tests/test_compute.py",
     "tests/test_precision.py",
+    "tests/test_reference_precision.py",
     "tests/test_resume.py",
     "tests/test_distributed.py",
     "tests/test_conformance.py",

@@ -2,13 +2,17 @@
 
 import ast
 import importlib.metadata
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
 import losslandscape
 
 PACKAGE = pathlib.Path(losslandscape.__file__).parent
+ROOT = str(PACKAGE.parent)
 
 
 def test_the_version_has_one_source():
@@ -91,8 +95,6 @@ FRAMEWORKS = {"tensorflow": ("tensorflow", "tensorboard"), "jax": ("jax",), "tor
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_the_suite_collects_with_one_framework_installed(backend, tmp_path):
     """With only `backend`'s framework importable, the tests collect (those of absent frameworks skip, not error)."""
-    import subprocess
-    import sys
     import sysconfig
 
     pytest.importorskip(backend)
@@ -114,3 +116,13 @@ def test_the_suite_collects_with_one_framework_installed(backend, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     last = result.stdout.strip().splitlines()[-1]
     assert "error" not in last and " tests collected" in last, last
+
+
+@pytest.mark.slow
+def test_the_package_type_checks_and_ships_its_types():
+    """mypy over the package, configured in pyproject.toml (only untyped dependencies are ignored)."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.path.exists(os.path.join(ROOT, "losslandscape", "py.typed"))
+    assert "py.typed" in open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8").read()

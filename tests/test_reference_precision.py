@@ -177,3 +177,37 @@ def test_a_float32_surface_records_agreement_with_one_point_per_call(classifier)
     assert surface.settings["points_per_call_agreement"]["train"]["tolerance"] == 1e-5
     one = compute_surface(model, (x, y), xcoords=GRID, seed=1, points_per_call=1, verbose=0)
     assert "points_per_call_agreement" not in one.settings  # nothing was probed
+
+
+def test_both_reduced_dtypes_are_named():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, dtype="mixed_float16"),
+                              keras.layers.Dense(1, dtype="mixed_bfloat16")])
+    assert why_arithmetic_is_reduced(model) == "the model computes in bfloat16 and float16"
+
+
+def test_one_reduced_layer_is_enough_for_a_float32_copy_and_regularization_is_passed_on():
+    from losslandscape.datasets import prepare_data
+
+    keras.utils.set_random_seed(6)
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(64, 5)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
+    model = keras.Sequential([
+        keras.Input((5,)), keras.layers.Dense(8, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.5)),
+        keras.layers.Dense(1, dtype="mixed_bfloat16"),
+    ])
+    model.compile(loss="mse")
+    exact = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="tanh",
+                                                                    kernel_regularizer=keras.regularizers.L2(0.5)),
+                              keras.layers.Dense(1)])
+    exact.compile(loss="mse")
+    exact.set_weights(model.get_weights())
+    origin = [v.numpy() for v in model.trainable_variables]
+    directions = [[np.ones_like(w) * 0.1 for w in origin]]
+    points = np.array([[0.0], [1.0]])
+    with_regularization = full_precision_values(model, prepare_data((x, y)), origin, directions, True)(points)
+    without = full_precision_values(model, prepare_data((x, y)), origin, directions, False)(points)
+    for point, a, b in zip(points, with_regularization, without):
+        weights = weights_at(exact, origin, directions, point)
+        assert a["loss"] == pytest.approx(evaluate_at(exact, weights, x=x, y=y, batch_size=128)["loss"], rel=1e-6)
+        penalty = 0.5 * float(np.sum(weights[0].astype(np.float64) ** 2))
+        assert a["loss"] - b["loss"] == pytest.approx(penalty, rel=1e-4)

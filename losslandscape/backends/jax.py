@@ -202,7 +202,9 @@ class VectorizedPointEvaluator(_PointsEvaluator):
 class HessianVectorProduct(base.HessianVectorProduct):
     """H·v in one compiled pass over the batches, forward-over-reverse (`jax.jvp` of `jax.grad`)."""
 
-    def __init__(self, model: keras.Model, batches, include_regularization: bool = True):
+    _batches: DeviceBatches
+
+    def __init__(self, model: keras.Model, batches: DeviceBatches, include_regularization: bool = True):
         super().__init__(model, batches, include_regularization)
         self._function = jax.jit(self._sum_over_batches)
 
@@ -266,7 +268,7 @@ class JaxBackend(base.Backend):
         return None
 
     def why_float32_is_reduced(self) -> Optional[str]:
-        precision = jax.config.jax_default_matmul_precision
+        precision = jax.config.jax_default_matmul_precision  # type: ignore[attr-defined]  # set at run time
         if jax.default_backend() != "cpu" and precision not in ("highest", "float32"):
             return (f"JAX's default matmul precision ({precision or 'default'}) rounds float32 products on "
                     f"{jax.default_backend()} (TF32 on NVIDIA GPUs)")

@@ -16,7 +16,7 @@ def evaluate_in_padded_calls(
     call has the shape the function was compiled for; the padding's values
     are dropped. `call` returns `{name: K values}`.
     """
-    results = []
+    results: list[dict] = []
     for start in range(0, len(points), points_per_call):
         chunk = np.asarray(points[start : start + points_per_call], dtype=dtype)
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], points_per_call - len(chunk), axis=0)])

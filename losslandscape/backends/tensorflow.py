@@ -31,6 +31,8 @@ class DeviceBatches(ArrayBatches):
     millisecond per batch, more than the forward pass of a small model.
     """
 
+    batch_size: int
+
     def __init__(self, arrays: tuple, batch_size: int):
         self.arrays = _on_accelerator_if_it_fits(arrays)
         self.batch_size = batch_size

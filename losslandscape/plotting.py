@@ -299,7 +299,9 @@ def _draw_3d(ax, grid_x, grid_y, z, log, levels, metric, vmax=None, colorbar=Tru
     low, high = float(heights.min()), float(heights.max())
     # Drawn whole, as the reference code draws it, unless it rises far above the levels (a loss that explodes at
     # the edges) or above the user's `vmax`: then the cells above the top level are left out, not flattened.
-    cut = levels[-1] if vmax is not None or high - low > SURFACE_WHOLE_RANGE * (levels[-1] - low) else high
+    cut = high
+    if levels[-1] > low and (vmax is not None or high - low > SURFACE_WHOLE_RANGE * (levels[-1] - low)):
+        cut = levels[-1]
     above = heights > cut
     # plot_surface ignores masks: hand it NaN so those facets are left out.
     heights = np.ma.filled(np.ma.masked_where(above, heights).astype(np.float64), np.nan)

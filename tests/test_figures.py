@@ -218,3 +218,10 @@ def test_contour_labels_do_not_overlap(values):
         for second in boxes[i + 1:]:
             assert not first.overlaps(second), (first, second)
     plt.close("all")
+
+
+def test_a_3d_surface_whose_levels_lie_below_it_is_drawn_whole():
+    values = 0.1 + 5 * RADIUS**2
+    surface = bowl(values).plot("surface", levels=[0.01, 0.05])  # every value above the last level
+    assert len(_facet_values(surface)) == 400 and "clipped" not in surface.artists_
+    plt.close("all")

@@ -32,18 +32,17 @@ def surface_heights(surface, label: Optional[str] = None, metric: str = "loss",
     if clip is not None:
         heights = np.minimum(heights, clip)
     if log:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            heights = np.where(heights > 0, np.log10(np.where(heights > 0, heights, 1.0)), np.nan)
+        heights = np.log10(heights, out=np.full_like(heights, np.nan), where=heights > 0)
     return heights
 
 
-def write_vts(surface, path: PathLike, label: Optional[str] = None, metric: str = "loss",
-              log: bool = False, clip: Optional[float] = None) -> None:
+def write_vts(surface, path: PathLike, label: Optional[str], metric: str, log: bool, clip: Optional[float]) -> None:
     """Writes a VTK XML StructuredGrid (.vts) that ParaView opens directly.
 
     Points are (α, β, height) with α varying fastest; the height is also
     stored as point data named after the metric, for colouring. NaN heights
-    are written as "nan", which ParaView reads.
+    are written as "nan", which ParaView reads. The file is UTF-8, so a
+    metric may have any name.
 
     Args:
         surface: A `LossSurface`.
@@ -51,9 +50,10 @@ def write_vts(surface, path: PathLike, label: Optional[str] = None, metric: str 
         label, metric, log, clip: As in `surface_heights`.
 
     Examples:
+        >>> from losslandscape import LossSurface
         >>> x = np.linspace(-1, 1, 3)
-        >>> s = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})  # doctest: +SKIP
-        >>> write_vts(s, "/tmp/surface.vts")  # doctest: +SKIP
+        >>> s = LossSurface(x, x, {"train": x[:, None] ** 2 + x ** 2}, {"train": {}})
+        >>> write_vts(s, "/tmp/surface.vts", None, "loss", False, None)
     """
     heights = surface_heights(surface, label, metric, log, clip)
     nx, ny = heights.shape
@@ -69,24 +69,23 @@ def write_vts(surface, path: PathLike, label: Optional[str] = None, metric: str 
         f'    <Piece Extent="{extent}">',
         f"      <PointData Scalars={quoteattr(name)}>",
         f'        <DataArray type="Float64" Name={quoteattr(name)} format="ascii">',
-        "          " + " ".join(_format(v) for v in points[:, 2]),
+        "          " + " ".join(repr(float(v)) for v in points[:, 2]),  # NaN as "nan"
         "        </DataArray>",
         "      </PointData>",
         "      <Points>",
         '        <DataArray type="Float64" NumberOfComponents="3" format="ascii">',
-        "          " + " ".join(_format(v) for v in points.ravel()),
+        "          " + " ".join(repr(float(v)) for v in points.ravel()),
         "        </DataArray>",
         "      </Points>",
         "    </Piece>",
         "  </StructuredGrid>",
         "</VTKFile>",
     ]
-    with open(path, "w", encoding="ascii") as file:
+    with open(path, "w", encoding="utf-8") as file:
         file.write("\n".join(lines) + "\n")
 
 
-def write_html(surface, path: PathLike, label: Optional[str] = None, metric: str = "loss",
-               log: bool = False, clip: Optional[float] = None) -> None:
+def write_html(surface, path: PathLike, label: Optional[str], metric: str, log: bool, clip: Optional[float]) -> None:
     """Writes an interactive 3D surface as a self-contained HTML page (needs plotly).
 
     Args:
@@ -105,7 +104,3 @@ def write_html(surface, path: PathLike, label: Optional[str] = None, metric: str
     title = f"{label or surface.labels[0]} {'log10 ' if log else ''}{metric}"
     figure.update_layout(title=title, scene=dict(xaxis_title="α", yaxis_title="β", zaxis_title=metric))
     figure.write_html(os.fspath(path), include_plotlyjs=True, full_html=True)
-
-
-def _format(value: float) -> str:
-    return "nan" if not np.isfinite(value) else repr(float(value))

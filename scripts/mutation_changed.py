@@ -3,6 +3,7 @@
     python scripts/mutation_changed.py                 # modules changed since origin/main (or HEAD), uncommitted too
     python scripts/mutation_changed.py --base HEAD~3   # changed since another revision
     python scripts/mutation_changed.py losslandscape/exports.py losslandscape/hashing.py
+    python scripts/mutation_changed.py losslandscape/exports.py --tests tests/test_exports.py   # a narrower selection
 
 Runs mutmut (pip install mutmut==3.8.1) in a copy of the working tree, so that pyproject.toml and the tree stay as
 they are, and prints each module's score and its survivors. A module's tests are the test files that name the
@@ -105,6 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: those changed since --base)")
     parser.add_argument("--base", default=None, help="revision to compare with (default: origin/main, else HEAD)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--tests", nargs="+", default=None,
+                        help="test files to run instead of those found by name (a narrower selection is faster)")
     parser.add_argument("--keep", action="store_true", help="keep the copy of the tree and print where it is")
     args = parser.parse_args(argv)
     if args.modules:
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
     if not modules:
         print("mutation_changed: no module of losslandscape/ changed; nothing to mutate.")
         return 0
-    tests = sorted({test for module in modules for test in tests_of(module)})
+    tests = args.tests or sorted({test for module in modules for test in tests_of(module)})
     if not tests:
         print(f"mutation_changed: no test names {', '.join(modules)}; write one first.", file=sys.stderr)
         return 2

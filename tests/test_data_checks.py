@@ -1,5 +1,7 @@
 """Data that cannot fit the model is named, with the fix, before the first point."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -52,3 +54,86 @@ def test_a_dataset_for_another_number_of_inputs_is_left_to_keras():
     model = keras.Model([first, second], keras.layers.Dense(1)(keras.layers.Concatenate()([first, second])))
     one_input = tf.data.Dataset.from_tensor_slices(np.zeros((4, 8), "float32"))
     check_dataset_is_batched(model, one_input, "'train'")  # one input for two: Keras names that mismatch itself
+
+
+def test_a_one_dimensional_sample_shape_is_written_as_a_tuple():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    batches = prepare_data((np.zeros((4, 2), "float32"), np.zeros((4, 1), "float32")))
+    with pytest.raises(ValueError) as error:
+        check_data_fits_model(model, batches, "'train'")
+    assert str(error.value) == ("The data 'train' has samples of shape (2,), but the model expects (3,). "
+                                "Pass data that matches the model's input.")
+
+
+def _classifier(loss, units=3):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(units)])
+    model.compile(loss=loss)
+    return model
+
+
+def _refusal(model, y, x=None):
+    x = np.zeros((len(y), 2), "float32") if x is None else x
+    with pytest.raises(ValueError) as error:
+        check_data_fits_model(model, prepare_data((x, np.asarray(y))), "'train'")
+    return str(error.value)
+
+
+def _range_message(label, classes=3):
+    return (f"The data 'train' has the label {label}, but the model's sparse loss takes labels 0 to {classes - 1} "
+            f"(its output has {classes} units). Pass labels in that range.")
+
+
+@pytest.mark.parametrize("loss", [
+    "sparse_categorical_crossentropy",
+    keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    keras.losses.sparse_categorical_crossentropy,
+])
+def test_sparse_labels_outside_the_outputs_range_are_refused_whichever_way_the_loss_is_named(loss):
+    model = _classifier(loss)
+    check_data_fits_model(model, prepare_data((np.zeros((3, 2), "float32"), np.array([0, 1, 2]))), "'train'")
+    assert _refusal(model, [0, 5, 7]) == _range_message(5)  # the first one outside
+    assert _refusal(model, [0.0, -1.0]) == _range_message(-1)
+    assert _refusal(model, [0.0, 1.5]) == _range_message(1.5)
+    assert _refusal(model, [3, 1]) == _range_message(3)
+    one_hot = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
+    assert _refusal(model, one_hot) == (
+        "The data 'train' has labels of shape (4, 3), one value per class (one-hot), but the model's loss "
+        "`sparse_categorical_crossentropy` takes one class index per sample. Pass `y.argmax(axis=-1)`, or compile "
+        "the model with `categorical_crossentropy`.")
+
+
+def test_the_ignored_class_is_allowed_and_other_losses_are_not_checked():
+    model = _classifier(keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1))
+    check_data_fits_model(model, prepare_data((np.zeros((3, 2), "float32"), np.array([0, -1, 2]))), "'train'")
+    assert _refusal(model, [-1, 4]) == _range_message(4)
+    check_data_fits_model(_classifier("mse"), prepare_data((np.zeros((2, 2), "float32"),
+                                                            np.full((2, 3), 9.0, "float32"))), "'train'")
+    single = _classifier("sparse_categorical_crossentropy", units=1)  # one unit: a label of shape (n, 1) is an index
+    assert _refusal(single, np.array([[0], [1]])) == _range_message(1, classes=1)
+
+
+def test_inputs_and_targets_that_are_not_finite_are_counted_in_one_warning_each():
+    model = _classifier("mse", units=1)
+    x = np.zeros((4, 2), "float32")
+    x[1, 0], x[2, 1] = np.nan, np.inf
+    y = np.zeros((4, 1), "float32")
+    y[3] = -np.inf
+    with pytest.warns(UserWarning) as caught:
+        check_data_fits_model(model, prepare_data((x, y)), "'train'")
+    assert [str(w.message) for w in caught] == [
+        "The data 'train' holds 2 NaN or infinite input values (of 8): losses over it will be NaN at every point. "
+        "Drop or fix those samples, e.g. with np.isfinite.",
+        "The data 'train' holds 1 NaN or infinite target values (of 4): losses over it will be NaN at every point. "
+        "Drop or fix those samples, e.g. with np.isfinite.",
+    ]
+
+
+@tensorflow_only
+def test_a_streamed_dataset_is_checked_by_its_first_batch():
+    import tensorflow as tf
+
+    model = _classifier("sparse_categorical_crossentropy")
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2), "float32"), np.array([0, 9, 1, 2]))).batch(2)
+    with pytest.raises(ValueError, match=re.escape(_range_message(9))):
+        check_data_fits_model(model, prepare_data(dataset, stream=True), "'train'")

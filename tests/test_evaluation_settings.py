@@ -39,3 +39,14 @@ def test_a_bad_setting_fails_when_built(arguments, message):
 def test_a_misspelled_setting_fails_in_the_caller_not_in_a_worker():
     with pytest.raises(TypeError, match="batchsize"):
         EvaluationSettings(batchsize=32)
+
+
+def test_model_evaluate_is_accepted_with_regularization_and_curvature_settings_are_recorded():
+    from losslandscape.curvature_evaluator import CurvatureSettings
+
+    assert EvaluationSettings(engine="evaluate").engine == "evaluate"
+    settings = EvaluationSettings(curvature=CurvatureSettings(max_iterations=12, tolerance=1e-4, seed=5))
+    assert settings.recorded() == {
+        "batch_size": None, "max_samples": None, "max_batches": None, "include_regularization": True,
+        "dtype_policy": None, "lanczos_max_iterations": 12, "lanczos_tolerance": 1e-4, "lanczos_seed": 5,
+    }

@@ -138,3 +138,35 @@ def test_resuming_the_same_arrays_in_another_structure_is_refused(tmp_path):
         compute_line(model, ({"a": x1, "b": x2}, y), coords=np.array([0.0, 0.5]), path=path, verbose=0)
     assert path.read_bytes() == before
     compute_line(model, ([x1, x2], y), coords=np.array([0.0, 0.5]), path=path, verbose=0)
+
+
+def test_the_last_four_used_are_kept_and_a_hit_is_moved_to_the_new_point():
+    from losslandscape.evaluator_cache import cached_evaluator
+
+    class Evaluator:
+        def __init__(self):
+            self.bound = None
+
+        def rebind(self, origin, directions):
+            self.bound = (origin, directions)
+
+    first = [cached_evaluator(("key", index), "θ0", "d", Evaluator) for index in range(MAX_CACHED_EVALUATORS)]
+    assert cached_evaluator(("key", 0), "θ1", "e", Evaluator) is first[0] and first[0].bound == ("θ1", "e")
+    cached_evaluator(("key", "new"), "θ0", "d", Evaluator)  # forgets the least recently used, key 1
+    assert [cached_evaluator(("key", index), "θ0", "d", Evaluator) is first[index] for index in (0, 2, 3)] == [True] * 3
+    assert cached_evaluator(("key", 1), "θ0", "d", Evaluator) is not first[1]
+    assert cached_evaluator(None, "θ0", "d", Evaluator) is not cached_evaluator(None, "θ0", "d", Evaluator)
+
+
+def test_the_key_tells_which_variables_move():
+    from losslandscape.datasets import prepare_data
+    from losslandscape.evaluator_cache import evaluator_key
+
+    model, x, y = _classifier()
+    batches = prepare_data((x, y), batch_size=32)
+    variables = list(model.trainable_variables)
+    directions = [[np.ones(v.shape) for v in variables]]
+    every = evaluator_key(model, batches, variables, directions, True)
+    assert every == evaluator_key(model, batches, list(variables), directions, True)
+    assert every != evaluator_key(model, batches, variables[:2], [d[:2] for d in directions], True)
+    assert every != evaluator_key(model, batches, variables[2:] + variables[:2], directions, True)

@@ -90,3 +90,54 @@ def test_html_writes_the_label_scale_and_clip_asked_for(tmp_path, monkeypatch):
     assert clipped.layout.title.text == "test log10 loss" and default.layout.title.text == "train loss"
     np.testing.assert_allclose(clipped.data[0].z, np.log10(np.minimum(surface.losses["test"].T, 4.0)))
     np.testing.assert_allclose(default.data[0].z, surface.losses["train"].T)
+
+
+def test_heights_default_to_the_first_labels_loss_in_float64_and_log_leaves_out_what_is_not_positive():
+    from losslandscape.exports import surface_heights
+
+    x = np.linspace(-1, 1, 3)
+    loss = np.array([[0.0, -1.0, 10.0], [1.0, np.inf, 100.0], [0.5, 2.0, np.nan]], dtype=np.float32)
+    surface = LossSurface(x, x, {"test": loss, "train": 2 * loss}, {"test": {"accuracy": 1 - loss},
+                                                                     "train": {"accuracy": 1 - loss}})
+    heights = surface_heights(surface)
+    assert heights.dtype == np.float64
+    np.testing.assert_array_equal(heights, np.where(np.isfinite(loss), loss, np.nan))
+    logged = surface_heights(surface, log=True)
+    expected = [[np.nan, np.nan, 1.0], [0.0, np.nan, 2.0], [np.log10(0.5), np.log10(2.0), np.nan]]
+    np.testing.assert_allclose(logged, expected)
+
+
+def test_vts_names_the_metric_and_writes_gaps_as_nan_in_utf8(tmp_path):
+    x = np.linspace(-1, 1, 3)
+    values = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0], [7.0, 8.0, 9.0]])
+    surface = LossSurface(x, x, {"train": values}, {"train": {"précision": values / 10}})
+    surface.to_vtk(tmp_path / "loss.vts")
+    text = (tmp_path / "loss.vts").read_text(encoding="utf-8")
+    assert text.startswith('<?xml version="1.0"?>\n<VTKFile type="StructuredGrid"') and text.endswith("</VTKFile>\n")
+    array = ElementTree.parse(tmp_path / "loss.vts").getroot().find("StructuredGrid/Piece/PointData")
+    assert array.get("Scalars") == "loss" and array.find("DataArray").get("Name") == "loss"
+    assert array.find("DataArray").text.split()[4] == "nan"
+    surface.to_vtk(tmp_path / "metric.vts", metric="précision")
+    array = ElementTree.parse(tmp_path / "metric.vts").getroot().find("StructuredGrid/Piece/PointData/DataArray")
+    assert array.get("Name") == "précision"
+    np.testing.assert_allclose(np.array(array.text.split(), dtype=float), (values / 10).T.ravel())
+
+
+def test_html_is_one_self_contained_page_with_the_grid_and_the_axes_named(tmp_path, monkeypatch):
+    go = pytest.importorskip("plotly.graph_objects")
+    surface = two_labels()
+    surface.to_html(tmp_path / "page.html")
+    text = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>\n<html>") and text.rstrip().endswith("</html>")
+    assert "<script src=" not in text and len(text) > 1_000_000  # plotly.js itself is inside the page
+    written = []
+    monkeypatch.setattr(go.Figure, "write_html", lambda figure, path, **options: written.append((figure, options)))
+    surface.to_html(tmp_path / "page.html", metric="loss")
+    (figure, options), = written
+    assert options == {"include_plotlyjs": True, "full_html": True}
+    drawn = figure.data[0]
+    np.testing.assert_array_equal(drawn.x, surface.xcoords)
+    np.testing.assert_array_equal(drawn.y, surface.ycoords)
+    assert drawn.colorscale == go.Surface(colorscale="Viridis").colorscale
+    scene = figure.layout.scene
+    assert (scene.xaxis.title.text, scene.yaxis.title.text, scene.zaxis.title.text) == ("α", "β", "loss")

@@ -72,3 +72,64 @@ def test_weighted_eigenpairs_match_the_weighted_closed_form():
     for direction, expected in zip(found.directions, eigenvectors[:, ::-1].T):
         vector = np.concatenate([a.ravel() for a in direction])
         assert abs(vector @ expected) > 0.9999
+
+
+@pytest.fixture(scope="module")
+def regularized_regression(linear_regression):
+    """The same regression with an L2 penalty λ‖W‖² on the kernel: 2λ more curvature along the kernel's entries."""
+    _, (x, y), hessian = linear_regression
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.5))])
+    model.compile(loss="mse")
+    return model, (x, y), hessian + np.diag([1.0, 1.0, 1.0, 0.0])
+
+
+def test_the_defaults_two_eigenpairs_with_the_penalty_and_progress(regularized_regression, capsys):
+    model, data, hessian = regularized_regression
+    found = hessian_directions(model, data)
+    assert "2/2 eigenvectors in" in capsys.readouterr().out
+    np.testing.assert_allclose(found.eigenvalues, np.linalg.eigvalsh(hessian)[::-1][:2], rtol=1e-3)
+    again = hessian_directions(model, data, seed=0, verbose=0)
+    assert again.iterations == found.iterations and max(found.iterations) < 100  # converged before the cap
+    assert [a.dtype for a in found.directions[0]] == [np.float32, np.float32]
+    for a, b in zip(again.directions[1], found.directions[1]):
+        np.testing.assert_array_equal(a, b)
+    without = hessian_directions(model, data, k=1, include_regularization=False, tolerance=1e-9, max_iterations=1000,
+                                 verbose=0)
+    np.testing.assert_allclose(without.eigenvalues[0], np.linalg.eigvalsh(hessian - np.diag([1.0, 1, 1, 0]))[-1],
+                               rtol=1e-4)
+    assert hessian_directions(model, data, k=2, max_iterations=3, tolerance=0.0, verbose=0).iterations == [3, 3]
+
+
+def test_the_sample_limit_and_a_seed_reach_the_eigenpairs(linear_regression):
+    import tensorflow as tf
+
+    model, (x, y), _ = linear_regression
+    design = np.hstack([x[:100], np.ones((100, 1))]).astype(np.float64)
+    found = hessian_directions(model, (x, y), k=1, max_samples=100, tolerance=1e-9, max_iterations=1000, seed=3,
+                               verbose=0)
+    np.testing.assert_allclose(found.eigenvalues[0], np.linalg.eigvalsh(2 * design.T @ design / 100)[-1], rtol=1e-4)
+    again = hessian_directions(model, (x, y), k=1, max_samples=100, max_iterations=5, tolerance=0.0, seed=3, verbose=0)
+    other = hessian_directions(model, (x, y), k=1, max_samples=100, max_iterations=5, tolerance=0.0, seed=3, verbose=0)
+    np.testing.assert_array_equal(again.directions[0][0], other.directions[0][0])  # a seed gives one start
+    with pytest.raises(ValueError, match="`batch_size` must be None"):
+        hessian_directions(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(50), batch_size=7, verbose=0)
+
+
+def test_the_trace_estimate_and_its_error_are_those_of_the_seeds_rademacher_vectors(linear_regression, capsys):
+    model, data, hessian = linear_regression
+    summary = hessian_spectrum_summary(model, data, trace_samples=2, seed=4, tolerance=1e-9, max_iterations=1000)
+    assert "3/3 steps in" in capsys.readouterr().out  # λ_max, then one step per sample
+    generator = np.random.default_rng(4)
+    forms = []
+    for _ in range(2):
+        v = np.concatenate([generator.choice([-1.0, 1.0], size=(3, 1)).ravel(), generator.choice([-1.0, 1.0], size=1)])
+        forms.append(v @ hessian @ v)
+    assert summary["trace"] == pytest.approx(np.mean(forms), rel=1e-4)
+    assert summary["trace_standard_error"] == pytest.approx(np.std(forms, ddof=1) / np.sqrt(2), rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(summary["lambda_max"], np.linalg.eigvalsh(hessian)[-1], rtol=1e-4)
+    one = hessian_spectrum_summary(model, data, trace_samples=1, verbose=0)
+    assert np.isnan(one["trace_standard_error"]) and np.isfinite(one["trace"])
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=rf"^Expected `trace_samples` >= 1, received: {bad}$"):
+            hessian_spectrum_summary(model, data, trace_samples=bad, verbose=0)

@@ -1,3 +1,5 @@
+import re
+
 import keras
 import matplotlib
 
@@ -55,3 +57,37 @@ def test_plot_has_loss_and_accuracy_on_twin_axes(two_solutions, image_data):
     np.testing.assert_allclose(drawn["metric"][1].get_ydata(), line.metrics["test"]["accuracy"])
     assert line.axes_["metric"] is not line.axes_["line"]
     plt.close("all")
+
+
+def test_labels_sample_limit_batch_size_and_regularization_reach_the_line(two_solutions, image_data, capsys):
+    import tensorflow as tf
+
+    x, y, _ = image_data
+    model_a, model_b = two_solutions
+    line = interpolate(model_a, model_b, {"first": (x, y), "second": (x[100:], y[100:])}, coords=[0.0, 1.0],
+                       labels=None, batch_size=7, max_samples=50, include_regularization=False)
+    shown = capsys.readouterr().out
+    assert "4/4 points in" in shown and "per call" not in shown  # verbose=1 by default: progress, not the probe's why
+    assert line.labels == ["first", "second"] and all(line.computed[label].all() for label in line.labels)
+    assert line.settings == {"kind": "interpolation", "num_samples": {"first": 50, "second": 50}, "batch_size": 7,
+                             "max_samples": 50, "include_regularization": False}
+    regularization = float(sum(keras.ops.convert_to_numpy(loss) for loss in model_a.losses))
+    assert regularization > 1e-3
+    for label, start in (("first", 0), ("second", 100)):
+        expected = model_a.evaluate(x[start:start + 50], y[start:start + 50], verbose=0, return_dict=True)
+        np.testing.assert_allclose(line.losses[label][0], expected["loss"] - regularization, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"^Expected `coords` to be strictly increasing"):
+        interpolate(model_a, model_b, (x, y), coords=[1.0, 0.0], verbose=0)
+    with pytest.raises(ValueError, match="`batch_size` must be None"):
+        interpolate(model_a, model_b, tf.data.Dataset.from_tensor_slices((x, y)).batch(16), batch_size=7, verbose=0)
+
+
+def test_the_refusal_shows_the_first_three_weights_of_each(two_solutions, image_data):
+    x, y, _ = image_data
+    other = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    shapes_a = [(v.name, tuple(v.shape)) for v in two_solutions[0].weights]
+    shapes_b = [(v.name, tuple(v.shape)) for v in other.weights]
+    message = (f"The two models have different architectures: their weights are {len(shapes_a)} arrays "
+               f"{shapes_a[:3]}... and 2 arrays {shapes_b}... Interpolate between two trainings of the same model.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        interpolate(two_solutions[0], other, (x, y), verbose=0)

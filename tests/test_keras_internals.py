@@ -113,3 +113,12 @@ def test_the_guard_sees_a_private_read(tmp_path):
     module = tmp_path / "module.py"
     module.write_text("def f(model, self):\n    return model._compile_loss, self._model._loss_tracker, self._x\n")
     assert _private_reads(module) == ["module.py:2 model._compile_loss", "module.py:2 ._loss_tracker"]
+
+
+def test_layers_nested_at_any_depth_come_after_the_layers_holding_them():
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="deep")], name="inner")
+    middle = keras.Sequential([keras.Input((3,)), inner], name="middle")
+    outer = keras.Sequential([keras.Input((3,)), middle, keras.layers.Dense(1, name="head")], name="outer")
+    names = [layer.name for layer in keras_internals.layers_outermost_first(outer)]
+    assert names[0] == "outer" and {"outer", "middle", "inner", "deep", "head"} <= set(names)
+    assert names.index("middle") < names.index("inner") < names.index("deep")

@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -68,7 +70,9 @@ def test_bad_policies_and_models_get_clear_errors(classifier):
     model, x, y = classifier
     with pytest.raises(ValueError, match="Unknown `dtype_policy`"):
         with_dtype_policy(model, "bfloat15")
-    with pytest.raises(ValueError, match="quantizes"):
+    quantizes = ("`dtype_policy` 'int8_from_float32' quantizes the weights, so the directions would not apply to "
+                 'them; use "mixed_bfloat16" or "mixed_float16".')
+    with pytest.raises(ValueError, match=f"^{re.escape(quantizes)}$"):
         with_dtype_policy(model, "int8_from_float32")
 
     class Subclassed(keras.Model):
@@ -82,5 +86,9 @@ def test_bad_policies_and_models_get_clear_errors(classifier):
     subclassed = Subclassed()
     subclassed.compile(loss="mse")
     subclassed(x[:1])
-    with pytest.raises(ValueError, match="build the model under the policy yourself"):
+    advice = ("It needs a Sequential or functional model compiled with serializable losses and metrics; otherwise "
+              "build the model under the policy yourself (`keras.config.set_dtype_policy`) and leave `dtype_policy` "
+              "unset.")
+    with pytest.raises(ValueError, match=f"^Could not rebuild the model under `dtype_policy='mixed_bfloat16'`: .*"
+                                         f"{re.escape(advice)}$"):
         with_dtype_policy(subclassed, "mixed_bfloat16")

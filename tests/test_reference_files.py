@@ -83,3 +83,34 @@ def test_the_command_line_plots_and_describes_reference_files(tmp_path, capsys):
         file["xcoordinates"], file["train_loss"], file["train_acc"] = X, X**2, 100 - X**2
     assert main(["info", str(tmp_path / "line.h5")]) == 0
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'line.h5'}: LossLine(grid=({X.size},)")
+
+
+def test_labels_come_train_then_test_then_the_rest_by_name_in_float64(tmp_path):
+    with h5py.File(tmp_path / "labels.h5", "w") as file:
+        file["xcoordinates"] = X
+        for index, label in enumerate(["val", "test", "a", "train"]):
+            file[f"{label}_loss"] = (X**2 + index).astype(np.float32)
+        file["_loss"] = X  # no label before the suffix: not a landscape
+        file["a_acc"] = np.where(X > 0, -1.0, 50.0).astype(np.float32)
+        file["train_loss"][3] = -1.0
+    line = load_line(tmp_path / "labels.h5")
+    assert line.labels == ["train", "test", "a", "val"]
+    assert line.losses["train"].dtype == np.float64 and line.metrics["a"]["accuracy"].dtype == np.float64
+    np.testing.assert_array_equal(line.losses["val"], (X**2).astype(np.float32).astype(np.float64))
+    assert np.isnan(line.losses["train"][3]) and not line.computed["train"][3] and line.computed["test"].all()
+    np.testing.assert_array_equal(line.metrics["a"]["accuracy"], np.where(X > 0, -0.01, 0.5))
+    assert line.settings == {"source": "reference layout"}
+
+
+def test_a_damaged_accuracy_and_a_file_without_losses_name_the_file(tmp_path):
+    with h5py.File(tmp_path / "bad_acc.h5", "w") as file:
+        file["xcoordinates"], file["train_loss"], file["train_acc"] = X, X**2, np.zeros(3)
+    message = f"{str(tmp_path / 'bad_acc.h5')!r}: `train_acc` has shape (3,), but the coordinates make ({X.size},)"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        load_line(tmp_path / "bad_acc.h5")
+    with h5py.File(tmp_path / "empty.h5", "w") as file:
+        file["xcoordinates"] = X
+    message = (f"{str(tmp_path / 'empty.h5')!r} was not written by losslandscape, and has no `train_loss` (or other "
+               "`*_loss`) as the reference code writes: it holds no landscape.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_line(tmp_path / "empty.h5")

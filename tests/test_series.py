@@ -198,6 +198,27 @@ def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
     assert float(rise) == pytest.approx(sharpness(along_alpha)["rise_at_0.5"], rel=1e-6)
     origin = tf.make_ndarray(logged["landscape/loss_at_origin"][1][1].tensor)
     assert float(origin) == pytest.approx(surface.losses["train"][2, 2], rel=1e-6)
+    width, height = (int(v) for v in logged["landscape"][0][1].tensor.string_val[:2])
+    assert (width, height) == (6.4 * 80, 4.8 * 80)  # matplotlib's default figure at 80 dpi
+
+
+def test_tensorboard_logs_without_tensorboard_installed_are_refused_with_the_install_line(monkeypatch):
+    import builtins
+
+    from losslandscape.series import TensorBoardLog
+
+    real_import = builtins.__import__
+
+    def without_tensorboard(name, *args, **kwargs):
+        if name.startswith("tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_tensorboard)
+    message = ("`tensorboard_dir=` writes TensorBoard logs with TensorFlow's summary API: pip install tensorboard "
+               "tensorflow-cpu (on any Keras backend), or leave `tensorboard_dir` out.")
+    with pytest.raises(ImportError, match=f"^{re.escape(message)}$"):
+        TensorBoardLog("logs")
 
 
 def _fit(model, x, y, callback=None, **options):
@@ -501,3 +522,60 @@ def test_a_series_of_heatmaps_shares_one_colour_scale():
     first, second = (landscape.artists_["heatmap"] for landscape in surfaces)
     assert first.norm is second.norm and series.colorbar_.mappable is second
     assert first.norm(1.0) == second.norm(1.0) and second.norm(second.get_array().min()) > 0.3
+
+
+def test_by_default_21_points_in_silence_and_every_third_epoch_gives_epochs_0_3_6(tmp_path, capsys):
+    model, x, y = _model_and_data()
+    callback = LandscapeCallback((x, y), tmp_path / "series.h5", kind="line", every=3)
+    np.testing.assert_array_equal(callback.coords, np.linspace(-1, 1, 21))
+    _fit(model, x, y, callback, epochs=6)
+    series = load_series(tmp_path / "series.h5")
+    assert series.epochs == [0, 3, 6] and series.logs[0] == {} and "loss" in series.logs[1]
+    assert series.landscapes[0].coords.size == 21 and capsys.readouterr().out == ""
+
+
+def test_steps_come_with_their_batch_logs_and_verbose_names_each_landscape(tmp_path, capsys):
+    model, x, y = _model_and_data()
+    callback = LandscapeCallback((x, y), tmp_path / "series.h5", kind="line", points=3, every_steps=2, verbose=1)
+    _fit(model, x, y, callback, epochs=1)
+    series = load_series(tmp_path / "series.h5")
+    assert series.steps == [0, 2, 4] and series.logs[0] == {} and "loss" in series.logs[1]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("losslandscape: landscape")]
+    assert [re.sub(r"added [0-9.]+ s", "added", line) for line in lines] == [
+        f"losslandscape: landscape at epoch 0, step {step} added" for step in (0, 2, 4)]
+
+
+def test_a_start_earlier_in_epochs_or_in_steps_is_refused_and_a_callback_serves_two_fits(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    callback = LandscapeCallback((x, y), path, kind="line", points=3)
+    _fit(model, x, y, callback, epochs=2)  # epochs 0, 1, 2 at steps 0, 4, 8
+    for epoch, step in ((3, 0), (1, 25)):  # later in epochs but earlier in steps, and the other way round
+        model.optimizer.iterations.assign(step)
+        message = (f"{str(path)!r} holds landscapes up to epoch 2 (step 8), after this fit's start at epoch {epoch} "
+                   f"(step {step}): resume from the checkpoint of its last landscape or a later one, or pass "
+                   "`resume=False` (or another `path`) to start a new series.")
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3, resume=True),
+                 epochs=epoch + 1, initial_epoch=epoch)
+    model.optimizer.iterations.assign(8)
+    _fit(model, x, y, callback, epochs=1)  # the same callback again: a new series replaces the old one
+    assert load_series(path).steps == [8, 12]
+
+
+def test_the_sample_limit_and_regularization_reach_each_landscape_and_seed_none_is_recorded(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.1))])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    callback = LandscapeCallback((x, y), path, kind="line", points=3, max_samples=40, include_regularization=True,
+                                 directions="fresh", seed=None)
+    _fit(model, x, y, callback, epochs=1)
+    series = load_series(path)
+    expected = model.evaluate(x[:40], y[:40], batch_size=128, verbose=0)
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) > 1e-2
+    np.testing.assert_allclose(series.landscapes[1].losses["train"][1], expected, rtol=1e-5)
+    assert series.landscapes[1].settings["num_samples"] == {"train": 40}
+    with h5py.File(path, "r") as file:
+        assert file.attrs["seed"] == "none"

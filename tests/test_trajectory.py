@@ -1,3 +1,6 @@
+import json
+import re
+
 import h5py
 import matplotlib
 
@@ -37,8 +40,27 @@ def test_recorder_every_n_steps(small_mlp, regression_data, tmp_path):
     path = tmp_path / "steps.h5"
     small_mlp.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[TrajectoryRecorder(path, every=4)])
     np.testing.assert_array_equal(load_trajectory(path).steps, [0, 4, 8, 12])
-    with pytest.raises(ValueError, match="every"):
-        TrajectoryRecorder(path, every=0)
+    for bad in (0, 2.0, "step"):
+        with pytest.raises(ValueError, match=re.escape(
+                f'Expected `every` to be "epoch" or a positive number of steps, received: {bad!r}')):
+            TrajectoryRecorder(path, every=bad)
+
+
+def test_every_step_is_recorded_in_float32_with_the_variables_paths_and_a_file_without_shapes_is_refused(
+        small_mlp, regression_data, tmp_path):
+    x, y = regression_data
+    path = tmp_path / "every.h5"
+    small_mlp.fit(x[:32], y[:32], epochs=1, batch_size=16, verbose=0, callbacks=[TrajectoryRecorder(path, every=1)])
+    with h5py.File(path, "r") as file:
+        assert file["weights"].dtype == np.float32 and file["steps"].dtype == np.int64
+        np.testing.assert_array_equal(file["steps"][()], [0, 1, 2])
+        np.testing.assert_array_equal(file["epochs"][()], [0, 0, 0])
+        assert json.loads(file.attrs["paths"]) == [v.path for v in small_mlp.trainable_weights]
+    with h5py.File(tmp_path / "bare.h5", "w") as file:
+        file["weights"] = np.zeros((3, 2))
+    message = f"{str(tmp_path / 'bare.h5')!r} is not a trajectory written by TrajectoryRecorder."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_trajectory(tmp_path / "bare.h5")
 
 
 def test_pca_recovers_the_plane_of_a_known_path_as_scikit_learn_does():
@@ -61,6 +83,47 @@ def test_pca_recovers_the_plane_of_a_known_path_as_scikit_learn_does():
     np.testing.assert_allclose(np.abs(np.sum(found * reference.components_, axis=1)), [1, 1], atol=1e-5)
     relative = path - path[-1]
     np.testing.assert_allclose(pca.coords, relative @ found.T, atol=1e-4)
+    np.testing.assert_allclose(pca.explained_variance, reference.explained_variance_, rtol=1e-4)
+    np.testing.assert_allclose(pca.singular_values, reference.singular_values_, rtol=1e-4)
+    assert [a.dtype for a in pca.directions[0]] == [np.float32] and pca.directions[0][0].shape == (10, 5)
+
+
+def test_the_final_point_the_snapshots_needed_the_plane_grid_and_the_file():
+    from losslandscape.trajectory import PCADirections
+
+    rng = np.random.default_rng(1)
+    path = rng.normal(size=(4, 6)).astype(np.float32)
+    trajectory = Trajectory(path, np.arange(4), np.arange(4), [(2, 3)])
+    final = [np.full((2, 3), 0.5, np.float32)]
+    pca = pca_directions(trajectory, final=final)
+    found = np.stack([np.concatenate([a.ravel() for a in d]) for d in pca.directions]).astype(np.float64)
+    np.testing.assert_allclose(pca.coords, (path - 0.5) @ found.T, atol=1e-5)
+    message = "`final` has 5 parameters, the trajectory 6; pass the model that was trained while recording."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        pca_directions(trajectory, final=[np.zeros(5)])
+    with pytest.raises(ValueError, match=r"^PCA of a trajectory needs at least 3 snapshots, received 2\.$"):
+        pca_directions(Trajectory(path[:2], np.arange(2), np.arange(2), [(2, 3)]))
+    assert pca_directions(Trajectory(path[:3], np.arange(3), np.arange(3), [(2, 3)])).coords.shape == (3, 2)
+    plane = PCADirections([], np.zeros(2), np.zeros(2), np.zeros(2), np.array([[0.0, -1.0], [2.0, 1.0], [1.0, 3.0]]))
+    xcoords, ycoords = plane.plane_coords()
+    np.testing.assert_allclose(xcoords, np.linspace(-0.6, 2.6, 21))  # 0.3 of the extent on each side
+    np.testing.assert_allclose(ycoords, np.linspace(-2.2, 4.2, 21))
+    xcoords, _ = plane.plane_coords(points=5, margin=0.0)
+    np.testing.assert_allclose(xcoords, np.linspace(0, 2, 5))
+
+
+def test_a_saved_pca_file_holds_the_directions_and_the_decomposition(tmp_path):
+    from losslandscape import load_directions
+
+    path = np.random.default_rng(2).normal(size=(5, 6)).astype(np.float32)
+    pca = pca_directions(Trajectory(path, np.arange(5), np.arange(5), [(6,)]))
+    pca.save(tmp_path / "pca.h5")
+    with h5py.File(tmp_path / "pca.h5", "r") as file:
+        for name, value in (("explained_variance_ratio_", pca.explained_variance_ratio),
+                            ("explained_variance_", pca.explained_variance), ("singular_values_", pca.singular_values),
+                            ("coords", pca.coords)):
+            np.testing.assert_array_equal(file[name][()], value)
+    np.testing.assert_array_equal(load_directions(tmp_path / "pca.h5")[1][0], pca.directions[1][0])
 
 
 def test_trajectory_on_its_pca_surface(small_mlp, regression_data, tmp_path):

@@ -1,0 +1,71 @@
+"""Datasets before the engine: .npz files by name, PyDatasets joined, tf.data datasets cut at a sample count."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from losslandscape import NpzData
+from losslandscape.datasets import prepare_data
+
+
+def test_an_npz_file_gives_its_named_arrays_and_each_wrong_file_is_named(tmp_path):
+    np.savez(tmp_path / "data.npz", x=np.ones((4, 2)), y=np.zeros(4), w=np.arange(4.0))
+    x, y = NpzData(str(tmp_path / "data.npz")).load()
+    assert x.shape == (4, 2) and y.shape == (4,)
+    *_, weights = NpzData(str(tmp_path / "data.npz"), sample_weight_key="w").load()
+    np.testing.assert_array_equal(weights, np.arange(4.0))
+    path = str(tmp_path / "data.npz")
+    with pytest.raises(KeyError) as error:
+        NpzData(path, y_key="labels").load()
+    assert error.value.args[0] == f"{path!r} has no array named 'labels'; it holds ['w', 'x', 'y']."
+    missing = str(tmp_path / "missing.npz")
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(f'No data file at {missing!r}.')}$"):
+        NpzData(missing).load()
+    np.save(tmp_path / "one.npy", np.ones(3))
+    one = str(tmp_path / "one.npy")
+    message = f"{one!r} holds one array, not a .npz archive of named arrays; write one with np.savez(path, x=x, y=y)."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        NpzData(one).load()
+    (tmp_path / "text.npz").write_text("not numpy")
+    text = str(tmp_path / "text.npz")
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{text!r} is not a .npz file (write one with np.savez): ')}"):
+        NpzData(text).load()
+
+
+class _Counted(keras.utils.PyDataset):
+    def __init__(self, sizes, width=3):
+        super().__init__()
+        self.sizes, self.width, self.read = sizes, width, []
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __getitem__(self, index):
+        self.read.append(index)
+        size = self.sizes[index]
+        start = sum(self.sizes[:index])
+        x = np.arange(start, start + size, dtype="float32")[:, None] * np.ones(self.width if index else 3, "float32")
+        return x, np.zeros(size, "float32")
+
+
+def test_a_pydataset_is_read_only_up_to_the_samples_asked_for_and_refused_when_empty_or_ragged():
+    data = _Counted([10, 10, 10, 10])
+    batches = prepare_data(data, max_samples=20)
+    assert batches.num_samples == 20 and data.read == [0, 1]
+    with pytest.raises(ValueError, match=r"^The dataset is empty: the PyDataset has no batches\. Pass data with at "
+                                         r"least one sample\.$"):
+        prepare_data(_Counted([]))
+    with pytest.raises(ValueError, match=r"^The PyDataset's batches could not be joined into arrays \(their shapes "
+                                         r"differ beyond the batch axis\)\. Wrap it in a tf\.data\.Dataset instead\."):
+        prepare_data(_Counted([2, 2], width=4))
+
+
+def test_a_tf_dataset_is_cut_at_the_sample_count_and_rebatched():
+    tf = pytest.importorskip("tensorflow")
+    x = np.arange(100, dtype="float32")[:, None]
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(100, "float32"))).batch(30)
+    assert prepare_data(dataset, max_samples=50).num_samples == 50
+    cut = prepare_data(dataset, batch_size=7, max_samples=50)
+    assert cut.num_samples == 50 and cut.batch_size == 7

@@ -64,8 +64,8 @@ def test_labels_sample_limit_batch_size_and_regularization_reach_the_line(two_so
 
     x, y, _ = image_data
     model_a, model_b = two_solutions
-    line = interpolate(model_a, model_b, {"first": (x, y), "second": (x[100:], y[100:])}, coords=[0.0, 1.0],
-                       labels=None, batch_size=7, max_samples=50, include_regularization=False)
+    line = interpolate(model_a, model_b, ((x, y), (x[100:], y[100:])), coords=[0.0, 1.0],
+                       labels=["first", "second"], batch_size=7, max_samples=50, include_regularization=False)
     shown = capsys.readouterr().out
     assert "4/4 points in" in shown and "per call" not in shown  # verbose=1 by default: progress, not the probe's why
     assert line.labels == ["first", "second"] and all(line.computed[label].all() for label in line.labels)

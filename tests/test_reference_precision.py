@@ -152,17 +152,24 @@ def test_a_bfloat16_surface_records_the_check_and_its_bound(classifier, tmp_path
     agreement = surface.settings["points_per_call_agreement"]["train"]
     assert agreement["compared_with"] == "exact float32"
     assert agreement["reduced_because"] == "the model computes in bfloat16"
-    # Independently: bfloat16 against float32 `model.evaluate` at the probe's reference points, the grid's first.
+    # Independently: the surface's bfloat16 values at the probe's reference points (the grid's first) against
+    # float32 `model.evaluate` there, and bfloat16 `model.evaluate`'s own error as a scale. Which bfloat16 kernels
+    # run depends on the CPU (oneDNN uses native bfloat16 instructions where they exist), so the two bfloat16
+    # paths agree only in size, not digit for digit.
     low = with_dtype_policy(model, "mixed_bfloat16")
     origin = [v.numpy() for v in model.trainable_variables]
-    errors = []
+    errors, evaluate_errors = [], []
     for i in range(probe_module.PROBE_UNCOMPILED_REFERENCE_POINTS):
         weights = weights_at(model, origin, directions, (GRID[0], GRID[i]))
         exact = evaluate_at(model, weights, x=x, y=y, batch_size=128)
         rounded = evaluate_at(low, weights, x=x, y=y, batch_size=128)
-        errors += [abs(rounded[name] - exact[name]) / max(abs(rounded[name]), abs(exact[name])) for name in exact]
-    assert max(errors) > 1e-5  # really rounded
-    assert agreement["one_point_error"] == pytest.approx(max(errors), rel=0.05)
+        found = {"loss": surface.losses["train"][0, i], "accuracy": surface.metrics["train"]["accuracy"][0, i]}
+        errors += [abs(found[name] - exact[name]) / max(abs(found[name]), abs(exact[name])) for name in exact]
+        evaluate_errors += [abs(rounded[name] - exact[name]) / max(abs(rounded[name]), abs(exact[name]))
+                            for name in exact]
+    assert max(evaluate_errors) > 1e-5  # really rounded
+    assert agreement["one_point_error"] == pytest.approx(max(errors), rel=1e-5)
+    assert max(evaluate_errors) / 8 < agreement["one_point_error"] < 8 * max(evaluate_errors)
     assert agreement["tolerance"] == pytest.approx(2 * agreement["one_point_error"])
     assert surface.settings["points_per_call_used"]["train"] > 1
     assert agreement["largest_difference"] <= agreement["tolerance"]

@@ -194,3 +194,17 @@ def pytest_xdist_make_scheduler(config, log):
             return super()._split_scope(nodeid)
 
     return ByModuleOrModel(config, log)
+
+
+def without_package(monkeypatch, package):
+    """Makes `import package` (and its submodules) fail, as if it were not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def refusing(name, *args, **kwargs):
+        if name.split(".")[0] == package:
+            raise ImportError(f"No module named {package!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refusing)

@@ -1,9 +1,9 @@
-import builtins
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
 
+from conftest import without_package
 from losslandscape import LossSurface
 
 
@@ -54,14 +54,7 @@ def test_html_export_with_and_without_plotly(tmp_path, monkeypatch):
     text = (tmp_path / "surface.html").read_text()
     assert "plotly" in text.lower() and '"type":"surface"' in text.replace(" ", "")
 
-    real_import = builtins.__import__
-
-    def without_plotly(name, *args, **kwargs):
-        if name.startswith("plotly"):
-            raise ImportError("No module named 'plotly'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without_plotly)
+    without_package(monkeypatch, "plotly")
     with pytest.raises(ImportError, match=r"losslandscape\[plotly\]"):
         surface.to_html(tmp_path / "other.html")
 

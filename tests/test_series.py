@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, edited, same_on_every_backend
+from conftest import all_state, edited, same_on_every_backend, without_package
 from losslandscape import LandscapeCallback, LandscapeSeries, LossSurface, animate_series, load_series, plot_series
 from losslandscape.output_lock import OutputInUseError
 
@@ -203,18 +203,9 @@ def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
 
 
 def test_tensorboard_logs_without_tensorboard_installed_are_refused_with_the_install_line(monkeypatch):
-    import builtins
-
     from losslandscape.series import TensorBoardLog
 
-    real_import = builtins.__import__
-
-    def without_tensorboard(name, *args, **kwargs):
-        if name.startswith("tensorboard"):
-            raise ImportError("No module named 'tensorboard'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without_tensorboard)
+    without_package(monkeypatch, "tensorboard")
     message = ("`tensorboard_dir=` writes TensorBoard logs with TensorFlow's summary API: pip install tensorboard "
                "tensorflow-cpu (on any Keras backend), or leave `tensorboard_dir` out.")
     with pytest.raises(ImportError, match=f"^{re.escape(message)}$"):

@@ -47,6 +47,8 @@ LABEL_SEPARATION = np.array([0.14, 0.08])
 # Lines whose extent is below this fraction of the axes are too small to carry a label.
 MIN_LABELLED_EXTENT = 0.15
 MAX_COLORBAR_TICKS = 7
+# Linear colour bars step by 1, 2, 2.5 or 5 times a power of ten (matplotlib's default also allows 0.15, 0.08, ...).
+LINEAR_TICK_STEPS = (1, 2, 2.5, 5, 10)
 # A colour bar whose levels are positive and span this ratio or more is drawn on a log scale.
 COLORBAR_LOG_RATIO = 3.0
 # Contour lines in viridis without its palest yellows, which are hard to see on white.
@@ -381,7 +383,8 @@ def colorbar_beside(ax, artist, metric: str, levels, log: bool = False):
     low, high = levels[0], levels[-1]
     logarithmic = log or (low > 0 and high / low >= COLORBAR_LOG_RATIO)
     colorbar.ax.set_yscale("log" if logarithmic else "linear")
-    colorbar.set_ticks(_log_ticks(low, high) if logarithmic else MaxNLocator(MAX_COLORBAR_TICKS).tick_values(low, high))
+    linear_ticks = MaxNLocator(MAX_COLORBAR_TICKS, steps=LINEAR_TICK_STEPS)
+    colorbar.set_ticks(_log_ticks(low, high) if logarithmic else linear_ticks.tick_values(low, high))
     colorbar.ax.set_ylim(low, high)
     colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
     colorbar.ax.yaxis.set_minor_formatter(NullFormatter())

@@ -4,6 +4,7 @@
     python scripts/mutation_changed.py --base HEAD~3   # changed since another revision
     python scripts/mutation_changed.py losslandscape/exports.py losslandscape/hashing.py
     python scripts/mutation_changed.py losslandscape/exports.py --tests tests/test_exports.py   # a narrower selection
+    python scripts/mutation_changed.py losslandscape/plotting.py --only "losslandscape.plotting.x_plot_line*"   # some
 
 Runs mutmut (pip install mutmut==3.8.1) in a copy of the working tree, so that pyproject.toml and the tree stay as
 they are, and prints each module's score and its survivors. A module's tests are the test files that name the
@@ -108,16 +109,21 @@ def main(argv=None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--tests", nargs="+", default=None,
                         help="test files to run instead of those found by name (a narrower selection is faster)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="run only these mutants (names or globs as `mutmut results` prints them), e.g. the "
+                             "survivors of an earlier run after tests were added for them")
     parser.add_argument("--keep", action="store_true", help="keep the copy of the tree and print where it is")
     args = parser.parse_args(argv)
     if args.modules:
-        modules = sorted({str((ROOT / m).resolve().relative_to(ROOT)) for m in args.modules})
+        modules = sorted({str((ROOT / m).resolve().relative_to(ROOT)) for m in args.modules
+                          if Path(m).name not in NOT_MUTATED})
     else:
         base = args.base or ("origin/main" if subprocess.run(["git", "rev-parse", "--verify", "-q", "origin/main"],
                                                              cwd=ROOT, capture_output=True).returncode == 0 else "HEAD")
         modules = changed_modules(base)
     if not modules:
-        print("mutation_changed: no module of losslandscape/ changed; nothing to mutate.")
+        print("mutation_changed: no module of losslandscape/ to mutate (changed, or named; __init__.py, __main__.py and "
+              "version.py are left out).")
         return 0
     tests = args.tests or sorted({test for module in modules for test in tests_of(module)})
     if not tests:
@@ -129,8 +135,8 @@ def main(argv=None) -> int:
         copy_of_the_tree(work)
         pyproject = work / "pyproject.toml"
         pyproject.write_text(configured(pyproject.read_text(), modules, tests + ["-m", "not slow"]))
-        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-                             cwd=work)
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
+                              *(args.only or [])], cwd=work)
         results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
                                  capture_output=True, text=True).stdout
         survivors = [line.split(":")[0].strip() for line in results.splitlines() if line.strip().endswith("survived")]

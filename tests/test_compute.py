@@ -190,3 +190,57 @@ def test_finite_data_gives_no_warning(small_mlp, regression_data):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         compute_line(small_mlp, regression_data, coords=[0.0, 1.0], verbose=0)
+
+
+def test_a_landscape_that_overflows_only_far_out_gives_no_warning(regression_data):
+    import warnings
+
+    x, y = regression_data
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="exponential")])
+    model.compile(loss="mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        line = compute_line(model, (x, y), coords=[0.0, 1000.0], seed=0, verbose=0)
+    assert np.isfinite(line.losses["train"][0]) and not np.isfinite(line.losses["train"][1])
+
+
+@same_on_every_backend
+def test_plots_name_the_datasets_only_where_the_user_named_them(small_mlp, regression_data):
+    x, y = regression_data
+    grid = [0.0, 1.0]
+    for data, labels, named in (((x, y), None, "default"), (((x, y), (x, y)), None, "default"),
+                                ({"mine": (x, y)}, None, "given"), ((x, y), ["mine"], "given")):
+        line = compute_line(small_mlp, data, coords=grid, labels=labels, verbose=0)
+        assert line.settings["dataset_labels"] == named, (type(data), labels)
+    assert compute_surface(small_mlp, {"a": (x, y)}, xcoords=grid, verbose=0).settings["dataset_labels"] == "given"
+
+
+def test_settings_record_orthogonal_for_surfaces_and_keep_points_per_call_when_nothing_is_left(
+        small_mlp, regression_data, tmp_path):
+    from losslandscape import load_surface
+
+    x, y = regression_data
+    grid = [-1.0, 0.0, 1.0]
+    path = tmp_path / "surface.h5"
+    first = compute_surface(small_mlp, (x, y), xcoords=grid, orthogonal=True, seed=0, path=path, verbose=0)
+    assert first.settings["orthogonal"] is True and load_surface(path).settings["orthogonal"]
+    assert compute_surface(small_mlp, (x, y), xcoords=grid, seed=0, verbose=0).settings["orthogonal"] is False
+    assert "orthogonal" not in compute_line(small_mlp, (x, y), coords=grid, seed=0, verbose=0).settings
+    used = first.settings["points_per_call_used"]
+    assert used == {"train": 1}
+    again = compute_surface(small_mlp, (x, y), xcoords=grid, orthogonal=True, seed=0, path=path, verbose=0)
+    assert again.settings["points_per_call_used"] == used == load_surface(path).settings["points_per_call_used"]
+
+
+def test_a_resumed_run_keeps_the_check_auto_made_on_its_points_per_call(small_mlp, regression_data, tmp_path):
+    from losslandscape import load_surface
+
+    grid = np.linspace(-1, 1, 12)  # 144 points: "auto" probes
+    path = tmp_path / "surface.h5"
+    first = compute_surface(small_mlp, regression_data, xcoords=grid, seed=0, path=path, verbose=0)
+    agreement = first.settings["points_per_call_agreement"]
+    assert agreement["train"]["compared_with"] == "one point per call"
+    again = compute_surface(small_mlp, regression_data, xcoords=grid, seed=0, path=path, verbose=0)
+    assert again.settings["points_per_call_agreement"] == agreement
+    assert load_surface(path).settings["points_per_call_agreement"] == agreement

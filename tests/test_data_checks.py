@@ -137,3 +137,15 @@ def test_a_streamed_dataset_is_checked_by_its_first_batch():
     dataset = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2), "float32"), np.array([0, 9, 1, 2]))).batch(2)
     with pytest.raises(ValueError, match=re.escape(_range_message(9))):
         check_data_fits_model(model, prepare_data(dataset, stream=True), "'train'")
+
+
+def test_samples_of_another_rank_are_refused_even_where_their_leading_sizes_match():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    extra_axis = prepare_data((np.ones((4, 5, 1), "float32"), np.ones((4, 1), "float32")))
+    message = "The data 'train' has samples of shape (5, 1), but the model expects (5,). Pass data that matches the " \
+              "model's input."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_data_fits_model(model, extra_axis, "'train'")
+    check_data_fits_model(model, prepare_data((np.ones((4, 5), "float32"), np.ones((4, 1), "float32"))), "'train'")

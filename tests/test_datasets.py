@@ -69,3 +69,65 @@ def test_a_tf_dataset_is_cut_at_the_sample_count_and_rebatched():
     assert prepare_data(dataset, max_samples=50).num_samples == 50
     cut = prepare_data(dataset, batch_size=7, max_samples=50)
     assert cut.num_samples == 50 and cut.batch_size == 7
+
+
+def _first_x(batches):
+    """The inputs `batches` holds, in order, as `model.evaluate` would read them."""
+    return np.asarray(keras.ops.convert_to_numpy(batches.evaluate_arguments()["x"]))
+
+
+def test_arrays_are_cut_at_the_first_samples_and_batches_asked_for():
+    x, y = np.arange(100, dtype="float32")[:, None], np.zeros(100, "float32")
+    cases = [(dict(batch_size=16, max_batches=2), 32), (dict(batch_size=16, max_samples=20), 20),
+             (dict(batch_size=16, max_samples=40, max_batches=2), 32), (dict(batch_size=16, max_samples=20, max_batches=2), 20),
+             (dict(max_batches=1), 100), (dict(batch_size=30, max_batches=4), 100), ({}, 100)]
+    for arguments, count in cases:
+        batches = prepare_data((x, y), **arguments)
+        assert batches.num_samples == count, arguments
+        assert batches.batch_size == arguments.get("batch_size", 128), arguments
+        np.testing.assert_array_equal(_first_x(batches)[:, 0], np.arange(count), err_msg=str(arguments))
+
+
+def test_a_tf_dataset_keeps_its_first_batches_and_refuses_a_batch_size_unless_it_is_cut():
+    tf = pytest.importorskip("tensorflow")
+    x = np.arange(100, dtype="float32")[:, None]
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(100, "float32"))).batch(30)
+    assert prepare_data(dataset, max_batches=2).num_samples == 60
+    assert prepare_data(dataset, max_batches=2, max_samples=50).num_samples == 50
+    assert prepare_data(dataset, max_samples=45, batch_size=20, max_batches=2).num_samples == 40
+    with pytest.raises(ValueError, match=r"^`batch_size` must be None when `data` is a .*Dataset.*: it is already "
+                                         r"batched\."):
+        prepare_data(dataset, batch_size=10)
+
+
+def test_datasets_are_labelled_by_position_or_by_key_and_labels_are_checked():
+    from losslandscape.datasets import DatasetLabelError, labelled_datasets
+
+    one, two, three = ((np.ones((2, 1)), np.ones(2)),) * 3
+    assert list(labelled_datasets(one)) == ["train"]
+    assert list(labelled_datasets((one, two))) == ["train", "test"]
+    assert list(labelled_datasets([one, two, three])) == ["dataset0", "dataset1", "dataset2"]
+    assert list(labelled_datasets({"b": one, "a": two})) == ["b", "a"]
+    assert list(labelled_datasets({"b": one, "a": two}, labels=["x", "y"])) == ["x", "y"]
+    assert list(labelled_datasets((one, two), labels=("fit", 2))) == ["fit", "2"]
+    with pytest.raises(DatasetLabelError, match=re.escape("Received 1 dataset labels ['a'] for 2 datasets. Pass one "
+                                                          "label per dataset.")):
+        labelled_datasets((one, two), labels=["a"])
+    with pytest.raises(DatasetLabelError, match=re.escape("Dataset labels must be distinct, received: ['a', 'a']")):
+        labelled_datasets((one, two), labels=["a", "a"])
+    for wrong in (["a/b", "c"], ["", "c"]):
+        with pytest.raises(ValueError, match=re.escape(f"Dataset labels must be non-empty and contain no '/', "
+                                                       f"received: {wrong}")):
+            labelled_datasets((one, two), labels=wrong)
+
+
+def test_arrays_of_different_lengths_are_named_and_an_npz_files_sample_weights_are_used(tmp_path):
+    with pytest.raises(ValueError, match=re.escape("x, y and sample_weight must have the same number of samples "
+                                                   "(first dimension), received: x: [4], y: [3].")):
+        prepare_data((np.ones((4, 1)), np.ones(3)))
+    with pytest.raises(ValueError, match=re.escape("received: x: [4], y: [4], sample_weight: [5].")):
+        prepare_data((np.ones((4, 1)), np.ones(4), np.ones(5)))
+    np.savez(tmp_path / "data.npz", x=np.ones((4, 1)), y=np.ones(4), w=np.arange(4.0))
+    batches = prepare_data(NpzData(str(tmp_path / "data.npz"), sample_weight_key="w"))
+    weights = keras.ops.convert_to_numpy(batches.evaluate_arguments()["sample_weight"])
+    np.testing.assert_array_equal(weights, np.arange(4.0))

@@ -242,3 +242,80 @@ def test_a_reply_round_trips_as_plain_arrays():
     assert (back.label, back.worker, back.origin) == ("train", "host:1", {"loss": 0.25})
     np.testing.assert_array_equal(back.values["loss"], [0.5, np.inf])
     np.testing.assert_array_equal(back.indices, [4, 7])
+
+
+@same_on_every_backend
+def test_a_chunk_whose_worker_is_lost_three_times_stops_the_run_and_keeps_the_points_done(classifier, monkeypatch,
+                                                                                          tmp_path):
+    from losslandscape import load_line
+
+    model, data, _ = classifier
+    original = distributed.evaluate_chunk
+    attempts = []
+
+    def lose_the_last_chunk(job, label, rows):
+        if 2 in rows:
+            attempts.append(rows.tolist())
+            raise ConnectionError("worker lost")
+        return original(job, label, rows)
+
+    monkeypatch.setattr(distributed, "evaluate_chunk", lose_the_last_chunk)
+    path = tmp_path / "line.h5"
+    message = ("A chunk of 1 points failed 3 times; the last error was ConnectionError('worker lost'). Points "
+               "computed so far are kept.")
+    with ThreadPoolExecutor(1) as pool, pytest.raises(RuntimeError, match=re.escape(message)):
+        compute_line(model, data, coords=np.linspace(-1, 1, 3), seed=0, executor=pool, chunk_size=1, path=path,
+                     verbose=0)
+    assert attempts == [[2], [2], [2]]
+    kept = load_line(path)
+    assert kept.computed["train"].tolist() == [True, True, False]
+    serial = compute_line(model, data, coords=np.linspace(-1, 1, 3), seed=0, verbose=0)
+    np.testing.assert_array_equal(kept.losses["train"][:2], serial.losses["train"][:2])
+
+
+@same_on_every_backend
+def test_a_process_pool_gives_its_workers_the_gpus_round_robin(monkeypatch):
+    import queue
+
+    made = {}
+
+    class Recorded:
+        def __init__(self, max_workers, mp_context, initializer, initargs):
+            made.update(max_workers=max_workers, initializer=initializer, devices=initargs[0])
+
+    monkeypatch.setattr(distributed, "ProcessPoolExecutor", Recorded)
+    distributed.process_pool(5, gpus=[2, 7])
+    assert made["max_workers"] == 5 and made["initializer"] is distributed._claim_device
+    assert [made["devices"].get(timeout=5) for _ in range(5)] == [2, 7, 2, 7, 2]
+    distributed.process_pool(2)
+    assert [made["devices"].get(timeout=5) for _ in range(2)] == [None, None]
+    for wrong in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match=re.escape(f"Expected `max_workers` >= 1, received: {wrong!r}")):
+            distributed.process_pool(wrong)
+    devices = queue.Queue()
+    devices.put(7)
+    devices.put(None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    distributed._claim_device(devices)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "7"
+    distributed._claim_device(devices)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "7"  # no GPU named: left as it is
+
+
+@same_on_every_backend
+def test_workers_evaluate_with_the_drivers_settings(classifier):
+    _, (x, y), _ = classifier
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(
+        2, activation="softmax", kernel_regularizer=keras.regularizers.L2(0.5))])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    settings = dict(coords=np.linspace(-1, 1, 4), seed=1, include_regularization=False, batch_size=100,
+                    max_batches=3, max_samples=1000, points_per_call=1, verbose=0)
+    serial = compute_line(model, (x, y), **settings)
+    with ThreadPoolExecutor(2) as pool:
+        spread = compute_line(model, (x, y), executor=pool, chunk_size=2, **settings)
+    np.testing.assert_array_equal(spread.losses["train"], serial.losses["train"])
+    with_penalty = compute_line(model, (x, y), **dict(settings, include_regularization=True))
+    assert np.all(with_penalty.losses["train"] > serial.losses["train"] + 1e-3)
+    all_batches = compute_line(model, (x, y), **dict(settings, max_batches=None))
+    assert not np.allclose(all_batches.losses["train"], serial.losses["train"], rtol=1e-4)

@@ -506,3 +506,110 @@ def test_the_probes_points_are_kept_and_equal_what_its_choice_computes(small_mlp
     again = evaluate_grid(small_mlp, batches, directions, grid, verbose=0, points_per_call=chosen["train"])["train"]
     for name in auto:
         np.testing.assert_array_equal(auto[name], again[name])
+
+
+def test_a_model_never_evaluated_reports_no_metric_state_from_the_grid(small_mlp, regression_data):
+    """Metrics built during the grid are not in the snapshot taken before it; they are reset, as Keras leaves them."""
+    x, y = regression_data
+    fresh = [np.array(v.numpy()) for v in small_mlp.metrics_variables]
+    evaluate_grid(small_mlp, {"train": prepare_data((x, y))}, random_directions(small_mlp, seed=0), POINTS,
+                  verbose=0)
+    for variable in small_mlp.metrics_variables:
+        np.testing.assert_array_equal(variable.numpy(), np.zeros(variable.shape))
+    assert len(small_mlp.metrics_variables) >= len(fresh)
+    # The next evaluate counts from zero: its mean absolute error is that of the model's own predictions.
+    expected = float(np.mean(np.abs(small_mlp.predict(x, verbose=0) - y)))
+    np.testing.assert_allclose(small_mlp.evaluate(x, y, verbose=0, return_dict=True)["mae"], expected, rtol=1e-5)
+
+
+def test_a_model_whose_only_loss_comes_from_its_layers_is_evaluated(regression_data):
+    x, y = regression_data
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((5,))
+    outputs = keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.1))(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile()  # no loss: the weights' penalty is the whole loss
+    directions = random_directions(model, seed=1)
+    values = engine_values(model, (x, y), directions, engine="evaluate")
+    origin = [v.numpy() for v in model.trainable_weights]
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(model, weights_at(model, origin, directions, point), x=x, y=y, batch_size=32)
+        np.testing.assert_allclose(values["loss"][index], expected["loss"], rtol=1e-5)
+
+
+def test_rows_left_out_of_pending_stay_nan_and_chunks_name_their_rows(small_mlp, regression_data):
+    x, y = regression_data
+    directions = random_directions(small_mlp, seed=2)
+    chunks = []
+    values = evaluate_grid(
+        small_mlp, {"train": prepare_data((x, y), batch_size=32)}, directions, POINTS, verbose=0,
+        pending={"train": np.array([0, 2])}, chunk_size=1, points_per_call=1,
+        on_chunk=lambda label, rows, named: chunks.append((label, rows.tolist(), named["loss"].tolist())),
+    )["train"]
+    assert np.isnan(values["loss"][1]) and np.isnan(values["mae"][1])
+    origin = [v.numpy() for v in small_mlp.trainable_weights]
+    for row in (0, 2):
+        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, POINTS[row]), x=x, y=y,
+                               batch_size=32)
+        np.testing.assert_allclose(values["loss"][row], expected["loss"], rtol=1e-5)
+    assert [(label, rows) for label, rows, _ in chunks] == [("train", [0]), ("train", [2])]
+    assert [loss for _, _, (loss,) in chunks] == [values["loss"][0], values["loss"][2]]
+
+
+@pytest.mark.parametrize(("grid_points", "probed"), [(127, False), (128, True)])
+def test_auto_probes_stacking_on_grids_of_128_points_or_more(small_mlp, regression_data, grid_points, probed):
+    x, y = regression_data
+    grid = np.random.default_rng(4).uniform(-1, 1, size=(grid_points, 2))
+    chosen = {}
+    evaluate_grid(small_mlp, {"train": prepare_data((x, y))}, random_directions(small_mlp, seed=0), grid, verbose=0,
+                  points_per_call="auto", on_evaluator=chosen.__setitem__)
+    assert (chosen["train"] > 1) is probed
+
+
+def test_points_per_call_must_be_a_positive_integer_or_auto(small_mlp, regression_data):
+    batches = {"train": prepare_data(regression_data)}
+    directions = random_directions(small_mlp, seed=0)
+    for wrong in (0, -1, True, 2.0, "fast"):
+        with pytest.raises(ValueError, match=re.escape(f'Expected `points_per_call` to be a positive integer or "auto", '
+                                                       f'received: {wrong!r}')):
+            evaluate_grid(small_mlp, batches, directions, POINTS, verbose=0, points_per_call=wrong)
+    chosen = {}
+    evaluate_grid(small_mlp, batches, directions, POINTS, verbose=0, points_per_call=np.int64(2),
+                  on_evaluator=chosen.__setitem__)
+    assert chosen == {"train": 2}
+
+
+class MetricsOnDoubledPredictions(keras.Model):
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, 2 * y_pred, sample_weight)
+
+
+def test_a_model_with_its_own_compute_metrics_is_evaluated_one_point_per_call_as_evaluate_does(regression_data):
+    x, y = regression_data
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((5,))
+    model = MetricsOnDoubledPredictions(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(loss="mse", metrics=["mae"])
+    directions = random_directions(model, seed=0)
+    chosen = {}
+    values = engine_values(model, (x, y), directions, points_per_call=3, on_evaluator=chosen.__setitem__)
+    assert chosen == {"train": 1}
+    origin = [v.numpy() for v in model.trainable_weights]
+    for index, point in enumerate(POINTS):
+        weights = weights_at(model, origin, directions, point)
+        expected = evaluate_at(model, weights, x=x, y=y, batch_size=32)
+        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
+                                   rtol=1e-5)
+    assert values["mae"][0] == pytest.approx(np.mean(np.abs(2 * model.predict(x, verbose=0) - y)), rel=1e-5)
+
+
+def test_the_evaluate_engine_cannot_leave_out_the_penalty(small_mlp, regression_data):
+    batches = {"train": prepare_data(regression_data)}
+    message = ("`include_regularization=False` needs `engine='compiled'`: `model.evaluate` always adds the "
+               "regularization losses.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        evaluate_grid(small_mlp, batches, random_directions(small_mlp, seed=0), POINTS, engine="evaluate",
+                      include_regularization=False, verbose=0)
+    with pytest.raises(ValueError, match=re.escape("Expected `engine` to be one of ('compiled', 'evaluate'), "
+                                                   "received: 'fast'")):
+        evaluate_grid(small_mlp, batches, random_directions(small_mlp, seed=0), POINTS, engine="fast", verbose=0)

@@ -225,3 +225,109 @@ def test_a_3d_surface_whose_levels_lie_below_it_is_drawn_whole():
     surface = bowl(values).plot("surface", levels=[0.01, 0.05])  # every value above the last level
     assert len(_facet_values(surface)) == 400 and "clipped" not in surface.artists_
     plt.close("all")
+
+
+LINEAR = np.linspace(-1, 1, 11)
+
+
+def _ramp(low, high):
+    """Values rising linearly from `low` at one corner to `high` at the other, on an 11 × 11 grid."""
+    ramp = np.add.outer(LINEAR, LINEAR) / 4 + 0.5  # 0 to 1
+    return LossSurface(LINEAR, LINEAR, {"train": low + (high - low) * ramp}, {"train": {}})
+
+
+@pytest.mark.parametrize(("top", "whole"), [(4.2, False), (4.4, True)])
+def test_a_3d_surface_is_cut_only_where_it_rises_more_than_three_times_the_levels_range(top, whole):
+    # From 1 to 11: a rise of 10 against 3 × (top − 1), 9.6 or 10.2.
+    surface = _ramp(1.0, 11.0).plot("surface", levels=[2.0, top])
+    assert ("clipped" not in surface.artists_) is whole
+    assert surface.ax_.get_zlim() == pytest.approx((1.0, 11.0 if whole else top))
+    plt.close("all")
+
+
+def test_a_users_vmax_cuts_a_3d_surface_that_would_be_drawn_whole():
+    values = 0.1 + 5 * RADIUS**2
+    surface = bowl(values).plot("surface", vmax=8.0)  # a bowl, drawn whole without vmax
+    assert _facet_values(surface).max() <= 8.0 and surface.ax_.get_zlim()[1] == pytest.approx(8.0)
+    assert surface.artists_["clipped"].get_text() == f"{np.sum(values > 8.0)} of 441 points above loss = 8 not drawn"
+    plt.close("all")
+
+
+def test_a_log_3d_surface_is_cut_in_log10_and_says_where_in_the_metrics_units():
+    ramp = np.add.outer(LINEAR, LINEAR) / 4 + 0.5
+    values = 10 ** (6 * ramp)  # 1 to 1e6: a rise of 6 in log10, against 3 × log10(50) = 5.1
+    surface = LossSurface(LINEAR, LINEAR, {"train": values}, {"train": {}}).plot("surface", log=True, levels=[10, 50])
+    assert surface.artists_["clipped"].get_text() == f"{np.sum(values > 50)} of 121 points above loss = 50 not drawn"
+    assert surface.ax_.get_zlim() == pytest.approx((0.0, np.log10(50)))
+    plt.close("all")
+
+
+def test_a_flat_3d_surface_gets_a_unit_height_and_its_colour_bar_plain_numbers():
+    surface = LossSurface(GRID, GRID, {"train": np.full((21, 21), 2.5)}, {"train": {}}).plot("surface")
+    assert surface.ax_.get_zlim() == pytest.approx((2.5, 3.5))
+    surface = bowl(0.1 + 5 * RADIUS**2).plot("surface")
+    surface.figure_.canvas.draw()
+    colorbar = surface.artists_["surface"].colorbar
+    labels = [(t.get_position()[1], t.get_text()) for t in colorbar.ax.get_yticklabels()]
+    assert len(labels) >= 3 and all(text == f"{value:.3g}" for value, text in labels)
+    assert colorbar.ax.get_ylabel() == "loss"
+    bar, plot = colorbar.ax.get_position(), surface.ax_.get_position()
+    assert 0.7 * plot.height <= bar.height <= 0.9 * plot.height
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kind", ["contourf", "heatmap", "surface"])
+def test_no_colour_bar_when_told(kind):
+    surface = bowl(0.1 + 5 * RADIUS**2).plot(kind, colorbar=False)
+    assert len(surface.figure_.axes) == 1 and not surface.ax_.child_axes
+    plt.close("all")
+
+
+def test_plot_surface_draws_labelled_contours_by_default():
+    from losslandscape import plot_surface
+
+    surface = plot_surface(bowl(0.1 + 5 * RADIUS**2))
+    assert list(surface.artists_) == ["contour"]
+    plt.close("all")
+
+
+def test_contour_labels_name_their_own_lines_in_three_significant_digits():
+    values = 0.1234567 + RADIUS**2 * np.exp(8 * RADIUS)
+    surface = bowl(values).plot("contour")
+    surface.figure_.canvas.draw()
+    contour = surface.artists_["contour"]
+    texts = contour.labelTexts
+    assert 3 <= len(texts) <= 6
+    to_data = surface.ax_.transData.inverted()
+    levels = list(contour.levels)
+    for text in texts:
+        assert text.get_fontsize() == 8
+        level = next(level for level in levels if f"{level:.3g}" == text.get_text())
+        # The label sits on its line (as matplotlib draws that level alone, before a label cut a gap in it).
+        box = text.get_window_extent()
+        centre = to_data.transform(((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2))
+        alone = plt.figure().add_subplot().contour(GRID, GRID, values.T, levels=[level])
+        vertices = np.concatenate([path.vertices for path in alone.get_paths()])
+        assert np.min(np.linalg.norm(vertices - centre, axis=1)) < 0.03
+    assert len({text.get_text() for text in texts}) == len(texts)
+    plt.close("all")
+
+
+def test_a_3d_cut_depends_on_the_top_level_alone_and_its_note_sits_top_right():
+    values = 0.1 + 5 * RADIUS**2  # from 0.1 to 10.1
+    cut = bowl(values).plot("surface", levels=[0.01, 0.05, 3.0])  # top 3.0: 10 > 3 × 2.9, cut
+    assert cut.ax_.get_zlim()[1] == pytest.approx(3.0)
+    note = cut.artists_["clipped"]
+    assert note.get_position() == (0.99, 0.98) and (note.get_ha(), note.get_va()) == ("right", "top")
+    assert note.get_transform() is cut.ax_.transAxes
+    whole = bowl(values).plot("surface", levels=[0.01, 0.1])  # the top level is the minimum: nothing to cut at
+    assert "clipped" not in whole.artists_ and whole.ax_.get_zlim()[1] == pytest.approx(values.max())
+    plt.close("all")
+
+
+def test_a_log_colour_bar_stays_log_on_a_range_under_a_factor_of_three():
+    x = np.linspace(-1, 1, 21)
+    surface = LossSurface(x, x, {"train": 3.5 + x[:, None] ** 2 + x**2}, {"train": {}}).plot("contourf", log=True)
+    (colorbar_axes,) = surface.ax_.child_axes
+    assert colorbar_axes.get_yscale() == "log"
+    plt.close("all")

@@ -133,3 +133,24 @@ def test_the_trace_estimate_and_its_error_are_those_of_the_seeds_rademacher_vect
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match=rf"^Expected `trace_samples` >= 1, received: {bad}$"):
             hessian_spectrum_summary(model, data, trace_samples=bad, verbose=0)
+
+
+def test_a_negative_curvature_of_largest_magnitude_is_found_with_its_sign(linear_regression):
+    """The negated MSE has the Hessian −2·AᵀA/N: power iteration finds its eigenvalues, negative, as Rayleigh quotients."""
+    model, (x, y), hessian = linear_regression
+    negated = keras.models.clone_model(model)
+    negated.set_weights(model.get_weights())
+    negated.compile(loss=lambda target, prediction: -keras.ops.mean(keras.ops.square(target - prediction), axis=-1))
+    found = hessian_directions(negated, (x, y), k=2, max_iterations=1000, tolerance=1e-9, verbose=0)
+    np.testing.assert_allclose(found.eigenvalues, -np.linalg.eigvalsh(hessian)[::-1][:2], rtol=1e-4)
+
+
+def test_the_tolerance_is_relative_so_scaling_the_loss_changes_no_iteration_count(linear_regression):
+    model, (x, y), hessian = linear_regression
+    scaled = keras.models.clone_model(model)
+    scaled.set_weights(model.get_weights())
+    scaled.compile(loss=lambda target, prediction: 1e4 * keras.ops.mean(keras.ops.square(target - prediction), axis=-1))
+    plain = hessian_directions(model, (x, y), k=1, tolerance=1e-3, verbose=0)
+    large = hessian_directions(scaled, (x, y), k=1, tolerance=1e-3, verbose=0)
+    assert large.iterations == plain.iterations and plain.iterations[0] < 100
+    np.testing.assert_allclose(large.eigenvalues, 1e4 * plain.eigenvalues, rtol=1e-4)

@@ -238,3 +238,353 @@ def test_a_series_of_lines_with_infinite_values_shares_a_finite_scale():
     assert [ax.get_ylim() for ax in series.axes_.ravel()] == [(0.0, 3.0), (0.0, 3.0)]
     assert series.figure_.axes == list(series.axes_.ravel()) and series.colorbar_ is None
     plt.close("all")
+
+
+def test_a_line_plot_names_its_axes_and_shows_a_legend_only_for_several_curves():
+    coords = np.linspace(-1, 1, 5)
+    one = LossLine(coords, {"train": coords**2}, {"train": {}})
+    ax = plot_line(one).ax_
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_legend()) == ("α", "loss", None)
+    one.settings["normalization"] = "filter"
+    assert plot_line(one).ax_.get_xlabel() == "α (filter-normalized direction)"
+    assert plot_line(one, labels=["train"]).ax_.get_legend() is not None  # datasets named: a legend says which
+    two = LossLine(coords, {"train": coords**2, "test": coords**2 + 1}, {"train": {}, "test": {}})
+    legend = plot_line(two).ax_.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["train", "test"]
+    plt.close("all")
+
+
+def test_an_interpolation_plot_draws_loss_and_accuracy_on_two_axes_by_dataset_style():
+    t = np.linspace(-0.5, 1.5, 9)
+    losses = {"train": (t - 0.5) ** 2, "test": (t - 0.5) ** 2 + 1}
+    accuracies = {"train": 1 - t / 4, "test": 0.9 - t / 4}
+    line = LossLine(t, losses, {label: {"accuracy": values} for label, values in accuracies.items()},
+                    settings={"kind": "interpolation"})
+    drawn = plot_interpolation(line)
+    loss_lines, accuracy_lines = drawn.artists_["line"], drawn.artists_["metric"]
+    assert [l.get_linestyle() for l in loss_lines] == ["-", "--"] == [l.get_linestyle() for l in accuracy_lines]
+    assert {l.get_color() for l in loss_lines} == {"C0"} and {l.get_color() for l in accuracy_lines} == {"C3"}
+    for label, loss, accuracy in zip(("train", "test"), loss_lines, accuracy_lines):
+        np.testing.assert_allclose(loss.get_ydata(), losses[label])
+        np.testing.assert_allclose(accuracy.get_ydata(), accuracies[label])
+    assert drawn.ax_.get_xlabel() == "t (0: model a, 1: model b)" and drawn.ax_.get_ylabel() == "loss"
+    assert drawn.axes_["metric"].get_ylabel() == "accuracy" and accuracy_lines[0].axes is drawn.axes_["metric"]
+    legend = drawn.ax_.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["train loss", "test loss", "train accuracy", "test accuracy"]
+    assert legend.get_texts()[0].get_fontsize() == 8
+    plain = LossLine(t, {"train": losses["train"]}, {"train": {}})
+    shown = plot_interpolation(plain)
+    assert shown.ax_.get_xlabel() == "α" and "metric" not in shown.artists_ and len(shown.figure_.axes) == 1
+    plt.close("all")
+
+
+def test_a_log_surface_leaves_out_values_at_or_below_zero_and_refuses_when_none_are_left():
+    x = np.linspace(-1, 1, 5)
+    values = x[:, None] ** 2 + x**2  # zero at the centre
+    surface = LossSurface(x, x, {"train": values}, {"train": {}})
+    mesh = surface.plot("heatmap", log=True).artists_["heatmap"]
+    assert np.ma.getmaskarray(mesh.get_array()).sum() == 1 and np.ma.getmaskarray(mesh.get_array())[2, 2]
+    with pytest.raises(ValueError, match=r"^No finite positive loss values to plot\.$"):
+        LossSurface(x, x, {"train": -values}, {"train": {}}).plot("contour", log=True)
+    with pytest.raises(ValueError, match=r"^No finite loss values to plot\.$"):
+        LossSurface(x, x, {"train": np.full((5, 5), np.nan)}, {"train": {}}).plot("contour")
+    plt.close("all")
+
+
+def test_a_log_3d_surface_draws_log10_heights_and_names_them():
+    x = np.linspace(-1, 1, 5)
+    values = 0.01 + x[:, None] ** 2 + x**2
+    surface = LossSurface(x, x, {"train": values}, {"train": {}}).plot("surface", log=True)
+    assert surface.ax_.get_zlabel() == "log10 loss"
+    assert surface.ax_.get_zlim() == pytest.approx((np.log10(values.min()), np.log10(values.max())))
+    assert surface.artists_["surface"].colorbar.ax.get_ylabel() == "log10 loss"
+    plt.close("all")
+
+
+def test_every_flat_plot_names_its_axes_and_a_given_3d_axes_keeps_its_view():
+    surface = bowl_surface()
+    for kind in ("contour", "contourf", "heatmap"):
+        ax = surface.plot(kind).ax_
+        assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("α", "β", "train loss")
+    assert surface.plot("heatmap", label="train", metric="accuracy").ax_.get_title() == "train accuracy"
+    given = plt.figure().add_subplot(projection="3d")
+    given.view_init(elev=10, azim=20)
+    assert surface.plot("3d", ax=given).ax_ is given and (given.elev, given.azim) == (10, 20)
+    assert surface.ax_.get_xlabel() == "α" and surface.ax_.get_ylabel() == "β"
+    plt.close("all")
+
+
+def test_theta0_is_starred_only_where_it_lies_on_the_plane():
+    x = np.linspace(0.5, 1.5, 5)
+    away = LossSurface(x, x, {"train": x[:, None] + x}, {"train": {}}).plot("contour")
+    assert not [line for line in away.ax_.lines if line.get_label() == "θ0"]
+    (star,) = [line for line in bowl_surface().plot("heatmap").ax_.lines if line.get_label() == "θ0"]
+    assert star.get_marker() == "*" and star.get_markerfacecolor() == "white"
+    plt.close("all")
+
+
+def test_a_trajectory_is_drawn_on_flat_plots_with_the_variance_each_axis_explains():
+    from losslandscape import plot_trajectory
+    from losslandscape.trajectory import PCADirections
+
+    coords = np.array([[0.8, -1.5], [0.4, -0.5], [0.0, 0.0]])
+    pca = PCADirections([[], []], np.array([0.81234, 0.12345]), np.ones(2), np.ones(2), coords)
+    surface = plot_trajectory(bowl_surface(), pca, kind="heatmap")
+    path = surface.artists_["path"]
+    np.testing.assert_array_equal(path.get_xydata(), coords)
+    (end,) = [line for line in surface.ax_.lines if line.get_marker() == "*" and line.get_color() == "C3"]
+    assert (end.get_xdata()[0], end.get_ydata()[0]) == (0.0, 0.0)
+    assert (surface.ax_.get_xlabel(), surface.ax_.get_ylabel()) == ("1st PC: 81.23 %", "2nd PC: 12.35 %")
+    assert "heatmap" in surface.artists_
+    with pytest.raises(ValueError, match=r"^plot_trajectory draws on flat plots: use kind 'contour', 'contourf' or "
+                                         r"'heatmap'\.$"):
+        plot_trajectory(bowl_surface(), pca, kind="surface")
+    plt.close("all")
+
+
+def test_kinds_are_read_with_their_aliases_and_axes_of_the_wrong_kind_are_refused():
+    from losslandscape.plotting import check_axes_for_kind, surface_kind
+
+    assert [surface_kind(k) for k in ("levels", "3d", "contourf", "heatmap")] == ["contour", "surface", "contourf",
+                                                                                 "heatmap"]
+    with pytest.raises(ValueError, match=r"^Expected `kind` to be one of \('contour', 'contourf', 'heatmap', "
+                                         r"'surface'\) \(or \('levels', '3d'\)\), received: 'lines'$"):
+        surface_kind("lines")
+    three_d = plt.figure().add_subplot(projection="3d")
+    with pytest.raises(ValueError, match=r"^A heatmap plot needs 2D axes, received 3D axes: create them with "
+                                         r"`fig.add_subplot\(\)`\.$"):
+        check_axes_for_kind(three_d, "heatmap")
+    with pytest.raises(ValueError, match=r"^A 3D surface needs 3D axes, received 2D axes \(Axes\)"):
+        check_axes_for_kind(plt.figure().add_subplot(), "surface")
+    check_axes_for_kind(three_d, "surface")
+    check_axes_for_kind(None, "surface")
+    plt.close("all")
+
+
+def test_the_basin_scale_spends_colours_evenly_on_the_levels():
+    from losslandscape.plotting import _basin_norm
+
+    z = np.ma.masked_invalid(np.array([0.05, 0.3, 5.0, np.inf]))
+    norm = _basin_norm(z, np.array([0.1, 0.2, 1.0, 4.0]))
+    # Knots 0.05 (the minimum), 0.1, 0.2, 1.0, 4.0 at 0, 1/4, ..., 1; linear between them.
+    np.testing.assert_allclose(norm(np.array([0.05, 0.1, 0.15, 1.0, 4.0])), [0.0, 0.25, 0.375, 0.75, 1.0])
+    np.testing.assert_allclose(norm.inverse(np.array([0.0, 0.625, 1.0])), [0.05, 0.6, 4.0])
+    assert norm(z)[3] is np.ma.masked
+    assert (norm.vmin, norm.vmax) == (0.05, 4.0)
+    flat = _basin_norm(np.ma.masked_invalid(np.array([2.0, 2.0])), np.array([2.0]))
+    assert (flat.vmin, flat.vmax) == (2.0, 3.0)
+
+
+@pytest.mark.parametrize(("values", "extend"), [([0.5, 0.6], "neither"), ([0.1, 0.6], "min"), ([0.5, 2.0], "max"),
+                                                ([0.1, 2.0], "both")])
+def test_a_shared_filled_scale_has_an_arrow_on_each_side_values_lie_beyond(values, extend):
+    from losslandscape.plotting import shared_scale
+
+    levels = [0.2, 0.4, 0.8]
+    assert shared_scale("contourf", np.array(values + [np.nan]), levels) == {"extend": extend}
+    norm = shared_scale("heatmap", np.array(values + [np.inf]), levels)["norm"]
+    assert norm.vmin == min(values[0], 0.2) and norm.vmax == 0.8
+
+
+@pytest.mark.parametrize(("low", "high", "ticks"), [
+    (1.0, 1000.0, [1, 10, 100, 1000]),
+    (0.1, 5.0, [0.1, 0.2, 0.5, 1, 2, 5]),
+    (3.5, 8.5, [4, 5, 6, 7, 8]),
+    (1.01, 1.02, list(np.geomspace(1.01, 1.02, 4))),
+])
+def test_log_colour_bar_ticks_step_1_2_5_and_finer_on_short_ranges(low, high, ticks):
+    from losslandscape.plotting import _log_ticks
+
+    np.testing.assert_allclose(_log_ticks(low, high), ticks)
+
+
+def test_a_colour_bar_shared_by_several_axes_spans_them_on_the_levels_scale():
+    from losslandscape.plotting import colorbar_beside
+
+    figure, axes = plt.subplots(1, 2)
+    mesh = axes[0].pcolormesh(np.array([[0.1, 5.0]]))
+    colorbar = colorbar_beside(list(axes), mesh, "loss", np.array([0.1, 0.5, 5.0]))
+    assert colorbar.ax.get_ylabel() == "loss" and colorbar.ax.get_yscale() == "log"
+    assert colorbar.ax.get_ylim() == pytest.approx((0.1, 5.0))
+    assert colorbar.ax not in [ax for ax in axes[0].child_axes]
+    accuracy = axes[1].pcolormesh(np.array([[0.4, 0.9]]))
+    linear = colorbar_beside(axes[1], accuracy, "accuracy", np.array([0.4, 0.9]), log=False)
+    assert linear.ax.get_yscale() == "linear" and linear.ax in axes[1].child_axes
+    np.testing.assert_allclose(linear.get_ticks(), [0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    assert colorbar_beside(axes[1], accuracy, "loss", np.array([0.4, 0.9]), log=True).ax.get_yscale() == "log"
+    plt.close("all")
+
+
+def test_a_3d_plot_says_on_top_how_many_points_are_gaps():
+    surface = _infinite_surface().plot("surface")
+    note = surface.artists_["not_finite"]
+    assert note.get_position() == (0.01, 0.98) and note.get_va() == "top"
+    flat = _infinite_surface().plot("heatmap").artists_["not_finite"]
+    assert flat.get_position() == (0.01, 0.01) and flat.get_va() == "bottom"
+    plt.close("all")
+
+
+def test_filled_contours_start_at_the_minimum_so_only_values_above_the_top_get_an_arrow():
+    surface = bowl_surface()
+    artist = surface.plot("contourf").artists_["contourf"]
+    values = surface.losses["train"]
+    assert artist.levels[0] == pytest.approx(values.min()) and artist.extend in ("max", "neither")
+    assert artist.extend == ("max" if values.max() > artist.levels[-1] else "neither")
+    plt.close("all")
+
+
+def test_showing_makes_sense_only_on_interactive_backends(monkeypatch):
+    from losslandscape import plotting
+
+    assert not plotting.interactive_backend_active()  # Agg, as these tests use
+    for backend, interactive in (("module://matplotlib_inline.backend_inline", True), ("TkAgg", True),
+                                 ("module://ipympl.backend_nbagg", True), ("pdf", False)):
+        monkeypatch.setattr(plotting.matplotlib, "get_backend", lambda backend=backend: backend)
+        assert plotting.interactive_backend_active() is interactive, backend
+
+
+@pytest.mark.parametrize("kind", ["contour", "contourf", "heatmap"])
+def test_flat_plots_cover_the_grid_with_equal_axes_and_their_scales(kind):
+    from matplotlib.colors import BoundaryNorm, FuncNorm, LogNorm
+
+    surface = bowl_surface()  # α from -1 to 1 (9 points), β from -2 to 2 (7 points); minimum 0.1 at θ0
+    ax = surface.plot(kind).ax_
+    artist = surface.artists_[kind]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    cell = 0.25, 2 / 3
+    assert -1 - cell[0] / 2 - 1e-9 <= x0 <= -1 and 1 <= x1 <= 1 + cell[0] / 2 + 1e-9
+    assert -2 - cell[1] / 2 - 1e-9 <= y0 <= -2 and 2 <= y1 <= 2 + cell[1] / 2 + 1e-9
+    assert ax.get_aspect() == 1.0 and ax.get_adjustable() == "box"
+    if kind != "heatmap":  # the lowest region drawn holds θ0, the minimum
+        assert artist.get_paths()[0].contains_point((0.0, 0.0))
+    expected_cmap = "viridis_lines" if kind == "contour" else "viridis"
+    assert artist.get_cmap().name == expected_cmap
+    assert isinstance(artist.norm, BoundaryNorm if kind == "contourf" else FuncNorm)
+    if kind == "contourf":
+        np.testing.assert_allclose(artist.norm.boundaries, artist.levels)
+        assert artist.norm.extend == artist.extend
+    logged = surface.plot(kind, log=True, metric="accuracy").artists_[kind]
+    levels = np.asarray(logged.levels) if kind != "heatmap" else None
+    assert isinstance(logged.norm, LogNorm)
+    if levels is not None:
+        assert (logged.norm.vmin, logged.norm.vmax) == pytest.approx((levels[0], levels[-1]))
+    else:
+        assert logged.norm.clip and logged.norm.vmin < logged.norm.vmax <= surface.metrics["train"]["accuracy"].max()
+    if kind != "contour":
+        colorbar = logged.colorbar
+        assert colorbar.ax.get_ylabel() == "accuracy" and colorbar.ax.get_yscale() == "log"
+    assert surface.plot(kind, cmap="magma").artists_[kind].get_cmap().name == "magma"
+    plt.close("all")
+
+
+def test_lines_are_drawn_over_their_coordinates_and_note_gaps_in_the_metric_drawn():
+    coords = np.array([-0.5, 0.0, 1.0, 2.0])
+    line = LossLine(coords, {"train": coords**2}, {"train": {"accuracy": np.array([0.5, np.inf, 0.7, 0.6])}},
+                    settings={"kind": "interpolation"})
+    (curve,) = plot_line(line, metric="accuracy").artists_["line"]
+    np.testing.assert_array_equal(curve.get_xdata(), coords)
+    assert line.artists_["not_finite"].get_text() == "1 of 4 points not finite (gaps)"
+    assert "not_finite" not in plot_line(line).artists_  # the loss has no gap: a later plot forgets the note
+    drawn = plot_interpolation(line)
+    for artist in drawn.artists_["line"] + drawn.artists_["metric"]:
+        np.testing.assert_array_equal(artist.get_xdata(), coords)
+    gap = LossLine(coords, {"train": np.array([0.1, np.nan, 0.2, 0.3])}, {"train": {"accuracy": np.ones(4)}})
+    note = plot_interpolation(gap).artists_["not_finite"]
+    assert note.axes is gap.ax_ and note.get_text() == "1 of 4 points not finite (gaps)"
+    assert drawn.ax_.yaxis.label.get_color() == "C0" and drawn.axes_["metric"].yaxis.label.get_color() == "C3"
+    plt.close("all")
+
+
+def test_a_surface_plot_is_linear_by_default_and_forgets_notes_of_an_earlier_plot():
+    from matplotlib.colors import LogNorm
+
+    surface = _infinite_surface()
+    surface.metrics["train"]["accuracy"] = np.ones((9, 7))
+    assert not isinstance(plot_surface(surface, "heatmap").artists_["heatmap"].norm, LogNorm)
+    assert "not_finite" in surface.artists_
+    plot_surface(surface, "heatmap", metric="accuracy")
+    assert "not_finite" not in surface.artists_
+    bowl = bowl_surface()
+    bowl.plot("surface", vmax=0.5)
+    assert "clipped" in bowl.artists_
+    bowl.plot("surface")
+    assert "clipped" not in bowl.artists_
+    assert (bowl.ax_.elev, bowl.ax_.azim) == (45, -60)
+    two = LossSurface(bowl.xcoords, bowl.ycoords, {"train": bowl.losses["train"], "test": bowl.losses["train"] + 1},
+                      {"train": {}, "test": {}})
+    assert plot_surface(two, "contour", label="test").ax_.get_title() == "test loss"
+    plt.close("all")
+
+
+def test_a_trajectory_passes_its_axes_label_metric_and_style_on_and_stars_its_end():
+    from losslandscape import plot_trajectory
+    from losslandscape.trajectory import PCADirections
+
+    coords = np.array([[0.8, -1.5], [0.4, -0.5], [0.2, 0.3]])
+    pca = PCADirections([[], []], np.array([0.6, 0.3]), np.ones(2), np.ones(2), coords)
+    x, y = np.linspace(-1, 1, 9), np.linspace(-2, 2, 7)
+    values = x[:, None] ** 2 + 0.5 * y[None, :] ** 2 + 0.1
+    surface = LossSurface(x, y, {"train": values, "test": values + 1}, {"train": {}, "test": {"accuracy": -values}})
+    ax = plt.figure().add_subplot()
+    drawn = plot_trajectory(surface, pca, ax=ax, kind="heatmap", label="test", metric="accuracy", cmap="magma")
+    assert drawn.ax_ is ax and ax.get_title() == "test accuracy"
+    assert drawn.artists_["heatmap"].get_cmap().name == "magma"
+    np.testing.assert_allclose(np.sort(drawn.artists_["heatmap"].get_array().ravel()), np.sort(-values.ravel()))
+    path = drawn.artists_["path"]
+    assert (path.get_color(), path.get_marker(), path.get_label()) == ("C3", "o", "training path")
+    (end,) = [line for line in ax.lines if line.get_marker() == "*" and line.get_color() == "C3"]
+    assert (end.get_xdata()[0], end.get_ydata()[0]) == (0.2, 0.3)
+    plt.close("all")
+
+
+def test_the_basin_scale_clips_above_its_top_and_filled_levels_never_repeat_the_minimum():
+    from losslandscape.plotting import _basin_norm, _extend
+
+    norm = _basin_norm(np.ma.masked_invalid(np.array([0.05, 0.3])), np.array([0.1, 0.2, 1.0]))
+    assert norm(np.array([10.0]))[0] == 1.0
+    assert _extend(np.ma.masked_invalid(np.array([0.1, 0.8])), np.array([0.1, 0.8])) == "neither"
+    surface = bowl_surface()  # minimum 0.1, which the levels below start at
+    levels = surface.plot("contourf", vmin=0.0, vmax=2.0).artists_["contourf"].levels
+    assert np.all(np.diff(levels) > 0) and levels[0] <= 0.1
+    assert isinstance(surface.plot("contourf", levels=[0.5, 2.0]).artists_["contourf"].norm,
+                      matplotlib.colors.BoundaryNorm)
+    plt.close("all")
+
+
+@pytest.mark.parametrize(("low", "high", "ticks"), [(1.0, 100.0, [1, 10, 100]), (0.8, 1.5, [0.8, 0.9, 1.0])])
+def test_log_ticks_take_the_coarsest_steps_that_give_three(low, high, ticks):
+    from losslandscape.plotting import _log_ticks
+
+    np.testing.assert_allclose(_log_ticks(low, high), ticks)
+
+
+def test_colour_bars_choose_log_ticks_on_log_scales_and_round_steps_on_linear_ones():
+    from losslandscape.plotting import colorbar_beside
+
+    figure, ax = plt.subplots()
+    mesh = ax.pcolormesh(np.array([[0.1, 5.0]]))
+    bar = colorbar_beside(ax, mesh, "loss", np.array([0.1, 5.0]))
+    np.testing.assert_allclose(bar.get_ticks(), [0.1, 0.2, 0.5, 1, 2, 5])
+    assert colorbar_beside(ax, mesh, "loss", np.array([1.0, 3.0])).ax.get_yscale() == "log"  # a ratio of 3
+    linear = colorbar_beside(ax, mesh, "loss", np.array([10.0, 25.0]))
+    assert linear.ax.get_yscale() == "linear"
+    ticks = [t for t in linear.get_ticks() if 10 <= t <= 25]
+    np.testing.assert_allclose(ticks, [10, 12.5, 15, 17.5, 20, 22.5, 25])
+    assert colorbar_beside(ax, mesh, "accuracy", np.array([0.0, 1.0])).ax.get_yscale() == "linear"
+    figure.canvas.draw()
+    plot, beside = ax.get_window_extent(), bar.ax.get_window_extent()
+    assert plot.x1 < beside.x0 < plot.x1 + 0.1 * plot.width and beside.width == pytest.approx(0.045 * plot.width,
+                                                                                                rel=0.05)
+    plt.close("all")
+
+
+def test_a_colour_bar_beside_several_axes_spans_all_of_them():
+    from losslandscape.plotting import colorbar_beside
+
+    figure, (top, bottom) = plt.subplots(2, 1)
+    mesh = bottom.pcolormesh(np.array([[0.1, 5.0]]))
+    bar = colorbar_beside([top, bottom], mesh, "loss", np.array([0.1, 5.0]))
+    figure.canvas.draw()
+    upper, lower, beside = top.get_position(), bottom.get_position(), bar.ax.get_position()
+    assert beside.y0 == pytest.approx(lower.y0, abs=0.02) and beside.y1 == pytest.approx(upper.y1, abs=0.02)
+    plt.close("all")

@@ -184,7 +184,9 @@ def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
     from losslandscape import LossLine, sharpness
 
     model, x, y = _model_and_data()
-    callback = LandscapeCallback((x, y), tmp_path / "series.h5", points=5, tensorboard_dir=tmp_path / "logs")
+    # α and β from -0.5 to 1.5: θ0 is the second point of each axis, not the middle one.
+    callback = LandscapeCallback((x, y), tmp_path / "series.h5", points=5, coordinate_range=(-0.5, 1.5),
+                                 tensorboard_dir=tmp_path / "logs")
     model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0, callbacks=[callback])
     logged = {}
     (event_file,) = (tmp_path / "logs" / "landscape").iterdir()  # one file for the whole fit
@@ -193,11 +195,12 @@ def test_landscapes_and_their_sharpness_are_logged_to_tensorboard(tmp_path):
             logged.setdefault(value.tag, []).append((event.step, value))
     assert [step for step, _ in logged["landscape"]] == [0, 4]
     surface = load_series(tmp_path / "series.h5").landscapes[1]
-    along_alpha = LossLine(surface.xcoords, {"train": surface.losses["train"][:, 2]}, {"train": {}})
+    assert surface.ycoords[1] == 0.0
+    along_alpha = LossLine(surface.xcoords, {"train": surface.losses["train"][:, 1]}, {"train": {}})
     rise = tf.make_ndarray(logged["landscape/rise_at_0.5"][1][1].tensor)
     assert float(rise) == pytest.approx(sharpness(along_alpha)["rise_at_0.5"], rel=1e-6)
     origin = tf.make_ndarray(logged["landscape/loss_at_origin"][1][1].tensor)
-    assert float(origin) == pytest.approx(surface.losses["train"][2, 2], rel=1e-6)
+    assert float(origin) == pytest.approx(surface.losses["train"][1, 1], rel=1e-6)
     width, height = (int(v) for v in logged["landscape"][0][1].tensor.string_val[:2])
     assert (width, height) == (6.4 * 80, 4.8 * 80)  # matplotlib's default figure at 80 dpi
 

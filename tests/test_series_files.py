@@ -29,6 +29,7 @@ def surfaces(count):
 
 def test_panels_show_the_label_and_metric_asked_for_on_one_scale_with_one_colour_bar():
     series = surfaces(5)
+    series.epochs = [3 * index for index in range(5)]  # titles name the epoch, not the panel's place
     drawn = plot_series(series, kind="contourf", columns=2, metric="accuracy", label="test")
     assert drawn is series and series.axes_.shape == (3, 2)
     assert tuple(series.figure_.get_size_inches()) == pytest.approx((3.6 * 2 + 0.6, 3.3 * 3))
@@ -38,7 +39,7 @@ def test_panels_show_the_label_and_metric_asked_for_on_one_scale_with_one_colour
     expected_levels = default_levels(values, "accuracy")
     for index, landscape in enumerate(series.landscapes):
         ax = series.axes_[index // 2][index % 2]
-        assert landscape.ax_ is ax and ax.get_title() == f"epoch {index}"
+        assert landscape.ax_ is ax and ax.get_title() == f"epoch {3 * index}"
         np.testing.assert_allclose(landscape.artists_["contourf"].levels, expected_levels)
     assert len(series.figure_.axes) == 3 * 2 + 1  # the panels and one colour bar, none per panel
     assert series.colorbar_.mappable is series.landscapes[-1].artists_["contourf"]
@@ -88,12 +89,13 @@ def _frames(monkeypatch):
 def test_each_frame_shows_its_epoch_on_the_series_scale(monkeypatch, tmp_path):
     frames = _frames(monkeypatch)
     series = surfaces(3)
+    series.epochs = [0, 5, 10]
     animate_series(series, tmp_path / "movie.gif", metric="accuracy", label="test", fps=5)
     (_, writer), *drawn = frames
     assert isinstance(writer, animation.PillowWriter) and writer.fps == 5
     values = np.concatenate([np.ravel(s.metrics["test"]["accuracy"]) for s in series.landscapes])
     for index, (title, levels, colorbars) in enumerate(drawn):
-        assert title == f"epoch {index}" and colorbars == ["accuracy"]
+        assert title == f"epoch {5 * index}" and colorbars == ["accuracy"]
         np.testing.assert_allclose(levels, default_levels(values, "accuracy"))
     frames.clear()
     animate_series(series, tmp_path / "lines.gif", kind="contour")

@@ -142,3 +142,15 @@ def test_trajectory_on_its_pca_surface(small_mlp, regression_data, tmp_path):
     with h5py.File(tmp_path / "pca.h5", "r") as file:
         assert {"xdirection", "ydirection", "explained_variance_ratio_"} <= set(file)
     plt.close("all")
+
+
+def test_the_explained_variance_ratio_counts_every_direction_as_scikit_learn_does():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(3)
+    path = rng.normal(size=(12, 8)) * [4.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.2, 0.1]  # spread in every direction
+    trajectory = Trajectory(path.astype(np.float32), np.arange(12), np.arange(12), [(8,)])
+    pca = pca_directions(trajectory)
+    reference = PCA(n_components=2).fit(path.astype(np.float32).astype(np.float64) - path[-1].astype(np.float32))
+    np.testing.assert_allclose(pca.explained_variance_ratio, reference.explained_variance_ratio_, rtol=1e-5)
+    assert pca.explained_variance_ratio.sum() < 0.99  # the other six directions hold the rest

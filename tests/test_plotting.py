@@ -354,7 +354,8 @@ def test_kinds_are_read_with_their_aliases_and_axes_of_the_wrong_kind_are_refuse
     with pytest.raises(ValueError, match=r"^A heatmap plot needs 2D axes, received 3D axes: create them with "
                                          r"`fig.add_subplot\(\)`\.$"):
         check_axes_for_kind(three_d, "heatmap")
-    with pytest.raises(ValueError, match=r"^A 3D surface needs 3D axes, received 2D axes \(Axes\)"):
+    with pytest.raises(ValueError, match=r"^A 3D surface needs 3D axes, received 2D axes \(Axes\): create them with "
+                                         r"`fig.add_subplot\(projection='3d'\)`\.$"):
         check_axes_for_kind(plt.figure().add_subplot(), "surface")
     check_axes_for_kind(three_d, "surface")
     check_axes_for_kind(None, "surface")
@@ -419,8 +420,10 @@ def test_a_3d_plot_says_on_top_how_many_points_are_gaps():
     surface = _infinite_surface().plot("surface")
     note = surface.artists_["not_finite"]
     assert note.get_position() == (0.01, 0.98) and note.get_va() == "top"
-    flat = _infinite_surface().plot("heatmap").artists_["not_finite"]
+    flat_surface = _infinite_surface().plot("heatmap")
+    flat = flat_surface.artists_["not_finite"]
     assert flat.get_position() == (0.01, 0.01) and flat.get_va() == "bottom"
+    assert note.get_transform() is surface.ax_.transAxes and flat.get_transform() is flat_surface.ax_.transAxes
     plt.close("all")
 
 
@@ -468,8 +471,11 @@ def test_flat_plots_cover_the_grid_with_equal_axes_and_their_scales(kind):
     assert isinstance(logged.norm, LogNorm)
     if levels is not None:
         assert (logged.norm.vmin, logged.norm.vmax) == pytest.approx((levels[0], levels[-1]))
-    else:
-        assert logged.norm.clip and logged.norm.vmin < logged.norm.vmax <= surface.metrics["train"]["accuracy"].max()
+    else:  # the levels' bounds, not the data's
+        from losslandscape.contour_levels import default_levels
+
+        chosen = default_levels(np.ravel(surface.metrics["train"]["accuracy"]), "accuracy", log=True)
+        assert logged.norm.clip and (logged.norm.vmin, logged.norm.vmax) == pytest.approx((chosen[0], chosen[-1]))
     if kind != "contour":
         colorbar = logged.colorbar
         assert colorbar.ax.get_ylabel() == "accuracy" and colorbar.ax.get_yscale() == "log"

@@ -1,6 +1,6 @@
 """Plants each bug of `planted_bugs.json` in turn, in a copy of the tree, and says whether the module's tests catch it.
 
-    python scripts/planted_bugs.py              # every bug (about 30 minutes on 2 cores)
+    python scripts/planted_bugs.py              # every bug (about 45 minutes on 2 cores)
     python scripts/planted_bugs.py E1 D5 S2     # some of them
 
 Each bug is a small mistake of the kind a user would not notice (an argument not passed on, a boundary moved by

@@ -1,5 +1,7 @@
 """Default contour levels against closed forms: quantiles of uniform values, even steps in log(L - vmin)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,16 @@ def test_rounding_keeps_three_significant_digits_of_any_sign_and_size():
     np.testing.assert_array_equal(_round_significant(np.array([12345.0, -0.0012345, 0.0, 9.996, 1.0]), 3),
                                   [12300.0, -0.00123, 0.0, 10.0, 1.0])
     np.testing.assert_array_equal(_round_significant(np.array([12345.0]), 2), [12000.0])
+
+
+def test_a_level_at_the_minimum_is_left_out_and_two_levels_are_kept_as_they_are():
+    plateau = np.array([0.5] * 300 + list(np.linspace(0.6, 5, 700)))  # 30 % of the points at the minimum
+    levels = default_levels(plateau)
+    assert levels[0] > 0.5 and len(levels) >= 3
+    steps = np.array([1.0] * 500 + [2.0] * 250 + [3.0] * 250)  # quantiles above the minimum: 2 and 3 only
+    np.testing.assert_array_equal(default_levels(steps), [2.0, 3.0])
+
+
+def test_equal_bounds_are_refused():
+    with pytest.raises(ValueError, match=re.escape("Expected vmin < vmax for the levels, received vmin=1.0, vmax=1.0.")):
+        default_levels(np.linspace(0, 2, 10), vmin=1.0, vmax=1.0)

@@ -31,17 +31,16 @@ def data():
     return x, y, weights
 
 
-def data_losses_at(model, weights, x, y):
-    """The mean squared error and mean absolute error of the model at `weights`, in numpy, without the penalty."""
+def errors_at(model, weights, x, y):
+    """The model's predictions minus `y` at trainable weights `weights`, which are then put back."""
     saved = [v.numpy() for v in model.trainable_variables]
     for variable, value in zip(model.trainable_variables, weights):
         variable.assign(value)
     try:
-        error = model.predict(x, verbose=0) - y
+        return model.predict(x, verbose=0) - y
     finally:
         for variable, value in zip(model.trainable_variables, saved):
             variable.assign(value)
-    return float(np.mean(error**2)), float(np.mean(np.abs(error)))
 
 
 def test_plot_loss_passes_every_argument_on(regularized_mlp, data):
@@ -58,9 +57,9 @@ def test_plot_loss_passes_every_argument_on(regularized_mlp, data):
                                                 "normalization")} == {
         "batch_size": 16, "max_samples": 40, "include_regularization": False, "seed": 3, "normalization": "layer"}
     for index, alpha in enumerate(line.coords):
-        mse, mae = data_losses_at(model, weights_at(model, origin, [direction], [alpha]), x[:40], y[:40])
-        assert line.losses["train"][index] == pytest.approx(mse, rel=1e-5)
-        assert line.metrics["train"]["mae"][index] == pytest.approx(mae, rel=1e-5)
+        error = errors_at(model, weights_at(model, origin, [direction], [alpha]), x[:40], y[:40])
+        assert line.losses["train"][index] == pytest.approx(np.mean(error**2), rel=1e-5)  # without the penalty
+        assert line.metrics["train"]["mae"][index] == pytest.approx(np.mean(np.abs(error)), rel=1e-5)
     (curve,) = line.artists_["line"]
     np.testing.assert_allclose(curve.get_ydata(), line.metrics["train"]["mae"])
     assert line.ax_.get_ylabel() == "mae"
@@ -105,13 +104,7 @@ def test_plot_loss_3d_passes_every_argument_on(regularized_mlp, data):
                          include_regularization=False, verbose=0)
     for i, alpha in enumerate(exact.xcoords):
         for j, beta in enumerate(exact.ycoords):
-            weights = weights_at(model, origin, directions, [alpha, beta])
-            saved = [v.numpy() for v in model.trainable_variables]
-            for variable, value in zip(model.trainable_variables, weights):
-                variable.assign(value)
-            error = (model.predict(x[:48], verbose=0) - y[:48])[:, 0]
-            for variable, value in zip(model.trainable_variables, saved):
-                variable.assign(value)
+            error = errors_at(model, weights_at(model, origin, directions, [alpha, beta]), x[:48], y[:48])[:, 0]
             weighted = np.sum(sample_weight[:48] * error**2) / 48  # Keras' "sum over batch size" reduction
             assert exact.losses["train"][i, j] == pytest.approx(weighted, rel=1e-4)
             # bfloat16 rounds to about 3 significant digits.

@@ -10,25 +10,49 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
                           ("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")):
         os.environ.setdefault(_name, _value)
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
-# TensorFlow compiles K stacked points with XLA only on a GPU. Physical devices: listing the logical ones starts
-# TensorFlow's runtime, and a process forked after that (mutmut's test workers) hangs in its first tf.function.
-TENSORFLOW_ON_GPU = ON_TENSORFLOW and bool(__import__("tensorflow").config.list_physical_devices("GPU"))
-# For behaviour only the TensorFlow backend has: tf.data streaming, writing the weights into the model.
-tensorflow_only = pytest.mark.skipif(not ON_TENSORFLOW, reason="TensorFlow backend only")
-jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX backend only")
-torch_only = pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch backend only")
-# For tests of what no backend code touches (argument checks, files, messages, scheduling): the JAX and PyTorch
-# passes (`tests/test_other_backends.py`) skip them, since they would only repeat the TensorFlow pass.
-same_on_every_backend = pytest.mark.skipif(not ON_TENSORFLOW, reason="backend-independent: run on TensorFlow")
+
+BACKEND_FACTS = ("ON_TENSORFLOW", "TENSORFLOW_ON_GPU", "tensorflow_only", "jax_only", "torch_only",
+                 "same_on_every_backend")
+
+
+def __getattr__(name):
+    """The backend's facts and the markers built on them, on first use.
+
+    Keras (and with it TensorFlow, about 8 s) is imported only where tests are collected: pytest-xdist's
+    controlling process loads this file for its hooks alone, and starts the workers sooner without it.
+    """
+    if name not in BACKEND_FACTS:
+        raise AttributeError(f"module 'conftest' has no attribute {name!r}")
+    import keras
+
+    backend = keras.backend.backend()
+    on_tensorflow = backend == "tensorflow"
+    facts = {
+        "ON_TENSORFLOW": on_tensorflow,
+        # TensorFlow compiles K stacked points with XLA only on a GPU. Physical devices: listing the logical ones
+        # starts TensorFlow's runtime, and a process forked after that (mutmut's test workers) hangs in its first
+        # tf.function.
+        "TENSORFLOW_ON_GPU": on_tensorflow and bool(__import__("tensorflow").config.list_physical_devices("GPU")),
+        # For behaviour only the TensorFlow backend has: tf.data streaming, writing the weights into the model.
+        "tensorflow_only": pytest.mark.skipif(not on_tensorflow, reason="TensorFlow backend only"),
+        "jax_only": pytest.mark.skipif(backend != "jax", reason="JAX backend only"),
+        "torch_only": pytest.mark.skipif(backend != "torch", reason="PyTorch backend only"),
+        # For tests of what no backend code touches (argument checks, files, messages, scheduling): the JAX and
+        # PyTorch passes (`tests/test_other_backends.py`) skip them, since they would only repeat the TensorFlow
+        # pass.
+        "same_on_every_backend": pytest.mark.skipif(not on_tensorflow, reason="backend-independent: run on TensorFlow"),
+    }
+    globals().update(facts)
+    return facts[name]
 
 
 def regularized_cnn(seed=0):
     """A small CNN with every feature the engine must get right: L2, BatchNorm, Dropout."""
+    import keras
+
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -64,6 +88,8 @@ def trained_cnn(image_data):
 
 @pytest.fixture
 def small_mlp():
+    import keras
+
     keras.utils.set_random_seed(1)
     model = keras.Sequential(
         [keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)]
@@ -117,6 +143,8 @@ def assert_same_state(before, after):
 
 def trained_classifier(samples, features, hidden, epochs=2):
     """A small trained softmax classifier and its data (class = sign of the first features' sum)."""
+    import keras
+
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(samples, features)).astype("float32")
@@ -165,9 +193,11 @@ def edited(path, seal=True):
 
 
 # The longest work units first, so that pytest-xdist's two workers finish together: each backend's pass
-# (minutes, one subprocess) and the reproductions' smoke runs. Measured on 2 cores, 2026-12-05.
+# (minutes, one subprocess), the reproductions' smoke runs, then the modules of 10 s or more in the inner loop
+# (`-m "not slow"`). Measured on 2 cores, 2026-12-05 and 2026-12-06.
 LONGEST_FIRST = ("tests/test_other_backends.py::TestOnTorch", "tests/test_other_backends.py::TestOnJax",
-                 "tests/test_reproductions.py")
+                 "tests/test_reproductions.py", "tests/test_series.py", "tests/test_engine.py",
+                 "tests/test_evaluator_cache.py", "tests/test_cli.py", "tests/test_distributed.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -36,6 +36,7 @@ def reader_session():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_python_blocks_run_in_order(document, tmp_path, monkeypatch):
     blocks = python_blocks(document)
@@ -52,6 +53,7 @@ def test_python_blocks_run_in_order(document, tmp_path, monkeypatch):
         assert np.isfinite(namespace["surface"].losses["train"]).all()
 
 
+@pytest.mark.slow
 def test_the_sites_python_blocks_run_in_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = reader_session()

@@ -10,7 +10,8 @@ from reproductions.data import load_cifar10
 from reproductions.models import cifar_resnet, cifar_vgglike
 
 
-@pytest.mark.parametrize("depth, published", [(20, 0.27e6), (56, 0.85e6), (110, 1.7e6)])
+@pytest.mark.parametrize("depth, published", [(20, 0.27e6), pytest.param(56, 0.85e6, marks=pytest.mark.slow),
+                                                    pytest.param(110, 1.7e6, marks=pytest.mark.slow)])
 def test_resnet_parameter_counts_match_the_published_figures(depth, published):
     count = cifar_resnet(depth).count_params()
     assert abs(count - published) / published < 0.03

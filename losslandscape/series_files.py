@@ -57,7 +57,7 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
         if file.attrs.get("kind") != "series":
             raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
         series = LandscapeSeries([], [], [], [])
-        for name in sorted(key for key in file if key.isdigit()):  # the root also holds the raw directions
+        for name in sorted((key for key in file if key.isdigit()), key=int):  # the root also holds raw directions
             group = file[name]
             reader = surface_from if group.attrs.get("kind") == "surface" else line_from
             series.landscapes.append(reader(group, f"{os.fspath(path)}/{name}"))

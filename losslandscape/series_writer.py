@@ -187,7 +187,7 @@ class SeriesWriter:
                 raw = load_directions(file[RAW_DIRECTIONS])
                 if _directions_hash(raw) != saved.get("raw_directions"):
                     raise ValueError(f"{self.path!r} is damaged: its raw directions differ from those it recorded.")
-            names = sorted(key for key in file if key.isdigit())
+            names = sorted((key for key in file if key.isdigit()), key=int)
             last = None
             if names:
                 attrs = file[names[-1]].attrs

@@ -306,6 +306,21 @@ def test_a_landscape_lost_at_a_kill_is_computed_again_and_an_earlier_start_is_re
 
 
 @same_on_every_backend
+def test_landscapes_past_the_ten_thousandth_keep_their_order(tmp_path):
+    model, x, y = _model_and_data()
+    path = tmp_path / "series.h5"
+    _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3), epochs=3)  # epochs 0 to 3
+    with edited(path) as file:  # as 10,002 landscapes would be named: "9998" sorts after "10001" as a string
+        for old, new in (("0003", "10001"), ("0002", "10000"), ("0001", "9999"), ("0000", "9998")):
+            file.move(old, new)
+    assert load_series(path).epochs == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"holds landscapes up to epoch 3 \(step 12\), after this fit's start at "
+                                         r"epoch 2"):
+        _fit(model, x, y, LandscapeCallback((x, y), path, kind="line", points=3, resume=True), epochs=3,
+             initial_epoch=2)
+
+
+@same_on_every_backend
 def test_stale_temporaries_are_removed_and_other_files_are_never_replaced(tmp_path):
     model, x, y = _model_and_data()
     path = tmp_path / "series.h5"

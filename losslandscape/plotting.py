@@ -97,7 +97,8 @@ def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) ->
     """Draws loss (left axis) and a metric (right axis) along an interpolation, as in Li et al. Fig. 3.
 
     Datasets differ by line style (solid, dashed, ...), loss and metric by
-    colour.
+    colour. A point where the loss or the metric is not finite is a gap,
+    counted in a note on the plot.
 
     Args:
         line: A `LossLine`, typically from `interpolate`.
@@ -124,7 +125,7 @@ def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) ->
         style = styles[index % len(styles)]
         values = np.ma.masked_invalid(line.values(label))
         drawn["loss"].extend(ax.plot(line.coords, values, style, color="C0", label=f"{label} loss"))
-    _note_not_finite(line, ax, [line.values(label) for label in line.labels])
+    _note_not_finite(line, ax, [_gaps_of_both(line, label, metric) for label in line.labels])
     ax.set_xlabel("t (0: model a, 1: model b)" if line.settings.get("kind") == "interpolation" else "α")
     ax.set_ylabel("loss", color="C0")
     _remember(line, "line", ax, drawn["loss"])
@@ -141,6 +142,13 @@ def plot_interpolation(line: LossLine, metric: Optional[str] = None, ax=None) ->
     handles = [artist for artists in drawn.values() for artist in artists]
     ax.legend(handles, [h.get_label() for h in handles], loc="best", fontsize=8)
     return line
+
+
+def _gaps_of_both(line, label, metric):
+    """`label`'s losses, NaN also where its metric (drawn beside them) is not finite: a point is a gap in either."""
+    if metric is None:
+        return line.values(label)
+    return np.where(np.isfinite(line.values(label, metric)), line.values(label), np.nan)
 
 
 def plot_surface(

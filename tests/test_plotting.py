@@ -497,6 +497,10 @@ def test_lines_are_drawn_over_their_coordinates_and_note_gaps_in_the_metric_draw
     gap = LossLine(coords, {"train": np.array([0.1, np.nan, 0.2, 0.3])}, {"train": {"accuracy": np.ones(4)}})
     note = plot_interpolation(gap).artists_["not_finite"]
     assert note.axes is gap.ax_ and note.get_text() == "1 of 4 points not finite (gaps)"
+    assert drawn.artists_["not_finite"].get_text() == "1 of 4 points not finite (gaps)"  # the metric's gap
+    both = LossLine(coords, {"train": np.array([0.1, np.nan, 0.2, 0.3])},
+                    {"train": {"accuracy": np.array([1.0, np.nan, np.nan, 1.0])}})
+    assert plot_interpolation(both).artists_["not_finite"].get_text() == "2 of 4 points not finite (gaps)"
     assert drawn.ax_.yaxis.label.get_color() == "C0" and drawn.axes_["metric"].yaxis.label.get_color() == "C3"
     plt.close("all")
 

@@ -117,22 +117,20 @@ def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4
     """
     import matplotlib.pyplot as plt
 
-    from losslandscape.contour_levels import default_levels
-    from losslandscape.plotting import colorbar_beside, shared_scale, surface_kind
+    from losslandscape.plotting import colorbar_beside
 
     count = len(series.landscapes)
     if count == 0:
         raise ValueError("The series holds no landscapes.")
     surfaces = isinstance(series.landscapes[0], LossSurface)
-    kind = surface_kind(kind) if surfaces else kind
+    if surfaces:
+        values, kind, levels, scale = _one_scale(series, kind, metric, label, levels)
+    else:
+        values = _values(series, metric, label)
     columns = min(columns, count)
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 0.6, 3.3 * rows), squeeze=False,
                                 layout="constrained")
-    values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
-    if levels is None and surfaces:
-        levels = default_levels(values, metric)
-    scale = shared_scale(kind, values, levels) if surfaces else {}
     for index, (landscape, epoch) in enumerate(zip(series.landscapes, series.epochs)):
         ax = axes[index // columns][index % columns]
         if surfaces:
@@ -148,7 +146,7 @@ def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4
     series.colorbar_ = None
     if surfaces and kind != "contour":
         shown = [ax for ax in axes.ravel() if ax.get_visible()]
-        series.colorbar_ = colorbar_beside(shown, series.landscapes[-1].artists_[kind], metric, np.asarray(levels))
+        series.colorbar_ = colorbar_beside(shown, series.landscapes[-1].artists_[kind], metric, levels)
     series.figure_, series.axes_ = figure, axes
     return series
 
@@ -168,8 +166,7 @@ def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind:
     import matplotlib.animation as animation
     import matplotlib.pyplot as plt
 
-    from losslandscape.contour_levels import default_levels
-    from losslandscape.plotting import colorbar_beside, shared_scale, surface_kind
+    from losslandscape.plotting import colorbar_beside
 
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
@@ -180,10 +177,7 @@ def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind:
     if not series.landscapes or not isinstance(series.landscapes[0], LossSurface):
         raise ValueError("animate_series draws surfaces; this series holds none.")
     check_writable(path)
-    values = np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
-    levels = default_levels(values, metric)
-    kind = surface_kind(kind)
-    scale = shared_scale(kind, values, levels)
+    _, kind, levels, scale = _one_scale(series, kind, metric, label, None)
     figure = plt.figure(figsize=(5, 4.2), layout="constrained")
 
     def draw(index):
@@ -199,3 +193,20 @@ def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind:
     writer = animation.PillowWriter(fps=fps) if extension == ".gif" else animation.FFMpegWriter(fps=fps)
     movie.save(path, writer=writer)
     plt.close(figure)
+
+
+def _values(series, metric, label):
+    """Every value of `metric` for `label` across the series, flat."""
+    return np.concatenate([np.ravel(landscape.values(label, metric)) for landscape in series.landscapes])
+
+
+def _one_scale(series, kind, metric, label, levels):
+    """The values, plot kind, levels (chosen from all the values unless given) and colour scale shared by the
+    panels or frames of a series of surfaces."""
+    from losslandscape.contour_levels import default_levels
+    from losslandscape.plotting import shared_scale, surface_kind
+
+    values = _values(series, metric, label)
+    kind = surface_kind(kind)
+    levels = np.asarray(default_levels(values, metric) if levels is None else levels)
+    return values, kind, levels, shared_scale(kind, values, levels)

@@ -57,6 +57,15 @@ def test_by_default_contour_lines_four_to_a_row_without_a_colour_bar():
         plot_series(LandscapeSeries([], [], [], []))
 
 
+def test_a_bad_kind_or_label_is_refused_before_a_figure_is_opened():
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="'volume'"):
+        plot_series(surfaces(2), kind="volume")
+    with pytest.raises(KeyError, match="'validation'"):
+        plot_series(surfaces(2), label="validation")
+    assert plt.get_fignums() == before
+
+
 def test_line_panels_draw_one_label_or_all_on_the_range_of_every_panel():
     lines = [LossLine(X, {"train": (e + 1) * X**2, "test": (e + 1) * X**2 + 1},
                       {"train": {"accuracy": 1 - X**2}, "test": {"accuracy": 0.5 - X**2 / (e + 1)}}) for e in range(3)]

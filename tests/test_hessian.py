@@ -154,3 +154,143 @@ def test_the_tolerance_is_relative_so_scaling_the_loss_changes_no_iteration_coun
     large = hessian_directions(scaled, (x, y), k=1, tolerance=1e-3, verbose=0)
     assert large.iterations == plain.iterations and plain.iterations[0] < 100
     np.testing.assert_allclose(large.eigenvalues, 1e4 * plain.eigenvalues, rtol=1e-4)
+
+
+def _counted_products(monkeypatch):
+    """A list that grows by one at each Hessian-vector product the library computes."""
+    from losslandscape.backends import current_backend
+
+    backend = current_backend()
+    original = backend.hessian_vector_product
+    calls = []
+
+    def counting(*args):
+        product = original(*args)
+
+        def counted(vector):
+            calls.append(1)
+            return product(vector)
+
+        return counted
+
+    monkeypatch.setattr(backend, "hessian_vector_product", counting)
+    return calls
+
+
+def _rademacher_trace(hessian, seed, samples):
+    """mean(vᵀHv) over the seed's Rademacher vectors, drawn as the library draws them (kernel (3, 1), bias (1,))."""
+    generator = np.random.default_rng(seed)
+    forms = []
+    for _ in range(samples):
+        v = np.concatenate([generator.choice([-1.0, 1.0], size=(3, 1)).ravel(), generator.choice([-1.0, 1.0], size=1)])
+        forms.append(v @ hessian @ v)
+    return np.mean(forms)
+
+
+def test_the_summary_by_default_is_seed_0s_lambda_max_with_the_penalty_and_100_rademacher_samples(
+        regularized_regression, monkeypatch, capsys):
+    model, data, hessian = regularized_regression
+    calls = _counted_products(monkeypatch)
+    summary = hessian_spectrum_summary(model, data)
+    assert "101/101 steps in" in capsys.readouterr().out
+    products = len(calls)
+    top = hessian_directions(model, data, k=1, verbose=0)  # seed 0, tolerance 1e-4, at most 100 iterations
+    assert products == top.iterations[0] + 100 and top.iterations[0] < 100
+    assert summary["lambda_max"] == top.eigenvalues[0]
+    np.testing.assert_allclose(summary["lambda_max"], np.linalg.eigvalsh(hessian)[-1], rtol=1e-3)
+    assert summary["trace"] == pytest.approx(_rademacher_trace(hessian, 0, 100), rel=1e-4)
+
+
+def test_by_default_power_iteration_stops_after_100_products(monkeypatch):
+    """Eigenvalues 1.0 and 0.98: the estimate still moves after 100 iterations, which are the default's cap."""
+    x = np.array([[1.0, 0.0], [0.0, 0.98**0.5], [-1.0, 0.0], [0.0, -(0.98**0.5)]], "float32")
+    data = (x, np.zeros((4, 1), "float32"))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mse")
+    calls = _counted_products(monkeypatch)
+    assert hessian_directions(model, data, k=1, tolerance=0.0, verbose=0).iterations == [100]
+    assert len(calls) == 100
+    calls.clear()
+    hessian_spectrum_summary(model, data, trace_samples=1, tolerance=0.0, verbose=0)
+    assert len(calls) == 100 + 1  # λ_max's iterations, then one Rademacher sample
+
+
+def test_the_summary_passes_the_sample_limit_batch_size_and_seed_on(linear_regression):
+    import tensorflow as tf
+
+    model, (x, y), _ = linear_regression
+    design = np.hstack([x[:100], np.ones((100, 1))]).astype(np.float64)
+    summary = hessian_spectrum_summary(model, (x, y), max_samples=100, trace_samples=1, tolerance=1e-9,
+                                       max_iterations=1000, verbose=0)
+    np.testing.assert_allclose(summary["lambda_max"], np.linalg.eigvalsh(2 * design.T @ design / 100)[-1], rtol=1e-4)
+    short = dict(trace_samples=1, max_iterations=2, tolerance=0.0, seed=3, verbose=0)
+    early = hessian_directions(model, (x, y), k=1, max_iterations=2, tolerance=0.0, seed=3, verbose=0)
+    assert hessian_spectrum_summary(model, (x, y), **short)["lambda_max"] == early.eigenvalues[0]
+    with pytest.raises(ValueError, match="`batch_size` must be None"):
+        hessian_spectrum_summary(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(50), batch_size=7, verbose=0)
+
+
+def test_one_trace_sample_has_no_standard_error_and_no_warning(linear_regression):
+    import warnings
+
+    model, data, _ = linear_regression
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's, for the standard deviation of one value
+        summary = hessian_spectrum_summary(model, data, trace_samples=1, verbose=0)
+    assert np.isnan(summary["trace_standard_error"])
+
+
+def test_power_iteration_counts_and_stops_exactly(linear_regression, monkeypatch):
+    """A 1×1 Hessian 2·mean(x²) = 0.5 is found exactly at the second iteration, which changes nothing; each
+    iteration is one product."""
+    x = np.array([[0.5], [-0.5]], "float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mse")
+    calls = _counted_products(monkeypatch)
+    found = hessian_directions(model, (x, np.zeros((2, 1), "float32")), k=1, tolerance=0.0, verbose=0)
+    assert found.iterations == [2] and len(calls) == 2
+    assert found.eigenvalues[0] == pytest.approx(0.5, rel=1e-6) and abs(float(found.directions[0][0][0, 0])) == 1.0
+    regression, data, hessian = linear_regression
+    calls.clear()
+    capped = hessian_directions(regression, data, k=1, max_iterations=3, tolerance=0.0, seed=5, verbose=0)
+    assert len(calls) == 3
+    generator = np.random.default_rng(5)  # the seed's start, three products later
+    vector = np.concatenate([generator.standard_normal((3, 1)).ravel(), generator.standard_normal(1)])
+    for _ in range(3):
+        vector = hessian @ vector / np.linalg.norm(hessian @ vector)
+    np.testing.assert_allclose(np.concatenate([a.ravel() for a in capped.directions[0]]), vector, rtol=1e-4)
+
+
+def test_a_loss_linear_in_the_weights_has_a_zero_hessian_and_finite_directions():
+    x = np.array([[1.0], [2.0]], "float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(loss=lambda target, prediction: keras.ops.mean(prediction, axis=-1))
+    found = hessian_directions(model, (x, np.zeros((2, 1), "float32")), k=1, verbose=0)
+    assert found.eigenvalues.tolist() == [0.0] and found.iterations == [1]
+    assert all(np.isfinite(a).all() for a in found.directions[0])
+
+
+def test_a_model_whose_only_loss_is_its_penalty_has_the_penalty_hessian(linear_regression):
+    """L2(0.5)·‖W‖² has the Hessian 1.0 on each kernel entry and 0 on the bias."""
+    _, data, _ = linear_regression
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.5))])
+    model.compile()
+    found = hessian_directions(model, data, k=1, verbose=0)
+    assert found.eigenvalues[0] == pytest.approx(1.0, rel=1e-4)
+    assert found.directions[0][1].tolist() == pytest.approx([0.0], abs=1e-6)
+
+
+def test_only_the_first_eigenvector_is_timed_as_a_compiling_call(linear_regression, monkeypatch):
+    import losslandscape.hessian
+
+    added = []
+
+    class Recorded(losslandscape.hessian.Progress):
+        def add(self, count, first_call=False):
+            added.append((count, first_call))
+            super().add(count, first_call)
+
+    monkeypatch.setattr(losslandscape.hessian, "Progress", Recorded)
+    model, data, _ = linear_regression
+    hessian_directions(model, data, k=3, max_iterations=2, verbose=0)
+    assert added == [(1, True), (1, False), (1, False)]

@@ -287,12 +287,21 @@ class HessianVectorProduct(base.HessianVectorProduct):
             with tf.GradientTape() as inner:
                 y_pred = self._model(x, training=False)
                 loss = batch_loss(self._model, x, y, y_pred, sample_weight, self._include_regularization)
-            gradients = inner.gradient(loss, self._variables, unconnected_gradients="zero")
+            gradients = _gradients_or_zeros(inner, loss, self._variables)
             directional = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(gradients, vector)])
-        products = outer.gradient(directional, self._variables, unconnected_gradients="zero")
+        products = _gradients_or_zeros(outer, directional, self._variables)
         batch_size = tf.cast(batch_size_of(x), self._variables[0].dtype)
         for total, product in zip(self._sums, products):
             total.assign_add(product * batch_size)
+
+
+def _gradients_or_zeros(tape, target, variables):
+    """The tape's gradients of `target`, zeros for variables it does not depend on.
+
+    TensorFlow's own `unconnected_gradients="zero"` fails on Keras variables, whose dtype is a string.
+    """
+    gradients = tape.gradient(target, variables)
+    return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(gradients, variables)]
 
 
 # A batch step of K stacked points reads at least this many input values (K × samples × values per sample).

@@ -149,3 +149,51 @@ def test_samples_of_another_rank_are_refused_even_where_their_leading_sizes_matc
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         check_data_fits_model(model, extra_axis, "'train'")
     check_data_fits_model(model, prepare_data((np.ones((4, 5), "float32"), np.ones((4, 1), "float32"))), "'train'")
+
+
+def test_resident_arrays_are_checked_in_full_not_by_their_first_batch():
+    model = _classifier("sparse_categorical_crossentropy")
+    x, y = np.zeros((40, 2), "float32"), np.zeros(40, "int64")
+    y[-1] = 7  # in the last batch of 4
+    with pytest.raises(ValueError, match=f"^{re.escape(_range_message(7))}$"):
+        check_data_fits_model(model, prepare_data((x, y), batch_size=4), "'train'")
+    x[-1, 0] = np.nan
+    with pytest.warns(UserWarning, match=r"holds 1 NaN or infinite input values \(of 80\)"):
+        check_data_fits_model(_classifier("mse", units=1), prepare_data((x, np.zeros((40, 1), "float32")),
+                                                                        batch_size=4), "'train'")
+
+
+def test_the_input_that_does_not_fit_is_named_among_several():
+    first, second = keras.Input((8,)), keras.Input((4,))
+    model = keras.Model([first, second], keras.layers.Dense(1)(keras.layers.Concatenate()([first, second])))
+    model.compile(loss="mse")
+    data = prepare_data(((np.zeros((2, 8), "float32"), np.zeros((2, 5), "float32")), np.zeros((2, 1), "float32")))
+    with pytest.raises(ValueError) as error:
+        check_data_fits_model(model, data, "'train'")
+    assert str(error.value) == ("The data 'train' has samples of shape (5,) (input 1), but the model expects (4,). "
+                                "Pass data that matches the model's input.")
+
+
+def test_labels_the_check_cannot_read_are_left_to_keras():
+    model = _classifier("sparse_categorical_crossentropy")
+    x = np.zeros((2, 2), "float32")
+    check_data_fits_model(model, prepare_data((x, np.array(["cat", "dog"]))), "'train'")  # not numbers
+    assert _refusal(model, [9]) == _range_message(9)  # a single sample is checked
+    two = _classifier("sparse_categorical_crossentropy", units=2)
+    assert "one value per class (one-hot)" in _refusal(two, np.eye(2, dtype="float32")[[0, 1, 1]])
+    inputs = keras.Input((2,))
+    outputs = {"a": keras.layers.Dense(3)(inputs), "b": keras.layers.Dense(3)(inputs)}
+    both = keras.Model(inputs, outputs)
+    both.compile(loss="sparse_categorical_crossentropy")
+    check_data_fits_model(both, prepare_data((x, {"a": np.array([0, 1]), "b": np.array([2, 0])})), "'train'")
+
+
+@tensorflow_only
+def test_batches_whose_sizes_equal_the_features_or_are_unknown_pass():
+    import tensorflow as tf
+
+    dense = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    check_dataset_is_batched(dense, tf.data.Dataset.from_tensor_slices(np.zeros((16, 8), "float32")).batch(8),
+                             "'train'")  # batches of (None, 8), and of (8, 8)
+    check_dataset_is_batched(dense, tf.data.Dataset.from_tensor_slices(np.zeros((16, 8), "float32")).batch(
+        8, drop_remainder=True), "'train'")

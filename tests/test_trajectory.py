@@ -23,7 +23,8 @@ def test_recorder_stores_the_start_and_every_epoch(small_mlp, regression_data, t
     x, y = regression_data
     start = np.concatenate([w.numpy().ravel() for w in small_mlp.trainable_weights])
     path = tmp_path / "trajectory.h5"
-    small_mlp.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[TrajectoryRecorder(path)])
+    recorder = TrajectoryRecorder(path)  # kept, as a user keeps it: the file must still be closed after the fit
+    small_mlp.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[recorder])
     trajectory = load_trajectory(path)
     assert trajectory.weights.shape == (4, start.size)
     np.testing.assert_array_equal(trajectory.epochs, [0, 1, 2, 3])
@@ -33,6 +34,8 @@ def test_recorder_stores_the_start_and_every_epoch(small_mlp, regression_data, t
     restored = trajectory.unflatten(trajectory.weights[-1])
     for array, variable in zip(restored, small_mlp.trainable_weights):
         np.testing.assert_array_equal(array, variable.numpy())
+    small_mlp.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[TrajectoryRecorder(path)])  # the first one closed it
+    np.testing.assert_array_equal(load_trajectory(path).epochs, [0, 1])
 
 
 def test_recorder_every_n_steps(small_mlp, regression_data, tmp_path):

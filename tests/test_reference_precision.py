@@ -218,3 +218,24 @@ def test_one_reduced_layer_is_enough_for_a_float32_copy_and_regularization_is_pa
         assert a["loss"] == pytest.approx(evaluate_at(exact, weights, x=x, y=y, batch_size=128)["loss"], rel=1e-6)
         penalty = 0.5 * float(np.sum(weights[0].astype(np.float64) ** 2))
         assert a["loss"] - b["loss"] == pytest.approx(penalty, rel=1e-4)
+
+
+def test_a_float32_model_is_its_own_reference_and_a_copy_is_made_in_float32(classifier, monkeypatch):
+    import losslandscape.reference_precision as reference_precision
+    from losslandscape.datasets import prepare_data
+    from losslandscape.precision import with_dtype_policy
+
+    model, x, y = classifier
+    copies = []
+
+    def recorded(model, policy):
+        copies.append(policy)
+        return with_dtype_policy(model, policy)
+
+    monkeypatch.setattr(reference_precision, "with_dtype_policy", recorded)
+    directions = random_directions(model, seed=4)
+    origin = [v.numpy() for v in model.trainable_variables]
+    full_precision_values(model, prepare_data((x, y)), origin, directions, True)
+    assert copies == []  # nothing to copy: its arithmetic is already exact
+    full_precision_values(with_dtype_policy(model, "mixed_bfloat16"), prepare_data((x, y)), origin, directions, True)
+    assert copies == ["float32"]

@@ -158,3 +158,23 @@ def test_what_counts_as_interactive_and_that_empty_work_shows_nothing(monkeypatc
     empty = Progress(0, stream=out)
     empty.close()
     assert out.getvalue() == ""
+
+
+def test_every_call_that_compiled_is_left_out_of_the_rate(clock):
+    progress = Progress(10, stream=io.StringIO())
+    clock.now = 5.0
+    progress.add(1, first_call=True)
+    clock.now = 10.0
+    progress.add(1, first_call=True)
+    clock.now = 12.0
+    progress.add(2)  # 2 points in the 2 s that count
+    assert progress.seconds_left() == pytest.approx(6.0)
+
+
+def test_a_log_line_at_each_tenth_where_the_total_is_not_a_multiple_of_ten(clock):
+    out = io.StringIO()
+    progress = Progress(15, stream=out)
+    for _ in range(15):
+        clock.now += 1.0
+        progress.add(1)
+    assert [int(line.split("/")[0]) for line in out.getvalue().splitlines()] == [2, 3, 5, 6, 8, 9, 11, 12, 14, 15]

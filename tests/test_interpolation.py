@@ -21,11 +21,13 @@ def two_solutions(image_data):
     return model_a, model_b
 
 
-def test_endpoints_equal_each_models_evaluate_and_midpoint_mixes_batchnorm_states(two_solutions, image_data):
+def test_endpoints_equal_each_models_evaluate_and_midpoint_mixes_batchnorm_states(two_solutions, image_data,
+                                                                                  capsys):
     x, y, _ = image_data
     model_a, model_b = two_solutions
     before_a, before_b = all_state(model_a), all_state(model_b)
     line = interpolate(model_a, model_b, ((x, y), (x[:100], y[:100])), coords=[0.0, 0.5, 1.0], verbose=0)
+    assert capsys.readouterr().out == ""
     assert_same_state(before_a, all_state(model_a))
     assert_same_state(before_b, all_state(model_b))
     for label, (data_x, data_y) in (("train", (x, y)), ("test", (x[:100], y[:100]))):

@@ -36,3 +36,57 @@ def test_module_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "losslandscape", "demo", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "--points" in result.stdout
+
+
+def test_the_demos_split_and_model_are_seeded_as_documented():
+    from sklearn.datasets import load_digits
+
+    from losslandscape.demo import digits_mlp, load_digits_split
+
+    (x_train, y_train), (x_test, y_test) = load_digits_split(seed=3)
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(3).permutation(len(x))
+    np.testing.assert_array_equal(x_train, (x[order[:1297]] / 16.0).astype("float32"))
+    np.testing.assert_array_equal(x_test, (x[order[1297:]] / 16.0).astype("float32"))
+    np.testing.assert_array_equal(y_train, y[order[:1297]])
+    np.testing.assert_array_equal(y_test, y[order[1297:]])
+    assert x_train.dtype == np.float32 and len(x_test) == 500
+    model = digits_mlp(seed=1)
+    assert [(layer.units, layer.activation.__name__) for layer in model.layers] == [(64, "relu"), (10, "softmax")]
+    assert model.loss == "sparse_categorical_crossentropy"
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert sorted(model.evaluate(x_test, y_test, verbose=0, return_dict=True)) == ["accuracy", "loss"]
+    for a, b in zip(model.get_weights(), digits_mlp(seed=1).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.get_weights()[0], digits_mlp(seed=2).get_weights()[0])
+
+
+def test_the_demo_says_what_it_trained_and_wrote(tmp_path, capsys, monkeypatch):
+    import losslandscape.demo as demo
+
+    drawn = []
+
+    def recorded(plot):
+        def call(*args, **kwargs):
+            drawn.append(plot(*args, **kwargs))
+            return drawn[-1]
+
+        return call
+
+    for name in ("plot_loss", "plot_loss_3D"):
+        monkeypatch.setattr(demo, name, recorded(getattr(demo, name)))
+    paths = run_demo(tmp_path, points=3, epochs=1, seed=0)
+    line, _ = drawn
+    assert line.labels == ["train", "test"] and line.coords.size == 3 and line.settings["seed"] == 0
+    assert line.settings["num_samples"] == {"train": 1297, "test": 500}
+    assert line.ax_.get_title() == "digits MLP: loss along one filter-normalized direction"
+    out = capsys.readouterr().out
+    names = {"line": "loss_1d.png", "contour": "loss_contour.png", "surface": "loss_3d.png", "h5": "surface.h5"}
+    assert paths == {key: tmp_path / name for key, name in names.items()}
+    surface = load_surface(paths["h5"])
+    assert surface.losses["train"].shape == (3, 3) and surface.labels == ["train"]
+    assert surface.settings["seed"] == 0 and surface.settings["num_samples"] == {"train": 1297}
+    assert "Trained a 64-64-10 MLP on digits for 1 epochs: test accuracy 0." in out
+    assert f"Loss at θ0: {surface.losses['train'][1, 1]:.4f}; surface 3×3 in " in out
+    assert out.rstrip().endswith("\n".join(f"wrote {paths[key]}" for key in names))
+    assert paths["contour"].read_bytes() != paths["surface"].read_bytes()

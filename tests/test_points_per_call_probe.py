@@ -97,3 +97,76 @@ def test_the_agreement_is_described_with_what_the_chosen_k_erred():
         "TF32, so K points are checked against exact float32: one point per call errs 1.0e-03, K points may err 2.0e-03")
     rule["largest_difference"] = 1.5e-3
     assert probe.describe_agreement(rule).endswith("K points may err 2.0e-03 and erred 1.5e-03")
+
+
+class _Stub:
+    """An evaluator of `points_per_call` whose loss at a row is (1 + its first coefficient), off by `error` relatively."""
+
+    def __init__(self, points_per_call, error=0.0):
+        self.points_per_call = points_per_call
+        self.error = error
+        self.uncompiled = 0
+
+    def evaluate(self, rows):
+        return [{"loss": (1.0 + float(row[0])) * (1.0 + self.error)} for row in rows]
+
+    def evaluate_uncompiled(self, rows):
+        self.uncompiled += 1
+        return self.evaluate(rows)
+
+
+def _probed(monkeypatch, seconds, errors=None, setups=None, parameters=1000, **options):
+    """`fastest_evaluator` on a grid of 4096 points with stubs whose seconds per point, compile seconds beyond the
+    timed call, and relative errors are given per points per call."""
+    errors, setups = errors or {}, setups or {}
+    monkeypatch.setattr(probe, "time_evaluator", lambda evaluator, rows, k: (
+        evaluator.evaluate(rows[: 2 * k]), seconds[evaluator.points_per_call], setups.get(evaluator.points_per_call, 0.0)))
+    per_point = _Stub(1, errors.get(1, 0.0))
+    grid = np.linspace(0.0, 1.0, 4096)[:, None]
+    chosen, _, agreement = probe.fastest_evaluator(per_point, lambda k: _Stub(k, errors.get(k, 0.0)), grid, parameters,
+                                                   2, **options)
+    return per_point, chosen, agreement
+
+
+def test_k_grows_while_faster_in_agreement_and_worth_its_compile_time(monkeypatch, capsys):
+    seconds = {1: 1e-3, 16: 1e-4, 64: 5e-5, 256: 5e-5}
+    even = 0.5 * 4096 * 1e-4  # compiling 16 per call cost exactly half of what the grid still takes at that speed
+    _, chosen, agreement = _probed(monkeypatch, seconds, {16: 2e-6, 64: 3e-6}, {16: even}, convolutional=True)
+    assert chosen.points_per_call == 64 and agreement["largest_difference"] == pytest.approx(3e-6, rel=1e-4)
+    assert capsys.readouterr().out.strip().endswith(
+        "; using 64 points per call: 256 points per call are not faster")  # as fast is not faster
+    _, chosen, _ = _probed(monkeypatch, seconds, setups={16: even * 1.001}, convolutional=True)
+    assert chosen.points_per_call == 16
+    assert "1 per call 1; 16 per call 0.1; K points must agree with one point per call to 1e-05; using 16 points per " \
+           "call: compiling more points per call would cost more than it can save" in capsys.readouterr().out
+    per_point, chosen, _ = _probed(monkeypatch, seconds, {16: 2e-5}, convolutional=True)
+    assert chosen is per_point
+    assert "with 16 points per call, `loss` was 1.000264 where one point per call gave 1.000244 (relative difference " \
+           "2.0e-05, more than 1.0e-05)" in capsys.readouterr().out
+
+
+def test_a_small_dense_model_is_not_timed_one_point_per_call(monkeypatch, capsys):
+    per_point, chosen, _ = _probed(monkeypatch, {16: 1e-4, 64: 5e-5, 256: 5e-5})
+    assert per_point.uncompiled == 1 and chosen.points_per_call == 256
+    assert "one per call not timed: no convolutions and 1,000 weights, which run faster stacked" in \
+           capsys.readouterr().out
+
+
+def test_reduced_arithmetic_is_checked_against_the_exact_values_of_the_first_points(monkeypatch, capsys):
+    asked = []
+
+    def exact(rows):
+        asked.append(np.array(rows))
+        return _Stub(1).evaluate(rows)
+
+    seconds = {1: 1e-3, 16: 1e-4, 64: 5e-5}
+    _, chosen, agreement = _probed(monkeypatch, seconds, {1: 1e-3, 16: 1.5e-3, 64: 2.5e-3}, convolutional=True,
+                                   full_precision=exact, reduced="the model computes in bfloat16")
+    np.testing.assert_array_equal(asked[0], np.linspace(0.0, 1.0, 4096)[:16, None])
+    assert chosen.points_per_call == 16
+    assert agreement["compared_with"] == "exact float32" and agreement["reduced_because"] == "the model computes in bfloat16"
+    assert agreement["one_point_error"] == pytest.approx(1e-3, rel=1e-2)  # relative to the larger: 1e-3 / 1.001
+    assert agreement["tolerance"] == pytest.approx(2e-3, rel=1e-2)
+    assert agreement["largest_difference"] == pytest.approx(1.5e-3, rel=1e-2)
+    assert "`loss` was 1.005438 where exact float32 gave 1.00293 (relative difference 2.5e-03, more than 2.0e-03)" in \
+        capsys.readouterr().out

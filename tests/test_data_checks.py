@@ -197,3 +197,13 @@ def test_batches_whose_sizes_equal_the_features_or_are_unknown_pass():
                              "'train'")  # batches of (None, 8), and of (8, 8)
     check_dataset_is_batched(dense, tf.data.Dataset.from_tensor_slices(np.zeros((16, 8), "float32")).batch(
         8, drop_remainder=True), "'train'")
+
+
+def test_a_sequence_classifiers_labels_are_checked_against_its_last_axis():
+    model = keras.Sequential([keras.Input((5, 2)), keras.layers.Dense(3)])  # 3 classes at each of 5 steps
+    model.compile(loss="sparse_categorical_crossentropy")
+    x = np.zeros((2, 5, 2), "float32")
+    check_data_fits_model(model, prepare_data((x, np.array([[0, 1, 2, 0, 1], [2, 2, 1, 0, 0]]))), "'train'")
+    assert _refusal(model, np.array([[0, 1, 2, 3, 1], [0, 0, 0, 0, 0]]), x) == _range_message(3)
+    one_hot = np.eye(3, dtype="float32")[np.zeros((2, 5), int)]
+    assert "labels of shape (2, 5, 3), one value per class (one-hot)" in _refusal(model, one_hot, x)

@@ -101,7 +101,7 @@ def test_the_defaults_two_eigenpairs_with_the_penalty_and_progress(regularized_r
     assert hessian_directions(model, data, k=2, max_iterations=3, tolerance=0.0, verbose=0).iterations == [3, 3]
 
 
-def test_the_sample_limit_and_a_seed_reach_the_eigenpairs(linear_regression):
+def test_the_sample_limit_and_a_seed_reach_the_eigenpairs(linear_regression, capsys):
     import tensorflow as tf
 
     model, (x, y), _ = linear_regression
@@ -112,6 +112,7 @@ def test_the_sample_limit_and_a_seed_reach_the_eigenpairs(linear_regression):
     again = hessian_directions(model, (x, y), k=1, max_samples=100, max_iterations=5, tolerance=0.0, seed=3, verbose=0)
     other = hessian_directions(model, (x, y), k=1, max_samples=100, max_iterations=5, tolerance=0.0, seed=3, verbose=0)
     np.testing.assert_array_equal(again.directions[0][0], other.directions[0][0])  # a seed gives one start
+    assert capsys.readouterr().out == ""  # verbose=0
     with pytest.raises(ValueError, match="`batch_size` must be None"):
         hessian_directions(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(50), batch_size=7, verbose=0)
 
@@ -215,7 +216,7 @@ def test_by_default_power_iteration_stops_after_100_products(monkeypatch):
     assert len(calls) == 100 + 1  # λ_max's iterations, then one Rademacher sample
 
 
-def test_the_summary_passes_the_sample_limit_batch_size_and_seed_on(linear_regression):
+def test_the_summary_passes_the_sample_limit_batch_size_and_seed_on(linear_regression, capsys):
     import tensorflow as tf
 
     model, (x, y), _ = linear_regression
@@ -226,6 +227,7 @@ def test_the_summary_passes_the_sample_limit_batch_size_and_seed_on(linear_regre
     short = dict(trace_samples=1, max_iterations=2, tolerance=0.0, seed=3, verbose=0)
     early = hessian_directions(model, (x, y), k=1, max_iterations=2, tolerance=0.0, seed=3, verbose=0)
     assert hessian_spectrum_summary(model, (x, y), **short)["lambda_max"] == early.eigenvalues[0]
+    assert capsys.readouterr().out == ""  # verbose=0
     with pytest.raises(ValueError, match="`batch_size` must be None"):
         hessian_spectrum_summary(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(50), batch_size=7, verbose=0)
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, assert_same_state, same_on_every_backend
+from conftest import all_state, assert_same_state, same_on_every_backend, tensorflow_only
 from losslandscape import compute_line, hessian_directions, hessian_spectrum_summary
 
 
@@ -296,3 +296,28 @@ def test_only_the_first_eigenvector_is_timed_as_a_compiling_call(linear_regressi
     model, data, _ = linear_regression
     hessian_directions(model, data, k=3, max_iterations=2, verbose=0)
     assert added == [(1, True), (1, False), (1, False)]
+
+
+def test_the_hessian_is_taken_in_inference_mode(linear_regression):
+    """Dropout is off at θ0, as in `model.evaluate`."""
+    _, (x, y), hessian = linear_regression
+    dropped = keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5), keras.layers.Dense(1)])
+    dropped.compile(loss="mse")
+    found = hessian_directions(dropped, (x, y), k=1, tolerance=1e-9, max_iterations=1000, verbose=0)
+    np.testing.assert_allclose(found.eigenvalues[0], np.linalg.eigvalsh(hessian)[-1], rtol=1e-4)
+
+
+@tensorflow_only  # JAX computes float64 as float32 unless x64 is enabled
+def test_a_float64_model_gets_float64_products(linear_regression):
+    _, (x, y), hessian = linear_regression
+    wide = keras.Sequential([keras.Input((3,), dtype="float64"), keras.layers.Dense(1, dtype="float64")])
+    wide.compile(loss="mse")
+    found = hessian_directions(wide, (x.astype("float64"), y.astype("float64")), k=1, tolerance=1e-12,
+                               max_iterations=1000, verbose=0)
+    assert found.directions[0][0].dtype == np.float64
+    np.testing.assert_allclose(found.eigenvalues[0], np.linalg.eigvalsh(hessian)[-1], rtol=1e-9)
+    penalty = keras.Sequential([keras.Input((3,), dtype="float64"),
+                                keras.layers.Dense(1, dtype="float64", kernel_regularizer=keras.regularizers.L2(0.5))])
+    penalty.compile()  # the bias is unconnected: its zero gradient in float64 too
+    found = hessian_directions(penalty, (x.astype("float64"), y.astype("float64")), k=1, verbose=0)
+    assert found.eigenvalues[0] == pytest.approx(1.0, rel=1e-9)

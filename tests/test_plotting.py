@@ -505,6 +505,22 @@ def test_lines_are_drawn_over_their_coordinates_and_note_gaps_in_the_metric_draw
     plt.close("all")
 
 
+def test_an_interpolation_of_four_datasets_on_given_axes_counts_each_datasets_gaps():
+    coords = np.array([0.0, 0.5, 1.0])
+    labels = ["a", "b", "c", "d"]
+    losses = {label: np.array([1.0, 2.0, 3.0]) for label in labels}
+    metrics = {label: {"accuracy": np.array([0.5, 0.6, 0.7])} for label in labels}
+    losses["c"] = np.array([1.0, np.nan, 3.0])  # a gap in one dataset's loss
+    metrics["d"]["accuracy"] = np.array([np.nan, 0.6, 0.7])  # and another in another's metric
+    fig, ax = plt.subplots()
+    line = plot_interpolation(LossLine(coords, losses, metrics), ax=ax)
+    assert line.ax_ is ax
+    assert [artist.get_linestyle() for artist in line.artists_["line"]] == ["-", "--", ":", "-."]
+    assert [artist.get_linestyle() for artist in line.artists_["metric"]] == ["-", "--", ":", "-."]
+    assert line.artists_["not_finite"].get_text() == "2 of 12 points not finite (gaps)"
+    plt.close("all")
+
+
 def test_a_surface_plot_is_linear_by_default_and_forgets_notes_of_an_earlier_plot():
     from matplotlib.colors import LogNorm
 

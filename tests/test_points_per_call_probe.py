@@ -89,6 +89,9 @@ def test_known_values_are_answered_once_from_memory_and_forgotten_on_rebind():
     known.rebind("origin", "directions")
     assert inner.rebound == [("origin", "directions")] and known.evaluate(np.array([[1.0]])) == [{"loss": 1.0}]
     assert probe.KnownValuesFirst(inner, np.empty((0, 1)), []).agreement is None
+    calls = len(inner.calls)
+    known = probe.KnownValuesFirst(inner, np.array([[3.0]]), [{"loss": 300.0}])
+    assert known.evaluate(np.array([[3.0]])) == [{"loss": 300.0}] and len(inner.calls) == calls  # no empty call
 
 
 def test_the_agreement_is_described_with_what_the_chosen_k_erred():
@@ -129,7 +132,7 @@ def _probed(monkeypatch, seconds, errors=None, setups=None, parameters=1000, **o
 
 
 def test_k_grows_while_faster_in_agreement_and_worth_its_compile_time(monkeypatch, capsys):
-    seconds = {1: 1e-3, 16: 1e-4, 64: 5e-5, 256: 5e-5}
+    seconds = {1: 1.234e-3, 16: 1e-4, 64: 5e-5, 256: 5e-5}
     even = 0.5 * 4096 * 1e-4  # compiling 16 per call cost exactly half of what the grid still takes at that speed
     _, chosen, agreement = _probed(monkeypatch, seconds, {16: 2e-6, 64: 3e-6}, {16: even}, convolutional=True)
     assert chosen.points_per_call == 64 and agreement["largest_difference"] == pytest.approx(3e-6, rel=1e-4)
@@ -137,12 +140,23 @@ def test_k_grows_while_faster_in_agreement_and_worth_its_compile_time(monkeypatc
         "; using 64 points per call: 256 points per call are not faster")  # as fast is not faster
     _, chosen, _ = _probed(monkeypatch, seconds, setups={16: even * 1.001}, convolutional=True)
     assert chosen.points_per_call == 16
-    assert "1 per call 1; 16 per call 0.1; K points must agree with one point per call to 1e-05; using 16 points per " \
+    assert "1 per call 1.23; 16 per call 0.1; K points must agree with one point per call to 1e-05; using 16 points per " \
            "call: compiling more points per call would cost more than it can save" in capsys.readouterr().out
     per_point, chosen, _ = _probed(monkeypatch, seconds, {16: 2e-5}, convolutional=True)
     assert chosen is per_point
     assert "with 16 points per call, `loss` was 1.000264 where one point per call gave 1.000244 (relative difference " \
            "2.0e-05, more than 1.0e-05)" in capsys.readouterr().out
+
+
+def test_k_points_that_run_out_of_memory_leave_one_point_per_call(monkeypatch, capsys):
+    def out_of_memory(k):
+        raise MemoryError
+
+    per_point = _Stub(1)
+    monkeypatch.setattr(probe, "time_evaluator", lambda evaluator, rows, k: (evaluator.evaluate(rows[: 2 * k]), 1e-3, 0.0))
+    chosen, _, _ = probe.fastest_evaluator(per_point, out_of_memory, np.zeros((4096, 1)), 1000, 2, convolutional=True)
+    assert chosen is per_point
+    assert capsys.readouterr().out.strip().endswith("using one point per call: 16 points per call run out of memory")
 
 
 def test_a_small_dense_model_is_not_timed_one_point_per_call(monkeypatch, capsys):

@@ -518,6 +518,8 @@ def test_an_interpolation_of_four_datasets_on_given_axes_counts_each_datasets_ga
     assert [artist.get_linestyle() for artist in line.artists_["line"]] == ["-", "--", ":", "-."]
     assert [artist.get_linestyle() for artist in line.artists_["metric"]] == ["-", "--", ":", "-."]
     assert line.artists_["not_finite"].get_text() == "2 of 12 points not finite (gaps)"
+    without_metric = LossLine(coords, {"a": np.ones(3), "b": np.array([1.0, np.inf, 1.0])}, {"a": {}, "b": {}})
+    assert plot_interpolation(without_metric).artists_["not_finite"].get_text() == "1 of 6 points not finite (gaps)"
     plt.close("all")
 
 

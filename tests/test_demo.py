@@ -1,7 +1,11 @@
+import re
 import subprocess
 import sys
 
+import inspect
+
 import h5py
+import keras
 import numpy as np
 import pytest
 
@@ -54,6 +58,7 @@ def test_the_demos_split_and_model_are_seeded_as_documented():
     model = digits_mlp(seed=1)
     assert [(layer.units, layer.activation.__name__) for layer in model.layers] == [(64, "relu"), (10, "softmax")]
     assert model.loss == "sparse_categorical_crossentropy"
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
     assert sorted(model.evaluate(x_test, y_test, verbose=0, return_dict=True)) == ["accuracy", "loss"]
     for a, b in zip(model.get_weights(), digits_mlp(seed=1).get_weights()):
@@ -61,10 +66,21 @@ def test_the_demos_split_and_model_are_seeded_as_documented():
     assert not np.array_equal(model.get_weights()[0], digits_mlp(seed=2).get_weights()[0])
 
 
+def test_the_demos_documented_defaults():
+    from losslandscape.demo import digits_mlp, load_digits_split
+
+    defaults = {name: p.default for name, p in inspect.signature(run_demo).parameters.items()}
+    assert defaults == {"output_dir": "losslandscape_demo", "points": 51, "epochs": 30, "seed": 0, "verbose": 1}
+    assert inspect.signature(load_digits_split).parameters["seed"].default == 0
+    assert inspect.signature(digits_mlp).parameters["seed"].default == 0
+
+
 def test_the_demo_says_what_it_trained_and_wrote(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
     import losslandscape.demo as demo
 
-    drawn = []
+    drawn, seeds = [], []
 
     def recorded(plot):
         def call(*args, **kwargs):
@@ -75,18 +91,26 @@ def test_the_demo_says_what_it_trained_and_wrote(tmp_path, capsys, monkeypatch):
 
     for name in ("plot_loss", "plot_loss_3D"):
         monkeypatch.setattr(demo, name, recorded(getattr(demo, name)))
-    paths = run_demo(tmp_path, points=3, epochs=1, seed=0)
+    split = demo.load_digits_split
+    monkeypatch.setattr(demo, "load_digits_split", lambda seed: seeds.append(seed) or split(seed))
+    folder = tmp_path / "nested" / "demo"  # created with its parents
+    paths = run_demo(folder, points=5, epochs=1)
+    out = capsys.readouterr().out
+    assert seeds == [0]
     line, _ = drawn
-    assert line.labels == ["train", "test"] and line.coords.size == 3 and line.settings["seed"] == 0
+    assert line.labels == ["train", "test"] and line.coords.size == 5 and line.settings["seed"] == 0
     assert line.settings["num_samples"] == {"train": 1297, "test": 500}
     assert line.ax_.get_title() == "digits MLP: loss along one filter-normalized direction"
-    out = capsys.readouterr().out
     names = {"line": "loss_1d.png", "contour": "loss_contour.png", "surface": "loss_3d.png", "h5": "surface.h5"}
-    assert paths == {key: tmp_path / name for key, name in names.items()}
+    assert paths == {key: folder / name for key, name in names.items()}
     surface = load_surface(paths["h5"])
-    assert surface.losses["train"].shape == (3, 3) and surface.labels == ["train"]
+    assert surface.losses["train"].shape == (5, 5) and surface.labels == ["train"]
     assert surface.settings["seed"] == 0 and surface.settings["num_samples"] == {"train": 1297}
-    assert "Trained a 64-64-10 MLP on digits for 1 epochs: test accuracy 0." in out
-    assert f"Loss at θ0: {surface.losses['train'][1, 1]:.4f}; surface 3×3 in " in out
+    assert out.startswith("Trained a 64-64-10 MLP on digits for 1 epochs: test accuracy 0.")  # Keras' own lines off
+    assert "10/10 points in" in out and "25/25 points in" in out  # the line's and the surface's progress
+    total = re.search(rf"Loss at θ0: {surface.losses['train'][2, 2]:.4f}; surface 5×5 in ([0-9.]+) s total", out)
+    assert total and 0 < float(total.group(1)) < 600
     assert out.rstrip().endswith("\n".join(f"wrote {paths[key]}" for key in names))
     assert paths["contour"].read_bytes() != paths["surface"].read_bytes()
+    for key in ("line", "contour", "surface"):
+        assert Image.open(paths[key]).info["dpi"] == pytest.approx((150, 150), abs=0.1)  # stored in dots per metre

@@ -330,7 +330,8 @@ def test_stale_temporaries_are_removed_and_other_files_are_never_replaced(tmp_pa
     assert not stale.exists() and len(load_series(path).landscapes) == 2
     model.save(tmp_path / "model.keras")
     before = (tmp_path / "model.keras").read_bytes()
-    with pytest.raises(ValueError, match="model.keras' exists and is not a series file, so it is not replaced"):
+    with pytest.raises(ValueError, match="model.keras' exists and is not a series file, so it is not replaced; pass "
+                                         "another path, or delete it first.$"):
         _fit(model, x, y, LandscapeCallback((x, y), tmp_path / "model.keras", kind="line", points=3))
     assert (tmp_path / "model.keras").read_bytes() == before
 

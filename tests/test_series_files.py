@@ -141,3 +141,34 @@ def test_a_missing_series_file_is_named(tmp_path):
     message = f"No series file at {str(tmp_path / 's.h5')!r}."
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
         load_series(tmp_path / "s.h5")
+
+
+def _sorted_values(artist):
+    return np.sort(np.ravel(np.ma.filled(artist.get_array(), np.nan)))
+
+
+def test_panels_and_frames_draw_the_values_of_the_label_and_metric_asked_for(monkeypatch, tmp_path):
+    series = plot_series(surfaces(2), kind="heatmap", metric="accuracy", label="test")
+    for landscape in series.landscapes:
+        np.testing.assert_allclose(_sorted_values(landscape.artists_["heatmap"]),
+                                   np.sort(np.ravel(landscape.metrics["test"]["accuracy"])))
+    assert len(series.figure_.axes) == 2 + 1  # one colour bar for both panels
+    drawn = []
+
+    def save(movie, path, writer=None):
+        movie._draw_was_started = True  # drawn here, frame by frame
+        for index in range(movie._save_count):
+            movie._func(index)
+            drawn.append((_sorted_values(movie._fig.axes[0].collections[0]), len(movie._fig.axes)))
+
+    monkeypatch.setattr(animation.Animation, "save", save)
+    animate_series(series, tmp_path / "movie.gif", kind="heatmap", metric="accuracy", label="test")
+    for (values, axes), landscape in zip(drawn, series.landscapes):
+        np.testing.assert_allclose(values, np.sort(np.ravel(landscape.metrics["test"]["accuracy"])))
+        assert axes == 2  # the frame and its one colour bar
+
+
+def test_levels_given_to_a_series_are_every_panels_levels():
+    series = plot_series(surfaces(3), kind="contourf", levels=[0.1, 1.0, 2.0, 4.0, 8.0])
+    for landscape in series.landscapes:
+        np.testing.assert_allclose(landscape.artists_["contourf"].levels, [0.1, 1.0, 2.0, 4.0, 8.0])

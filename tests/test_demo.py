@@ -1,14 +1,14 @@
+import inspect
 import re
 import subprocess
 import sys
-
-import inspect
 
 import h5py
 import keras
 import numpy as np
 import pytest
 
+from conftest import without_package
 from losslandscape import load_surface
 from losslandscape.cli import main
 from losslandscape.demo import run_demo
@@ -31,7 +31,7 @@ def test_demo_writes_its_four_files(tmp_path):
 
 def test_cli_demo_and_bad_arguments(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--points", "3", "--epochs", "1", "--quiet"]) == 0
-    assert (tmp_path / "surface.h5").exists()
+    assert (tmp_path / "surface.h5").exists() and capsys.readouterr().out == ""  # quiet: no progress either
     assert main(["demo", "--points", "1"]) == 2
     assert "--points must be >= 2" in capsys.readouterr().err
 
@@ -64,6 +64,15 @@ def test_the_demos_split_and_model_are_seeded_as_documented():
     for a, b in zip(model.get_weights(), digits_mlp(seed=1).get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(model.get_weights()[0], digits_mlp(seed=2).get_weights()[0])
+
+
+def test_without_scikit_learn_the_demo_names_the_extra_to_install(monkeypatch):
+    from losslandscape.demo import load_digits_split
+
+    without_package(monkeypatch, "sklearn")
+    with pytest.raises(ImportError, match=r"^The demo uses scikit-learn's digits data: `pip install "
+                                          r"'losslandscape\[demo\]'`\.$"):
+        load_digits_split()
 
 
 def test_the_demos_documented_defaults():

@@ -2,6 +2,7 @@ import inspect
 import re
 import subprocess
 import sys
+import warnings
 
 import h5py
 import keras
@@ -103,23 +104,28 @@ def test_the_demo_says_what_it_trained_and_wrote(tmp_path, capsys, monkeypatch):
     split = demo.load_digits_split
     monkeypatch.setattr(demo, "load_digits_split", lambda seed: seeds.append(seed) or split(seed))
     folder = tmp_path / "nested" / "demo"  # created with its parents
-    paths = run_demo(folder, points=5, epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. matplotlib's, where a headless figure is shown
+        paths = run_demo(folder, points=5, epochs=1)
     out = capsys.readouterr().out
     assert seeds == [0]
-    line, _ = drawn
+    line, surface = drawn
     assert line.labels == ["train", "test"] and line.coords.size == 5 and line.settings["seed"] == 0
     assert line.settings["num_samples"] == {"train": 1297, "test": 500}
     assert line.ax_.get_title() == "digits MLP: loss along one filter-normalized direction"
     names = {"line": "loss_1d.png", "contour": "loss_contour.png", "surface": "loss_3d.png", "h5": "surface.h5"}
     assert paths == {key: folder / name for key, name in names.items()}
-    surface = load_surface(paths["h5"])
-    assert surface.losses["train"].shape == (5, 5) and surface.labels == ["train"]
-    assert surface.settings["seed"] == 0 and surface.settings["num_samples"] == {"train": 1297}
+    saved = load_surface(paths["h5"])
+    assert saved.losses["train"].shape == (5, 5) and saved.labels == ["train"]
+    assert saved.settings["seed"] == 0 and saved.settings["num_samples"] == {"train": 1297}
     assert out.startswith("Trained a 64-64-10 MLP on digits for 1 epochs: test accuracy 0.")  # Keras' own lines off
     assert "10/10 points in" in out and "25/25 points in" in out  # the line's and the surface's progress
-    total = re.search(rf"Loss at θ0: {surface.losses['train'][2, 2]:.4f}; surface 5×5 in ([0-9.]+) s total", out)
+    total = re.search(rf"Loss at θ0: {saved.losses['train'][2, 2]:.4f}; surface 5×5 in ([0-9.]+) s total", out)
     assert total and 0 < float(total.group(1)) < 600
     assert out.rstrip().endswith("\n".join(f"wrote {paths[key]}" for key in names))
     assert paths["contour"].read_bytes() != paths["surface"].read_bytes()
-    for key in ("line", "contour", "surface"):
-        assert Image.open(paths[key]).info["dpi"] == pytest.approx((150, 150), abs=0.1)  # stored in dots per metre
+    for key, figure in (("line", line.figure_), ("contour", surface.figure_), ("surface", surface.figure_)):
+        with Image.open(paths[key]) as image:
+            assert image.info["dpi"] == pytest.approx((150, 150), abs=0.1)  # stored in dots per metre
+            whole = tuple(round(150 * inches) for inches in figure.get_size_inches())
+            assert image.size != whole  # cut to what is drawn (bbox_inches="tight")

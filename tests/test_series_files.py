@@ -153,22 +153,35 @@ def test_panels_and_frames_draw_the_values_of_the_label_and_metric_asked_for(mon
         np.testing.assert_allclose(_sorted_values(landscape.artists_["heatmap"]),
                                    np.sort(np.ravel(landscape.metrics["test"]["accuracy"])))
     assert len(series.figure_.axes) == 2 + 1  # one colour bar for both panels
-    drawn = []
+    assert all(landscape.ax_.child_axes == [] for landscape in series.landscapes)  # none of a panel's own
+    drawn, norms = [], []
 
     def save(movie, path, writer=None):
         movie._draw_was_started = True  # drawn here, frame by frame
         for index in range(movie._save_count):
             movie._func(index)
-            drawn.append((_sorted_values(movie._fig.axes[0].collections[0]), len(movie._fig.axes)))
+            ax = movie._fig.axes[0]
+            drawn.append((_sorted_values(ax.collections[0]), len(movie._fig.axes) + len(ax.child_axes)))
+            norms.append((ax.collections[0].norm.vmin, ax.collections[0].norm.vmax))
 
     monkeypatch.setattr(animation.Animation, "save", save)
     animate_series(series, tmp_path / "movie.gif", kind="heatmap", metric="accuracy", label="test")
     for (values, axes), landscape in zip(drawn, series.landscapes):
         np.testing.assert_allclose(values, np.sort(np.ravel(landscape.metrics["test"]["accuracy"])))
-        assert axes == 2  # the frame and its one colour bar
+        assert axes == 2  # the frame and its one colour bar, beside it
+    assert norms[0] == norms[1]  # one colour scale for every frame
 
 
 def test_levels_given_to_a_series_are_every_panels_levels():
     series = plot_series(surfaces(3), kind="contourf", levels=[0.1, 1.0, 2.0, 4.0, 8.0])
     for landscape in series.landscapes:
         np.testing.assert_allclose(landscape.artists_["contourf"].levels, [0.1, 1.0, 2.0, 4.0, 8.0])
+
+
+def test_line_panels_of_flat_or_missing_values_keep_matplotlibs_range(recwarn):
+    flat = [LossLine(X, {"train": np.full(X.size, 0.5)}, {"train": {}}) for _ in range(2)]
+    series = plot_series(LandscapeSeries(flat, [0, 1], [0, 1], [{}] * 2))
+    low, high = series.axes_[0][0].get_ylim()
+    assert low < 0.5 < high and not [w for w in recwarn if "identical low and high ylims" in str(w.message)]
+    missing = [LossLine(X, {"train": np.full(X.size, np.nan)}, {"train": {}})]
+    assert plot_series(LandscapeSeries(missing, [0], [0], [{}])).axes_.shape == (1, 1)

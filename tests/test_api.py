@@ -168,3 +168,34 @@ def test_plot_loss_shows_only_on_an_interactive_backend_or_when_asked(regularize
     plot_loss_3D(regularized_mlp, "levels", x, y, 2, show=False, verbose=0)
     assert shown == [1, 1]
     plt.close("all")
+
+
+def test_what_the_calls_say_write_and_refuse(regularized_mlp, data, tmp_path, capsys):
+    from PIL import Image
+
+    x, y, weights = data
+    plot_loss_3D(regularized_mlp, ("levels", "3d"), x, y, 3, save=tmp_path / "loss.png", verbose=0)
+    assert capsys.readouterr().out == ""  # verbose=0: no progress, no list of files
+    plot_loss_3D(regularized_mlp, ("levels", "3d"), x, y, 3, save=tmp_path / "loss.png")
+    out = capsys.readouterr().out
+    assert "9/9 points in" in out
+    assert f"losslandscape: wrote {tmp_path / 'loss_levels.png'} and {tmp_path / 'loss_3d.png'}, one file per plot " \
+           "type" in out
+    plot_loss_3D(regularized_mlp, "levels", x, y, 3, save=tmp_path / "one.png")
+    assert "one file per plot type" not in capsys.readouterr().out  # one file: the name given
+    with Image.open(tmp_path / "one.png") as image:
+        assert image.info["dpi"] == pytest.approx((150, 150), abs=0.1)
+    fig, ax = plt.subplots()
+    line = plot_loss(regularized_mlp, (x, y), number_of_points=3, ax=ax, verbose=0)
+    assert line.ax_ is ax and capsys.readouterr().out == ""
+    with pytest.raises(ValueError) as error:
+        plot_loss_3D(regularized_mlp, "levels", x, sample_weight=weights)
+    assert str(error.value) == ("`sample_weight` needs `y`: pass `plot_loss_3D(model, plot_type, x, y, "
+                                "sample_weight=...)`, or a dataset that yields `(x, y, sample_weight)` as `x`.")
+    with pytest.raises(ValueError, match=r"Pass one of them as `metric=`, or compile the model with it\.$"):
+        plot_loss(regularized_mlp, (x, y), metric="accuracy")
+    with pytest.raises(ValueError) as error:
+        plot_loss_3D(regularized_mlp, ("levels", "volume"), x, y)
+    assert str(error.value) == ("Unknown plot type ['volume']. Valid plot types: 'levels' and '3d' (or 'contour' "
+                                "and 'surface'), or a sequence of them such as ('levels', '3d').")
+    plt.close("all")

@@ -193,11 +193,12 @@ def edited(path, seal=True):
 
 
 # The longest work units first, so that pytest-xdist's two workers finish together: each backend's pass
-# (minutes, one subprocess), the reproductions' smoke runs, then the modules of 10 s or more in the inner loop
+# (minutes, one subprocess), the reproductions' smoke runs, then the modules of about 10 s or more in the inner loop
 # (`-m "not slow"`). Measured on 2 cores, 2026-12-05 and 2026-12-06.
 LONGEST_FIRST = ("tests/test_other_backends.py::TestOnTorch", "tests/test_other_backends.py::TestOnJax",
                  "tests/test_reproductions.py", "tests/test_series.py", "tests/test_engine.py",
-                 "tests/test_evaluator_cache.py", "tests/test_cli.py", "tests/test_distributed.py")
+                 "tests/test_evaluator_cache.py", "tests/test_cli.py", "tests/test_distributed.py", "tests/test_api.py",
+                 "tests/test_demo.py", "tests/test_hessian.py")
 
 
 def pytest_collection_modifyitems(items):

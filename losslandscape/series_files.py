@@ -57,7 +57,7 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
         if file.attrs.get("kind") != "series":
             raise ValueError(f"{os.fspath(path)!r} holds no series; read a single landscape with `load_surface`.")
         series = LandscapeSeries([], [], [], [])
-        for name in sorted((key for key in file if key.isdigit()), key=int):  # the root also holds raw directions
+        for name in landscape_names(file):
             group = file[name]
             reader = surface_from if group.attrs.get("kind") == "surface" else line_from
             series.landscapes.append(reader(group, f"{os.fspath(path)}/{name}"))
@@ -65,6 +65,14 @@ def load_series(path: Union[str, os.PathLike]) -> LandscapeSeries:
             series.steps.append(int(group.attrs["step"]))
             series.logs.append(json.loads(group.attrs["logs"]))
     return series
+
+
+def landscape_names(file: h5py.File) -> list[str]:
+    """The names of a series file's landscape groups ("0000", "0001", ...) in the order they were written.
+
+    Sorted as numbers: past 9999 the names grow a digit. The root also holds the raw directions, which are skipped.
+    """
+    return sorted((key for key in file if key.isdigit()), key=int)
 
 
 def check_replaceable_series(path: Union[str, os.PathLike]) -> None:
@@ -124,7 +132,7 @@ def plot_series(series: LandscapeSeries, kind: str = "contour", columns: int = 4
         raise ValueError("The series holds no landscapes.")
     surfaces = isinstance(series.landscapes[0], LossSurface)
     if surfaces:
-        values, kind, levels, scale = _one_scale(series, kind, metric, label, levels)
+        kind, levels, scale = _one_scale(series, kind, metric, label, levels)
     else:
         values = _values(series, metric, label)
     columns = min(columns, count)
@@ -177,7 +185,7 @@ def animate_series(series: LandscapeSeries, path: Union[str, os.PathLike], kind:
     if not series.landscapes or not isinstance(series.landscapes[0], LossSurface):
         raise ValueError("animate_series draws surfaces; this series holds none.")
     check_writable(path)
-    _, kind, levels, scale = _one_scale(series, kind, metric, label, None)
+    kind, levels, scale = _one_scale(series, kind, metric, label, None)
     figure = plt.figure(figsize=(5, 4.2), layout="constrained")
 
     def draw(index):
@@ -201,12 +209,12 @@ def _values(series, metric, label):
 
 
 def _one_scale(series, kind, metric, label, levels):
-    """The values, plot kind, levels (chosen from all the values unless given) and colour scale shared by the
-    panels or frames of a series of surfaces."""
+    """The plot kind, levels (chosen from all the values unless given) and colour scale shared by the panels or
+    frames of a series of surfaces."""
     from losslandscape.contour_levels import default_levels
     from losslandscape.plotting import shared_scale, surface_kind
 
     values = _values(series, metric, label)
     kind = surface_kind(kind)
     levels = np.asarray(default_levels(values, metric) if levels is None else levels)
-    return values, kind, levels, shared_scale(kind, values, levels)
+    return kind, levels, shared_scale(kind, values, levels)

@@ -25,7 +25,7 @@ from losslandscape.directions import filter_fan_in_axes, normalize_direction, ra
 from losslandscape.hashing import content_hash
 from losslandscape.hdf5_files import opened_for_reading, write_file_atomically
 from losslandscape.output_lock import exclusive_output
-from losslandscape.series_files import check_replaceable_series
+from losslandscape.series_files import check_replaceable_series, landscape_names
 
 RAW_DIRECTIONS = "raw_directions"
 # What a continuing run must match, by the name the user passes it under.
@@ -187,7 +187,7 @@ class SeriesWriter:
                 raw = load_directions(file[RAW_DIRECTIONS])
                 if _directions_hash(raw) != saved.get("raw_directions"):
                     raise ValueError(f"{self.path!r} is damaged: its raw directions differ from those it recorded.")
-            names = sorted((key for key in file if key.isdigit()), key=int)
+            names = landscape_names(file)
             last = None
             if names:
                 attrs = file[names[-1]].attrs

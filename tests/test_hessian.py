@@ -117,15 +117,21 @@ def test_the_sample_limit_and_a_seed_reach_the_eigenpairs(linear_regression, cap
         hessian_directions(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(50), batch_size=7, verbose=0)
 
 
+def _rademacher_forms(hessian, seed, samples):
+    """vᵀHv for each of the seed's Rademacher vectors, drawn as the library draws them (kernel (3, 1), bias (1,))."""
+    generator = np.random.default_rng(seed)
+    forms = []
+    for _ in range(samples):
+        v = np.concatenate([generator.choice([-1.0, 1.0], size=(3, 1)).ravel(), generator.choice([-1.0, 1.0], size=1)])
+        forms.append(v @ hessian @ v)
+    return forms
+
+
 def test_the_trace_estimate_and_its_error_are_those_of_the_seeds_rademacher_vectors(linear_regression, capsys):
     model, data, hessian = linear_regression
     summary = hessian_spectrum_summary(model, data, trace_samples=2, seed=4, tolerance=1e-9, max_iterations=1000)
     assert "3/3 steps in" in capsys.readouterr().out  # λ_max, then one step per sample
-    generator = np.random.default_rng(4)
-    forms = []
-    for _ in range(2):
-        v = np.concatenate([generator.choice([-1.0, 1.0], size=(3, 1)).ravel(), generator.choice([-1.0, 1.0], size=1)])
-        forms.append(v @ hessian @ v)
+    forms = _rademacher_forms(hessian, 4, 2)
     assert summary["trace"] == pytest.approx(np.mean(forms), rel=1e-4)
     assert summary["trace_standard_error"] == pytest.approx(np.std(forms, ddof=1) / np.sqrt(2), rel=1e-4, abs=1e-6)
     np.testing.assert_allclose(summary["lambda_max"], np.linalg.eigvalsh(hessian)[-1], rtol=1e-4)
@@ -178,14 +184,6 @@ def _counted_products(monkeypatch):
     return calls
 
 
-def _rademacher_trace(hessian, seed, samples):
-    """mean(vᵀHv) over the seed's Rademacher vectors, drawn as the library draws them (kernel (3, 1), bias (1,))."""
-    generator = np.random.default_rng(seed)
-    forms = []
-    for _ in range(samples):
-        v = np.concatenate([generator.choice([-1.0, 1.0], size=(3, 1)).ravel(), generator.choice([-1.0, 1.0], size=1)])
-        forms.append(v @ hessian @ v)
-    return np.mean(forms)
 
 
 def test_the_summary_by_default_is_seed_0s_lambda_max_with_the_penalty_and_100_rademacher_samples(
@@ -199,7 +197,7 @@ def test_the_summary_by_default_is_seed_0s_lambda_max_with_the_penalty_and_100_r
     assert products == top.iterations[0] + 100 and top.iterations[0] < 100
     assert summary["lambda_max"] == top.eigenvalues[0]
     np.testing.assert_allclose(summary["lambda_max"], np.linalg.eigvalsh(hessian)[-1], rtol=1e-3)
-    assert summary["trace"] == pytest.approx(_rademacher_trace(hessian, 0, 100), rel=1e-4)
+    assert summary["trace"] == pytest.approx(np.mean(_rademacher_forms(hessian, 0, 100)), rel=1e-4)
 
 
 def test_by_default_power_iteration_stops_after_100_products(monkeypatch):

@@ -58,7 +58,9 @@ def plot_loss(
         seed: Seed of the random direction.
         normalization: "filter" (the paper's), "layer", "model" or `None`.
         metric: What to draw: "loss" or a compiled metric name.
-        batch_size: Batch size for arrays (default 128).
+        batch_size: Batch size for arrays: by default 128 on a CPU; on a
+            GPU the largest that fits 1/16 of its memory (JAX and
+            PyTorch; see `losslandscape.batch_size_choice`).
         max_samples: Evaluate only the first `max_samples` samples.
         include_regularization: If `False`, plot the data loss alone.
         dtype_policy: Evaluate under this Keras dtype policy, e.g.
@@ -146,7 +148,9 @@ def plot_loss_3D(
         orthogonal: Make the second direction orthogonal to the first.
         metric: What to draw: "loss" or a compiled metric name.
         log: Logarithmic colour / z scale.
-        batch_size: Batch size (default 128).
+        batch_size: Batch size for arrays: by default 128 on a CPU; on a
+            GPU the largest that fits 1/16 of its memory (JAX and
+            PyTorch; see `losslandscape.batch_size_choice`).
         max_samples: Evaluate only the first `max_samples` samples.
         include_regularization: If `False`, plot the data loss alone.
         dtype_policy: Evaluate under this Keras dtype policy, e.g.

@@ -11,11 +11,11 @@ import numpy as np
 
 from losslandscape.backends import current_backend
 from losslandscape.backends.base import Batches, as_batch, is_tf_dataset
+from losslandscape.batch_size_choice import DEFAULT_BATCH_SIZE, default_batch_size
 from losslandscape.data_checks import check_data_fits_model, check_dataset_is_batched
 from losslandscape.dataset_length import batches_within_memory, check_not_endless, number_of_batches, refuse_unbounded
 from losslandscape.validation import check_positive_int
 
-DEFAULT_BATCH_SIZE = 128
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def prepare_data(
     max_samples: Optional[int] = None,
     max_batches: Optional[int] = None,
     stream: bool = False,
+    model: Optional[keras.Model] = None,
 ) -> Batches:
     """Validates one dataset and converts it, once, to batches the engine loops over.
 
@@ -95,12 +96,17 @@ def prepare_data(
         data: `(x, y)`, `(x, y, sample_weight)`, a `tf.data.Dataset` yielding
             batches (or, on the torch backend, a `torch.utils.data.DataLoader`),
             a `keras.utils.PyDataset` or an `NpzData`.
-        batch_size: Batch size for in-memory arrays (default 128).
+        batch_size: Batch size for in-memory arrays. By default 128, or,
+            given `model` on an accelerator, the largest that fits a share
+            of its memory (`losslandscape.batch_size_choice`).
         max_samples: Evaluate only the first `max_samples` samples.
-        max_batches: Evaluate only the first `max_batches` batches.
+        max_batches: Evaluate only the first `max_batches` batches (of 128
+            samples each when `batch_size` is not given).
         stream: For a `tf.data.Dataset` (or `DataLoader`) larger than memory:
             read it again at every point instead of keeping its batches in
             memory.
+        model: The model the data is for, which sizes the default batch on
+            an accelerator.
 
     Returns:
         The backend's batches object, with `num_samples` (how many samples
@@ -138,10 +144,11 @@ def prepare_data(
         if isinstance(data, keras.utils.PyDataset):
             data, batch_size = _concatenate_py_dataset(data, batch_size, max_samples, max_batches)
         arrays = _validated_arrays(data)
-        batch_size = batch_size or DEFAULT_BATCH_SIZE
-        limit = _sample_limit(max_samples, max_batches, batch_size)
+        limit = _sample_limit(max_samples, max_batches, batch_size or DEFAULT_BATCH_SIZE)
         if limit is not None:
             arrays = keras.tree.map_structure(lambda a: a[:limit], arrays)
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZE if model is None or max_batches else default_batch_size(model, arrays)
         batches = backend.arrays_to_batches(arrays, batch_size)
     if batches is None or batches.num_samples == 0:
         raise ValueError(
@@ -326,6 +333,6 @@ def prepare_labelled_data(
         name = f"{label!r}" + (f" ({dataset.path!r})" if isinstance(dataset, NpzData) else "")
         if is_tf_dataset(dataset):
             check_dataset_is_batched(model, dataset, name)
-        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream)
+        prepared[label] = prepare_data(dataset, batch_size, max_samples, max_batches, stream, model)
         check_data_fits_model(model, prepared[label], name)
     return prepared

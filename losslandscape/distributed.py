@@ -253,7 +253,7 @@ def _worker_state(job: WorkerJob) -> dict:
     settings = job.settings
     evaluators, origin = {}, {}
     for label, data in job.data.items():
-        batches = prepare_data(data, settings.batch_size, settings.max_samples, settings.max_batches)
+        batches = prepare_data(data, settings.batch_size, settings.max_samples, settings.max_batches, model=model)
         _check_same(worker, f"data {label!r}", batches.fingerprint(), job.fingerprints.get("data", {}).get(label))
         evaluator = build_evaluator(
             model, batches, origin_weights, job.directions, engine=settings.engine,

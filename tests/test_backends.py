@@ -246,3 +246,15 @@ def test_full_precision_turns_reduced_float32_off_and_back_on():
     assert read() == before
     if name == "torch":
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+@jax_only
+@pytest.mark.parametrize("samples", [128, 1024])
+def test_jax_measures_a_pass_from_its_compiled_plan(samples):
+    """A 64-512-10 MLP's pass holds the hidden activations and the outputs in float32, and nothing more."""
+    from losslandscape.backends import current_backend
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512, activation="relu"), keras.layers.Dense(10)])
+    batch = (np.zeros((samples, 64), "float32"), np.zeros((samples,), "int32"))
+    assert current_backend().batch_memory(model, batch) == samples * (512 + 10) * 4
+    assert current_backend().accelerator_memory() is None  # a CPU

@@ -17,6 +17,7 @@ from conftest import tensorflow_only
 
 ENGINE_MODULES = [
     "tests/test_backends.py",
+    "tests/test_batch_size_choice.py",
     "tests/test_engine.py",
     "tests/test_hessian.py",
     "tests/test_compute.py",

@@ -191,6 +191,25 @@ class Backend(abc.ABC):
         """
         return None
 
+    def accelerator_memory(self) -> Optional[int]:
+        """Bytes of memory of the accelerator the data and the model are put on; None on a CPU.
+
+        With a number, the default batch size is sized from it and from
+        `batch_memory` (`losslandscape.batch_size_choice`); with None it
+        stays 128. It is the device's whole memory (the framework's pool),
+        not what is free, so that a run resumed on the same device batches
+        its samples as the first did.
+        """
+        return None
+
+    def batch_memory(self, model: keras.Model, batch) -> Optional[int]:
+        """Bytes one inference pass of the built `model` over `batch` takes on the accelerator, beyond the data.
+
+        Only called where `accelerator_memory` gives a number; None where it
+        cannot be measured, which keeps the default batch at 128.
+        """
+        return None
+
     def full_precision(self) -> contextlib.AbstractContextManager:
         """A context in which float32 arithmetic is exact float32, even where `why_float32_is_reduced` says why not."""
         return contextlib.nullcontext()

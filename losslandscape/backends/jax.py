@@ -11,7 +11,9 @@ import keras
 import numpy as np
 
 from losslandscape.backends import base
-from losslandscape.backends.base import ArrayBatches, PointEvaluator, batch_loss, is_tf_dataset, join_batches
+from losslandscape.backends.base import (
+    ArrayBatches, PointEvaluator, as_batch, batch_loss, is_tf_dataset, join_batches,
+)
 from losslandscape.backends.padded_calls import evaluate_in_padded_calls
 from losslandscape.backends.stateless_step import stateless_metric_results, stateless_predict, stateless_test_step
 from losslandscape.input_layer_fold import fold_arguments, foldable_input_dense, folded_dense
@@ -276,6 +278,21 @@ class JaxBackend(base.Backend):
 
     def full_precision(self):
         return jax.default_matmul_precision("highest")
+
+    def accelerator_memory(self) -> Optional[int]:
+        device = jax.devices()[0]
+        stats = None if device.platform == "cpu" else device.memory_stats()
+        return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
+
+    def batch_memory(self, model: keras.Model, batch) -> Optional[int]:
+        # XLA's plan for the compiled pass: its scratch buffers and its output (the weights and inputs are
+        # held already). Read from the compiled executable, so it holds on any device and needs no run.
+        x = as_batch(batch)[0]
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        forward = jax.jit(lambda t, n, x: stateless_predict(model, t, n, x))
+        stats = forward.lower(trainable, non_trainable, x).compile().memory_analysis()
+        return None if stats is None else int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
 
 
 BACKEND = JaxBackend()

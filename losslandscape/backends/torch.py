@@ -289,5 +289,21 @@ class TorchBackend(base.Backend):
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
+    def accelerator_memory(self) -> Optional[int]:
+        if not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+
+    def batch_memory(self, model: keras.Model, batch) -> Optional[int]:
+        # The caching allocator's peak over one pass, above what was allocated before it (the weights, the data).
+        x = as_batch(batch)[0]
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        with torch.no_grad():
+            model(x, training=False)
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated() - before)
+
 
 BACKEND = TorchBackend()

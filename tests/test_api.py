@@ -199,3 +199,31 @@ def test_what_the_calls_say_write_and_refuse(regularized_mlp, data, tmp_path, ca
     assert str(error.value) == ("Unknown plot type ['volume']. Valid plot types: 'levels' and '3d' (or 'contour' "
                                 "and 'surface'), or a sequence of them such as ('levels', '3d').")
     plt.close("all")
+
+
+def test_what_plot_loss_says_and_what_both_calls_check_and_write(regularized_mlp, data, tmp_path, capsys):
+    from PIL import Image
+
+    x, y, _ = data
+    plot_loss(regularized_mlp, (x, y), number_of_points=3)
+    assert "3/3 points in" in capsys.readouterr().out  # verbose=1 by default
+    for call in (plot_loss, lambda model, data, number_of_points, verbose: plot_loss_3D(
+            model, "levels", *data, number_of_points=number_of_points, verbose=verbose)):
+        with pytest.raises(ValueError) as error:
+            call(regularized_mlp, (x, y), number_of_points=1, verbose=0)
+        assert str(error.value) == "Expected `number_of_points` >= 2, received: 1"
+    plot_loss_3D(regularized_mlp, ("levels", "3d"), x, y, 3, save=tmp_path / "fig.pdf", verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig_3d.pdf", "fig_levels.pdf"]
+    with pytest.raises(ValueError) as error:
+        plot_loss_3D(regularized_mlp, "levels", {"a": (x, y), "b": (x, y)}, verbose=0)
+    assert str(error.value) == ("With `y` omitted, `x` must be one dataset (a batched tf.data.Dataset, a PyDataset, "
+                                "an NpzData or `(x, y)`), received: dict. Pass the targets as `y`.")
+    surface = plot_loss_3D(regularized_mlp, "levels", x, y, 3, save=tmp_path / "tight.png", verbose=0)
+    figure = surface.figures_["contour"]
+    with Image.open(tmp_path / "tight.png") as image:
+        width, height = image.size
+    # Cut to what is drawn (bbox_inches="tight"): not the whole figure's 150-dpi canvas, and none of it clipped.
+    tight = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)
+    assert (width, height) != tuple(round(s * 150) for s in figure.get_size_inches())
+    assert width == pytest.approx(tight.width * 150, abs=2) and height == pytest.approx(tight.height * 150, abs=2)
+    plt.close("all")

@@ -59,7 +59,7 @@ def plot_loss(
         normalization: "filter" (the paper's), "layer", "model" or `None`.
         metric: What to draw: "loss" or a compiled metric name.
         batch_size: Batch size for arrays: by default 128 on a CPU; on a
-            GPU the largest that fits 1/16 of its memory (JAX and
+            GPU the largest that fits 1/64 of its memory (JAX and
             PyTorch; see `losslandscape.batch_size_choice`).
         max_samples: Evaluate only the first `max_samples` samples.
         include_regularization: If `False`, plot the data loss alone.
@@ -149,7 +149,7 @@ def plot_loss_3D(
         metric: What to draw: "loss" or a compiled metric name.
         log: Logarithmic colour / z scale.
         batch_size: Batch size for arrays: by default 128 on a CPU; on a
-            GPU the largest that fits 1/16 of its memory (JAX and
+            GPU the largest that fits 1/64 of its memory (JAX and
             PyTorch; see `losslandscape.batch_size_choice`).
         max_samples: Evaluate only the first `max_samples` samples.
         include_regularization: If `False`, plot the data loss alone.

@@ -8,12 +8,12 @@ import keras
 
 from losslandscape.backends import current_backend
 from losslandscape.keras_internals import build_for_batch
+from losslandscape.points_per_call_probe import PROBE_POINTS_PER_CALL
 
 DEFAULT_BATCH_SIZE = 128
-# One batch at one point per call may take this share of the accelerator's memory. The rest is left to
-# K stacked points, which take K times as much ("auto" stops growing K where memory runs out), and to the
-# framework's own buffers.
-ACCELERATOR_MEMORY_SHARE = 1 / 16
+# One batch at one point per call may take this share of the accelerator's memory: the first K "auto" tries
+# (16) then takes a quarter of it, and larger K, which take K times as much, are refused where memory runs out.
+ACCELERATOR_MEMORY_SHARE = 1 / (4 * PROBE_POINTS_PER_CALL)
 # Batch sizes are rounded up to a multiple of this, which GPU kernels tile evenly.
 BATCH_MULTIPLE = 8
 

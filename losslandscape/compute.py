@@ -68,7 +68,7 @@ def compute_line(
         seed, normalization, ignore: Passed to `random_directions` when
             `direction` is `None`.
         batch_size: Batch size for arrays: by default 128 on a CPU; on a
-            GPU the largest that fits 1/16 of its memory (JAX and
+            GPU the largest that fits 1/64 of its memory (JAX and
             PyTorch; see `losslandscape.batch_size_choice`).
         max_samples: Evaluate only the first `max_samples` samples.
         max_batches: Evaluate only the first `max_batches` batches.

@@ -59,8 +59,8 @@ def test_on_a_cpu_the_default_batch_is_128():
 
 
 def test_on_an_accelerator_the_default_batch_fits_its_share_of_memory(accelerator):
-    """16 × 300,000 bytes of memory and 1,000 bytes a sample: 300 samples fit 1/16, so 4 equal batches of 256 at most."""
-    measured = accelerator(memory=16 * 300_000, per_sample=1_000)
+    """64 × 300,000 bytes of memory, 1,000 bytes a sample: 300 samples fit 1/64, so 4 equal batches of 256 at most."""
+    measured = accelerator(memory=64 * 300_000, per_sample=1_000)
     model, x, y = _model_and_data()
     batches = prepare_labelled_data(model, (x, y))["train"]
     assert batches.batch_size == 256 and batches.num_samples == 1_000

@@ -195,7 +195,7 @@ def stage_plain_torch(args) -> None:
                     total += loss_function(model(inputs[batch]), y[batch])
                 return (total / args.samples).item()
 
-        loss_at(*grid[0])
+        loss_at(float(grid[0][0]), float(grid[0][1]))
         started = time.perf_counter()
         for alpha, beta in grid:
             loss_at(float(alpha), float(beta))

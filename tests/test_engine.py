@@ -522,7 +522,7 @@ def test_a_model_never_evaluated_reports_no_metric_state_from_the_grid(small_mlp
     np.testing.assert_allclose(small_mlp.evaluate(x, y, verbose=0, return_dict=True)["mae"], expected, rtol=1e-5)
 
 
-def test_a_model_whose_only_loss_comes_from_its_layers_is_evaluated(regression_data):
+def test_a_model_whose_only_loss_comes_from_its_layers_is_evaluated(regression_data, capsys):
     x, y = regression_data
     keras.utils.set_random_seed(3)
     inputs = keras.Input((5,))
@@ -531,10 +531,17 @@ def test_a_model_whose_only_loss_comes_from_its_layers_is_evaluated(regression_d
     model.compile()  # no loss: the weights' penalty is the whole loss
     directions = random_directions(model, seed=1)
     values = engine_values(model, (x, y), directions, engine="evaluate")
+    assert capsys.readouterr().out == ""  # Keras' own progress bars stay silent too
+    compiled = engine_values(model, (x, y), directions)
     origin = [v.numpy() for v in model.trainable_weights]
     for index, point in enumerate(POINTS):
         expected = evaluate_at(model, weights_at(model, origin, directions, point), x=x, y=y, batch_size=32)
         np.testing.assert_allclose(values["loss"][index], expected["loss"], rtol=1e-5)
+        np.testing.assert_allclose(compiled["loss"][index], expected["loss"], rtol=1e-5)
+    message = ("`include_regularization=False` needs a loss passed to `model.compile(loss=...)`; this model's only "
+               "losses come from its layers.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        engine_values(model, (x, y), directions, include_regularization=False)
 
 
 def test_rows_left_out_of_pending_stay_nan_and_chunks_name_their_rows(small_mlp, regression_data):

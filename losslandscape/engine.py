@@ -43,7 +43,7 @@ class WeightSnapshot:
         self._model = model
 
     def __enter__(self):
-        variables = list(self._model.variables) + list(self._metric_variables())
+        variables = list(self._model.variables) + list(self._model.metrics_variables)
         self._saved = [(v, np.array(keras.ops.convert_to_numpy(v))) for v in variables]
         return self
 
@@ -53,9 +53,6 @@ class WeightSnapshot:
         for variable, value in self._saved:
             variable.assign(value)
         return False
-
-    def _metric_variables(self):
-        return self._model.metrics_variables if self._model.compiled else []
 
 
 def check_compiled(model: keras.Model) -> None:
@@ -70,7 +67,7 @@ def check_compiled(model: keras.Model) -> None:
         )
 
 
-def check_engine(engine: str, include_regularization: bool = True) -> None:
+def check_engine(engine: str, include_regularization: bool) -> None:
     """Raises a ValueError unless `engine` is one of `ENGINES` and can leave out regularization if asked to."""
     if engine not in ENGINES:
         raise ValueError(f"Expected `engine` to be one of {ENGINES}, received: {engine!r}")

@@ -16,6 +16,7 @@ import losslandscape.points_per_call_probe as probe_module
 from losslandscape import WeightSnapshot, evaluate_grid, random_directions
 from losslandscape.backends import current_backend
 from losslandscape.datasets import prepare_data
+from losslandscape.engine import check_compiled
 from losslandscape.input_layer_fold import foldable_input_dense
 from losslandscape.progress import Progress
 
@@ -178,10 +179,18 @@ def test_weight_snapshot_restores_non_trainable_variables(trained_cnn):
 
 
 def test_uncompiled_model_is_rejected(regression_data):
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    message = ("The model is not compiled with a loss. Call `model.compile(loss=..., metrics=[...])` first; the "
+               "landscape shows the compiled loss and metrics.")
     batches = {"train": prepare_data(regression_data)}
-    with pytest.raises(ValueError, match="compile"):
-        evaluate_grid(model, batches, random_directions(model), POINTS, verbose=0)
+    regularized = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, kernel_regularizer="l2")])
+    without_loss = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    without_loss.compile()
+    # Uncompiled (even with a layer's loss), or compiled with no loss at all.
+    for model in (keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)]), regularized, without_loss):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            evaluate_grid(model, batches, random_directions(model), POINTS, verbose=0)
+    with pytest.raises(TypeError, match="^Expected a keras.Model, received: str$"):
+        check_compiled("model.keras")
 
 
 def test_unknown_engine_and_mismatched_directions_are_rejected(small_mlp, regression_data):

@@ -629,3 +629,21 @@ def test_the_evaluate_engine_cannot_leave_out_the_penalty(small_mlp, regression_
     with pytest.raises(ValueError, match=re.escape("Expected `engine` to be one of ('compiled', 'evaluate'), "
                                                    "received: 'fast'")):
         evaluate_grid(small_mlp, batches, random_directions(small_mlp, seed=0), POINTS, engine="fast", verbose=0)
+
+
+def test_progress_counts_each_point_once_and_marks_each_datasets_first_call(small_mlp, regression_data, monkeypatch,
+                                                                            capsys):
+    """The first call of each dataset compiles and is left out of the rate; a dataset with nothing pending is skipped."""
+    calls = []
+    add = Progress.add
+    monkeypatch.setattr(Progress, "add", lambda self, count, first_call=False: (
+        calls.append((count, first_call)), add(self, count, first_call))[1])
+    batches = prepare_data(regression_data, batch_size=32)
+    pending = {"a": np.arange(3), "b": np.array([], dtype=np.int64), "c": np.array([1])}
+    values = evaluate_grid(small_mlp, {"a": batches, "b": batches, "c": batches},
+                           random_directions(small_mlp, seed=0), POINTS, verbose=1, chunk_size=2, points_per_call=1,
+                           pending=pending)
+    assert calls == [(1, True), (1, False), (1, False), (1, True)]
+    assert "4/4 points in" in capsys.readouterr().out
+    assert set(values) == {"a", "c"}
+    assert values["c"]["loss"][1] == values["a"]["loss"][1] and np.isnan(values["c"]["loss"][[0, 2]]).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -26,7 +27,7 @@ class NpzData:
     file themselves (so the path must be readable there).
 
     Args:
-        path: Path of the `.npz` file.
+        path: Path of the `.npz` file (a string or a `pathlib.Path`).
         x_key: Key of the inputs.
         y_key: Key of the targets.
         sample_weight_key: Key of per-sample weights, if any.
@@ -42,6 +43,10 @@ class NpzData:
     x_key: str = "x"
     y_key: str = "y"
     sample_weight_key: Optional[str] = None
+
+    def __post_init__(self):
+        # A pathlib.Path is kept as its string, so that messages name the file plainly.
+        object.__setattr__(self, "path", os.fspath(self.path))
 
     def load(self) -> tuple:
         """Reads the arrays: `(x, y)` or `(x, y, sample_weight)`."""

@@ -131,3 +131,38 @@ def test_arrays_of_different_lengths_are_named_and_an_npz_files_sample_weights_a
     batches = prepare_data(NpzData(str(tmp_path / "data.npz"), sample_weight_key="w"))
     weights = keras.ops.convert_to_numpy(batches.evaluate_arguments()["sample_weight"])
     np.testing.assert_array_equal(weights, np.arange(4.0))
+
+
+def test_each_wrong_argument_and_empty_data_is_named_in_full():
+    x, y = np.zeros((10, 3), "float32"), np.zeros(10, "float32")
+    for name in ("batch_size", "max_samples", "max_batches"):
+        with pytest.raises(ValueError, match=f"^Expected `{name}` to be a positive integer or None, received: 0$"):
+            prepare_data((x, y), **{name: 0})
+    with pytest.raises(ValueError) as error:
+        prepare_data((x, y), stream=True)
+    assert str(error.value) == ("`stream=True` is for a tf.data.Dataset larger than memory; arrays, PyDatasets and "
+                                "NpzData are held in memory. Pass a tf.data.Dataset or stream=False.")
+    with pytest.raises(ValueError) as error:
+        prepare_data((x[:0], y[:0]))
+    assert str(error.value) == ("The dataset is empty: it yields no samples, so no loss can be computed. Pass "
+                                "data with at least one sample.")
+    assert prepare_data((x[:1], y[:1])).num_samples == 1  # one sample is enough
+
+
+def test_labelled_datasets_get_every_argument_and_are_named_in_errors(tmp_path):
+    from losslandscape.datasets import prepare_labelled_data
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    x, y = np.arange(300, dtype="float32").reshape(100, 3), np.zeros(100, "float32")
+    prepared = prepare_labelled_data(model, {"a": (x, y), "b": (x[:50], y[:50])}, batch_size=8, max_samples=30)
+    assert [(b.batch_size, b.num_samples) for b in prepared.values()] == [(8, 30), (8, 30)]
+    prepared = prepare_labelled_data(model, ((x, y),), batch_size=8, max_batches=2)
+    assert [(label, b.num_samples) for label, b in prepared.items()] == [("train", 16)]
+    with pytest.raises(ValueError, match="^`stream=True` is for a tf.data.Dataset larger than memory"):
+        prepare_labelled_data(model, (x, y), stream=True)
+    with pytest.raises(ValueError, match=r"^The data 'val' has samples of shape \(2,\), but the model expects"):
+        prepare_labelled_data(model, {"val": (x[:, :2], y)})
+    path = tmp_path / "wide.npz"
+    np.savez(path, x=x[:, :2], y=y)
+    with pytest.raises(ValueError, match=rf"^The data 'train' \({re.escape(repr(str(path)))}\) has samples of shape"):
+        prepare_labelled_data(model, NpzData(path))

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import jax_only, tensorflow_only
+from conftest import jax_only, tensorflow_only, torch_only
 from losslandscape.backends import SUPPORTED_BACKENDS, base
 from losslandscape.datasets import prepare_data
 
@@ -258,3 +258,52 @@ def test_jax_measures_a_pass_from_its_compiled_plan(samples):
     batch = (np.zeros((samples, 64), "float32"), np.zeros((samples,), "int32"))
     assert current_backend().batch_memory(model, batch) == samples * (512 + 10) * 4
     assert current_backend().accelerator_memory() is None  # a CPU
+
+
+@jax_only
+def test_jax_reads_an_accelerators_memory_from_its_allocator(monkeypatch):
+    """The pool's limit on a GPU; nothing on a CPU, or where the device reports no limit."""
+    import jax
+
+    from losslandscape.backends import current_backend
+
+    class Device:
+        def __init__(self, platform, stats):
+            self.platform, self._stats = platform, stats
+
+        def memory_stats(self):
+            return self._stats
+
+    cases = [("gpu", {"bytes_limit": 80 * 2**30, "bytes_in_use": 2**30}, 80 * 2**30),
+             ("cpu", {"bytes_limit": 2**30}, None), ("gpu", {"bytes_in_use": 2**30}, None), ("gpu", None, None)]
+    for platform, stats, expected in cases:
+        monkeypatch.setattr(jax, "devices", lambda: [Device(platform, stats)])
+        assert current_backend().accelerator_memory() == expected, (platform, stats)
+
+
+@torch_only
+def test_torch_reads_a_gpus_memory_and_a_passs_peak_above_what_was_held(monkeypatch):
+    """CUDA's answers stubbed on a CPU: the device's whole memory, and the allocator's peak over one pass."""
+    import torch
+
+    from losslandscape.backends import current_backend
+
+    backend = current_backend()
+    assert backend.accelerator_memory() is None  # no CUDA here
+    events = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: type("Properties", (), {"total_memory": 80 * 2**30 + index})())
+    assert backend.accelerator_memory() == 80 * 2**30 + 1
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: events.append("synchronize"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: events.append("reset"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda: 1_000)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 5_000)
+
+    class Model:
+        def __call__(self, x, training):
+            events.append(("pass", x.shape, training, torch.is_grad_enabled()))
+
+    assert backend.batch_memory(Model(), (np.zeros((4, 3)), np.zeros(4))) == 4_000
+    assert events == ["synchronize", "reset", ("pass", (4, 3), False, False), "synchronize"]

@@ -170,3 +170,28 @@ def test_the_key_tells_which_variables_move():
     assert every == evaluator_key(model, batches, list(variables), directions, True)
     assert every != evaluator_key(model, batches, variables[:2], [d[:2] for d in directions], True)
     assert every != evaluator_key(model, batches, variables[2:] + variables[:2], directions, True)
+
+
+def test_each_points_per_call_has_its_own_evaluator_and_the_evaluate_engine_none(built, monkeypatch):
+    """One point per call and each K are cached apart, so none is answered with another's evaluator; the
+    reference engine is `model.evaluate` itself, never cached."""
+    from losslandscape.datasets import prepare_data
+    from losslandscape.engine import build_evaluator
+
+    clear_evaluator_cache()
+    model, x, y = _classifier()
+    batches = prepare_data((x, y), batch_size=32)
+    origin = [v.numpy() for v in model.trainable_variables]
+    directions = random_directions(model, seed=0)
+    evaluators = [build_evaluator(model, batches, origin, directions, points_per_call=k) for k in (1, 2, 3, 2, 1)]
+    assert [e.points_per_call for e in evaluators] == [1, 2, 3, 2, 1]
+    assert evaluators[3] is evaluators[1] and evaluators[4] is evaluators[0]
+    assert built == {"point": 1, "vectorized": 2}
+    calls = []
+    evaluate = model.evaluate
+    monkeypatch.setattr(model, "evaluate", lambda *args, **kwargs: (calls.append(1), evaluate(*args, **kwargs))[1])
+    points = np.array([[0.1, -0.2], [0.3, 0.4]])
+    by_evaluate = build_evaluator(model, batches, origin, directions, engine="evaluate").evaluate(points)
+    assert len(calls) == 2 and built == {"point": 1, "vectorized": 2}
+    np.testing.assert_allclose([v["loss"] for v in by_evaluate],
+                               [v["loss"] for v in evaluators[0].evaluate(points)], rtol=1e-5)

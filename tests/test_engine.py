@@ -647,3 +647,34 @@ def test_progress_counts_each_point_once_and_marks_each_datasets_first_call(smal
     assert "4/4 points in" in capsys.readouterr().out
     assert set(values) == {"a", "c"}
     assert values["c"]["loss"][1] == values["a"]["loss"][1] and np.isnan(values["c"]["loss"][[0, 2]]).all()
+
+
+def test_auto_tells_the_probe_the_models_kind_and_size_and_keeps_its_choice(small_mlp, trained_cnn, regression_data,
+                                                                            image_data, monkeypatch):
+    """The probe hears whether weights are reused across positions (convolutions) and how many values move; a
+    second "auto" on the same model and data reuses the choice without probing again."""
+    import losslandscape.engine as engine_module
+    from losslandscape.engine import build_evaluator
+    from losslandscape.evaluator_cache import clear_evaluator_cache
+
+    heard = []
+    probe = engine_module.fastest_evaluator
+
+    def listening(per_point, build_vectorized, points, parameters, verbose, **kwargs):
+        heard.append((parameters, kwargs["convolutional"], kwargs["reduced"]))
+        return probe(per_point, build_vectorized, points, parameters, verbose, **kwargs)
+
+    monkeypatch.setattr(engine_module, "fastest_evaluator", listening)
+    monkeypatch.setattr(current_backend(), "why_stacking_is_slower", lambda model: None)
+    clear_evaluator_cache()
+    grid = np.random.default_rng(0).uniform(-1, 1, size=(8 * probe_module.PROBE_POINTS_PER_CALL, 2))
+    for model, data in ((small_mlp, regression_data), (trained_cnn, image_data[:2])):
+        batches = prepare_data(data, batch_size=32)
+        origin = [v.numpy() for v in model.trainable_variables]
+        first = build_evaluator(model, batches, origin, random_directions(model, seed=0), points_per_call="auto",
+                                points=grid)
+        again = build_evaluator(model, batches, origin, random_directions(model, seed=1), points_per_call="auto",
+                                points=grid)
+        assert again is first
+    assert heard == [(5 * 8 + 8 + 8 + 1, False, None),
+                     (sum(int(np.prod(v.shape)) for v in trained_cnn.trainable_variables), True, None)]

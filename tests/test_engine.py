@@ -639,14 +639,28 @@ def test_progress_counts_each_point_once_and_marks_each_datasets_first_call(smal
     monkeypatch.setattr(Progress, "add", lambda self, count, first_call=False: (
         calls.append((count, first_call)), add(self, count, first_call))[1])
     batches = prepare_data(regression_data, batch_size=32)
-    pending = {"a": np.arange(3), "b": np.array([], dtype=np.int64), "c": np.array([1])}
-    values = evaluate_grid(small_mlp, {"a": batches, "b": batches, "c": batches},
-                           random_directions(small_mlp, seed=0), POINTS, verbose=1, chunk_size=2, points_per_call=1,
-                           pending=pending)
+    pending = {"a": np.arange(3), "b": np.array([], dtype=np.int64), "c": np.array([1])}  # "d": nothing pending
+    chosen = {}
+    values = evaluate_grid(small_mlp, {"a": batches, "b": batches, "c": batches, "d": batches},
+                           random_directions(small_mlp, seed=0), POINTS, verbose=1, chunk_size=2,
+                           points_per_call={"a": 1, "c": 2}, pending=pending, on_evaluator=chosen.__setitem__)
     assert calls == [(1, True), (1, False), (1, False), (1, True)]
     assert "4/4 points in" in capsys.readouterr().out
-    assert set(values) == {"a", "c"}
-    assert values["c"]["loss"][1] == values["a"]["loss"][1] and np.isnan(values["c"]["loss"][[0, 2]]).all()
+    assert set(values) == {"a", "c"} and chosen == {"a": 1, "c": 2}
+    assert values["c"]["loss"][1] == pytest.approx(values["a"]["loss"][1], rel=1e-6)
+    assert np.isnan(values["c"]["loss"][[0, 2]]).all()
+
+
+def test_the_evaluate_engine_calls_model_evaluate_once_per_point(small_mlp, regression_data, monkeypatch):
+    calls = []
+    evaluate = small_mlp.evaluate
+    monkeypatch.setattr(small_mlp, "evaluate", lambda *args, **kwargs: (calls.append(1), evaluate(*args, **kwargs))[1])
+    directions = random_directions(small_mlp, seed=0)
+    by_evaluate = engine_values(small_mlp, regression_data, directions, engine="evaluate")
+    assert len(calls) == len(POINTS)
+    np.testing.assert_allclose(by_evaluate["loss"], engine_values(small_mlp, regression_data, directions)["loss"],
+                               rtol=1e-5)
+    assert len(calls) == len(POINTS)
 
 
 def test_auto_tells_the_probe_the_models_kind_and_size_and_keeps_its_choice(small_mlp, trained_cnn, regression_data,

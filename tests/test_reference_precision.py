@@ -239,3 +239,23 @@ def test_a_float32_model_is_its_own_reference_and_a_copy_is_made_in_float32(clas
     assert copies == []  # nothing to copy: its arithmetic is already exact
     full_precision_values(with_dtype_policy(model, "mixed_bfloat16"), prepare_data((x, y)), origin, directions, True)
     assert copies == ["float32"]
+
+
+def test_a_regularized_bfloat16_surface_is_checked_against_exact_values_with_the_same_penalty():
+    """The exact float32 reference carries the weights' penalty where the surface does (and not where it does not):
+    otherwise one point per call would seem to err by the whole penalty, a third of the loss here."""
+    keras.utils.set_random_seed(8)
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(128, 12)).astype("float32"), rng.integers(0, 3, 128)
+    model = keras.Sequential([keras.Input((12,)),
+                              keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05)),
+                              keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    for include_regularization in (True, False):
+        surface = compute_surface(model, (x, y), xcoords=GRID, seed=2, dtype_policy="mixed_bfloat16",
+                                  include_regularization=include_regularization, verbose=0)
+        agreement = surface.settings["points_per_call_agreement"]["train"]
+        assert agreement["compared_with"] == "exact float32"
+        assert 0 < agreement["one_point_error"] < 1e-2, include_regularization
+    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+    assert penalty > 0.3 * float(surface.losses["train"][6, 6])  # large next to the data loss near θ0

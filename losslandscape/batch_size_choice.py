@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 
 import keras
 
@@ -16,6 +17,9 @@ DEFAULT_BATCH_SIZE = 128
 ACCELERATOR_MEMORY_SHARE = 1 / (4 * PROBE_POINTS_PER_CALL)
 # Batch sizes are rounded up to a multiple of this, which GPU kernels tile evenly.
 BATCH_MULTIPLE = 8
+# Bytes a sample takes, per model and per inputs' shapes and dtypes: measuring compiles a pass (seconds for a
+# ResNet on a GPU), which a second dataset of the same shapes, or a second call, need not repeat.
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def default_batch_size(model: keras.Model, arrays) -> int:
@@ -41,11 +45,22 @@ def default_batch_size(model: keras.Model, arrays) -> int:
     if memory is None or samples <= DEFAULT_BATCH_SIZE:
         return DEFAULT_BATCH_SIZE
     first = keras.tree.map_structure(lambda a: a[:DEFAULT_BATCH_SIZE], arrays)
-    build_for_batch(model, first)
-    measured = backend.batch_memory(model, first)
-    if measured is None:
+    per_sample = _bytes_per_sample(model, first)
+    if per_sample is None:
         return DEFAULT_BATCH_SIZE
-    return batch_size_within(memory * ACCELERATOR_MEMORY_SHARE, measured / DEFAULT_BATCH_SIZE, samples)
+    return batch_size_within(memory * ACCELERATOR_MEMORY_SHARE, per_sample, samples)
+
+
+def _bytes_per_sample(model, first):
+    """`batch_memory` of the DEFAULT_BATCH_SIZE samples `first`, per sample; measured once per model and inputs."""
+    x = keras.utils.unpack_x_y_sample_weight(first)[0]
+    inputs = tuple((tuple(a.shape[1:]), str(a.dtype)) for a in keras.tree.flatten(x))
+    known = _MEASURED.setdefault(model, {})
+    if inputs not in known:
+        build_for_batch(model, first)
+        measured = current_backend().batch_memory(model, first)
+        known[inputs] = None if measured is None else measured / DEFAULT_BATCH_SIZE
+    return known[inputs]
 
 
 def batch_size_within(budget: float, bytes_per_sample: float, samples: int) -> int:

@@ -62,11 +62,12 @@ def test_on_an_accelerator_the_default_batch_fits_its_share_of_memory(accelerato
     """64 × 300,000 bytes of memory, 1,000 bytes a sample: 300 samples fit 1/64, so 4 equal batches of 256 at most."""
     measured = accelerator(memory=64 * 300_000, per_sample=1_000)
     model, x, y = _model_and_data()
-    batches = prepare_labelled_data(model, (x, y))["train"]
-    assert batches.batch_size == 256 and batches.num_samples == 1_000
-    assert measured == [128]
+    prepared = prepare_labelled_data(model, {"train": (x, y), "test": (x[:500], y[:500])})
+    assert [(b.batch_size, b.num_samples) for b in prepared.values()] == [(256, 1_000), (256, 500)]
+    assert measured == [128]  # once for both datasets: same model, same inputs
     directions = random_directions(model, seed=0)
     surface = compute_surface(model, (x, y), directions, [-0.5, 0.5], [-0.5, 0.5], points_per_call=1, verbose=0)
+    assert measured == [128]  # nor again for the next call
     weights = weights_at(model, [v.numpy() for v in model.trainable_variables], directions, (0.5, -0.5))
     expected = evaluate_at(model, weights, x=x, y=y, batch_size=1_000)
     np.testing.assert_allclose(surface.losses["train"][1, 0], expected["loss"], rtol=1e-5)
@@ -101,3 +102,16 @@ def test_a_pass_the_backend_cannot_measure_keeps_128(accelerator, monkeypatch):
     monkeypatch.setattr(current_backend(), "batch_memory", lambda model, batch: None)
     model, x, y = _model_and_data()
     assert prepare_data((x, y), model=model).batch_size == 128
+
+
+def test_inputs_of_another_shape_or_dtype_are_measured_again(accelerator):
+    """A model that takes sequences of any length measures each length (and each input dtype) once."""
+    measured = accelerator(memory=10**12, per_sample=1_000)
+    model = keras.Sequential([keras.Input((None, 4)), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(200, 1)).astype("float32")
+    short, long = rng.normal(size=(200, 5, 4)).astype("float32"), rng.normal(size=(200, 10, 4)).astype("float32")
+    data = {"short": (short, y), "long": (long, y), "short64": (short.astype("float64"), y), "again": (short, y)}
+    prepare_labelled_data(model, data)
+    assert measured == [128, 128, 128]

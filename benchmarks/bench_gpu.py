@@ -61,6 +61,14 @@ def report(**row) -> None:
     print(RESULT + json.dumps(row), flush=True)
 
 
+def device() -> str:
+    import keras
+
+    from losslandscape.backends import current_backend
+
+    return f"Keras {keras.__version__}, {current_backend().device_description()}"
+
+
 def grid_of(points: int):
     import numpy as np
 
@@ -75,10 +83,8 @@ def stage_default(args, dtype_policy=None) -> None:
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
 
-    import keras
 
     from losslandscape import plot_loss_3D, random_directions
-    from losslandscape.backends import current_backend
     from losslandscape.datasets import prepare_data
     from losslandscape.engine import build_evaluator
     from losslandscape.precision import with_dtype_policy
@@ -100,15 +106,13 @@ def stage_default(args, dtype_policy=None) -> None:
     evaluator.evaluate(grid)
     grid_seconds = time.perf_counter() - started
     name = "default call" + (f", {dtype_policy}" if dtype_policy else "")
-    report(device=f"Keras {keras.__version__}, {current_backend().device_description()}",
-           what=f"{name} {args.points}x{args.points}, whole", points_per_s=len(grid) / seconds, seconds=seconds,
-           notes=f"K = {per_call}, batch {batches.first_batch()[0].shape[0]}; whole call / its grid alone "
+    report(device=device(), what=f"{name} {args.points}x{args.points}, whole", points_per_s=len(grid) / seconds,
+           seconds=seconds, notes=f"K = {per_call}, batch {batches.batch_size}; whole call / its grid alone "
                  f"{seconds / grid_seconds:.2f}", whole_call=True)
 
 
 def stage_engine(args) -> None:
     """Warm seconds per point of `model.evaluate` per point and of the engine at 1 and K points per call."""
-    import keras
     import numpy as np
 
     from losslandscape import random_directions
@@ -123,8 +127,7 @@ def stage_engine(args) -> None:
     grid = grid_of(args.engine_points)
     checked = grid[: args.naive_points]
     reference, naive_seconds = naive_losses(model, x, y, origin, directions, checked, args.batch_size)
-    report(what="model.evaluate per point", points_per_s=1 / naive_seconds, naive=True,
-           device=f"Keras {keras.__version__}, {current_backend().device_description()}")
+    report(what="model.evaluate per point", points_per_s=1 / naive_seconds, naive=True, device=device())
     batches = prepare_data((x, y), batch_size=args.batch_size)
     bfloat16_model = with_dtype_policy(model, "mixed_bfloat16")
     runs = [(f"engine, {k} point{'s' * (k > 1)} per call", model, k) for k in [1, *args.k]]

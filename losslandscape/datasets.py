@@ -18,7 +18,6 @@ from losslandscape.dataset_length import batches_within_memory, check_not_endles
 from losslandscape.validation import check_positive_int
 
 
-
 @dataclass(frozen=True)
 class NpzData:
     """A dataset stored in a numpy `.npz` file, named by path and keys.

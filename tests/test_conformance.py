@@ -20,7 +20,7 @@ import losslandscape.backends
 from conftest import ON_TENSORFLOW, TENSORFLOW_ON_GPU, evaluate_at, weights_at
 from losslandscape import compute_surface, process_pool, random_directions
 from losslandscape.input_layer_fold import foldable_input_dense
-from losslandscape.points_per_call_probe import PROBE_REDUCED_PRECISION_FACTOR
+from losslandscape.points_per_call_probe import PROBE_REDUCED_PRECISION_FACTOR, largest_relative_difference
 from model_zoo import BATCH_SIZE, SAMPLES, ZOO
 
 XCOORDS = np.array([-0.5, 0.6])
@@ -75,10 +75,9 @@ def expected_values(case, directions, weighted):
         as_run = expected
         with backend.full_precision():
             expected = Expected(_evaluated_grid(case, directions, weighted))
-        expected.reduced_error = max(
-            abs(as_run[i][j][name] - values[name]) / max(abs(values[name]), 1e-12)
-            for i, row in enumerate(expected) for j, values in enumerate(row) for name in values
-        )
+        expected.reduced_error = largest_relative_difference(
+            [values for row in as_run for values in row], [values for row in expected for values in row]
+        )[0]
     return expected
 
 

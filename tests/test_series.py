@@ -82,6 +82,11 @@ def test_a_series_plots_on_one_scale_and_bad_arguments_fail_at_once(tmp_path):
     assert len(series.figure_.axes) == 5 and series.colorbar_.ax in series.figure_.axes
     for arguments, message in [(dict(kind="volume"), "`kind`"), (dict(directions="random"), "`directions`"),
                                (dict(every=0), "`every`"), (dict(points=1), "`points`"),
+                               (dict(every_steps=0), "^Expected `every_steps` to be a positive integer"),
+                               (dict(max_samples=0), "^Expected `max_samples` to be a positive integer"),
+                               (dict(every=2, every_steps=3), re.escape(
+                                   "Pass `every` (2) or `every_steps` (3), not both: landscapes come either every "
+                                   "few epochs or every few optimizer steps.") + "$"),
                                (dict(path=tmp_path / "missing" / "s.h5"), "does not exist")]:
         with pytest.raises((ValueError, OSError), match=message):
             LandscapeCallback((x, y), **{"path": tmp_path / "s.h5", **arguments})
@@ -542,6 +547,8 @@ def test_by_default_21_points_in_silence_and_every_third_epoch_gives_epochs_0_3_
     series = load_series(tmp_path / "series.h5")
     assert series.epochs == [0, 3, 6] and series.logs[0] == {} and "loss" in series.logs[1]
     assert series.landscapes[0].coords.size == 21 and capsys.readouterr().out == ""
+    # The fit's end lets go of the file: no lock is left, and another writer may take it.
+    assert not os.path.exists(f"{tmp_path / 'series.h5'}.lock")
 
 
 def test_steps_come_with_their_batch_logs_and_verbose_names_each_landscape(tmp_path, capsys):

@@ -244,3 +244,129 @@ def test_a_resumed_run_keeps_the_check_auto_made_on_its_points_per_call(small_ml
     again = compute_surface(small_mlp, regression_data, xcoords=grid, seed=0, path=path, verbose=0)
     assert again.settings["points_per_call_agreement"] == agreement
     assert load_surface(path).settings["points_per_call_agreement"] == agreement
+
+
+@pytest.fixture
+def penalized_mlp():
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.05)),
+        keras.layers.Dense(1),
+    ])
+    model.compile(loss="mse", metrics=["mae"])
+    return model
+
+
+def _penalty_free_mse(model, weights, x, y):
+    saved = [v.numpy() for v in model.trainable_variables]
+    for variable, value in zip(model.trainable_variables, weights):
+        variable.assign(value)
+    try:
+        return float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    finally:
+        for variable, value in zip(model.trainable_variables, saved):
+            variable.assign(value)
+
+
+def test_compute_line_passes_every_argument_on(penalized_mlp, regression_data, tmp_path, capsys, monkeypatch):
+    from losslandscape import LossLine
+
+    x, y = regression_data
+    model = penalized_mlp
+    for layer in model.layers:  # biases of zero would give zero directions for them under any normalization
+        layer.bias.assign(np.linspace(0.1, 0.5, layer.bias.shape[0]))
+    origin = [v.numpy() for v in model.trainable_weights]
+    path = tmp_path / "line.h5"
+    saves = []
+    monkeypatch.setattr(LossLine, "save", lambda self, target: saves.append(target))
+    line = compute_line(model, (x, y), coords=[-1.0, 0.0, 0.5, 2.0], seed=5, normalization="layer", ignore=None,
+                        batch_size=16, max_batches=2, include_regularization=False, points_per_call=1, chunk_size=3,
+                        path=path, verbose=0)
+    (direction,) = random_directions(model, 1, seed=5, normalization="layer", ignore=None)
+    assert all(np.any(d != 0) for d in direction)  # biases move too with ignore=None
+    for drawn, expected in zip(line.direction, direction):
+        np.testing.assert_allclose(drawn, expected, rtol=1e-6)
+    for index, alpha in enumerate(line.coords):  # the first two batches of 16, without the penalty
+        expected = _penalty_free_mse(model, weights_at(model, origin, [direction], [alpha]), x[:32], y[:32])
+        assert line.losses["train"][index] == pytest.approx(expected, rel=1e-5)
+    assert {key: line.settings[key] for key in ("batch_size", "max_batches", "include_regularization", "ignore",
+                                                "normalization", "seed", "points_per_call_used")} == {
+        "batch_size": 16, "max_batches": 2, "include_regularization": False, "ignore": None,
+        "normalization": "layer", "seed": 5, "points_per_call_used": {"train": 1}}
+    assert saves == [path, path]  # after each chunk of 3 points: 3, then 1
+    default = compute_line(model, (x, y), coords=[0.0, 1.0], seed=5, verbose=0)  # ignore="biasbn"
+    assert [bool(np.any(d != 0)) for d in default.direction] == [True, False, True, False]
+    assert capsys.readouterr().out == ""
+
+
+def test_compute_line_limits_samples_streams_and_shows_progress(penalized_mlp, regression_data, capsys):
+    import tensorflow as tf
+
+    x, y = regression_data
+    model = penalized_mlp
+    origin = [v.numpy() for v in model.trainable_weights]
+    line = compute_line(model, (x, y), coords=[0.0, 1.0], seed=0, max_samples=40, dtype_policy="mixed_bfloat16")
+    (direction,) = random_directions(model, 1, seed=0)
+    for index, alpha in enumerate(line.coords):
+        expected = evaluate_at(model, weights_at(model, origin, [direction], [alpha]), x=x[:40], y=y[:40])
+        assert line.losses["train"][index] == pytest.approx(expected["loss"], rel=5e-2)  # bfloat16: 3 digits
+    assert line.settings["max_samples"] == 40 and line.settings["dtype_policy"] == "mixed_bfloat16"
+    assert line.settings["num_samples"] == {"train": 40}
+    assert "2/2 points" in capsys.readouterr().out
+    reads = []
+
+    def counted():
+        reads.append(1)
+        yield from zip(np.split(x, 3), np.split(y, 3))
+
+    dataset = tf.data.Dataset.from_generator(counted, output_signature=(
+        tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32)))
+    compute_line(model, dataset, coords=[0.0, 1.0, 2.0], seed=0, points_per_call=1, stream=True, verbose=0)
+    assert len(reads) >= 3  # read again at every point
+
+
+def test_compute_line_uses_the_direction_given_and_resumes_or_refuses_its_file(small_mlp, regression_data, tmp_path):
+    from losslandscape.output_lock import OutputInUseError, exclusive_output
+
+    x, y = regression_data
+    origin = [v.numpy() for v in small_mlp.trainable_weights]
+    direction = [np.full_like(w, 0.1) for w in origin]
+    line = compute_line(small_mlp, (x, y), direction, coords=[0.0, 1.0], verbose=0)
+    assert line.settings["directions"] == "given"
+    expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, [direction], [1.0]), x=x, y=y)
+    assert line.losses["train"][1] == pytest.approx(expected["loss"], rel=1e-5)
+    path = tmp_path / "line.h5"
+    first = compute_line(small_mlp, (x, y), coords=[0.0, 1.0], seed=None, path=path, verbose=0)
+    again = compute_line(small_mlp, (x, y), coords=[0.0, 1.0], seed=None, path=path, verbose=0)  # the file's own
+    for a, b in zip(first.direction, again.direction):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="was computed with another `coords` than this run"):
+        compute_line(small_mlp, (x, y), coords=[0.0, 1.0, 2.0], seed=None, path=path, verbose=0)
+    with exclusive_output(path), pytest.raises(OutputInUseError, match="is computing into"):
+        compute_line(small_mlp, (x, y), coords=[0.0, 1.0], path=path, verbose=0)
+    with pytest.raises(ValueError, match=r"^Expected `coords` to"):
+        compute_line(small_mlp, (x, y), coords=[0.0], verbose=0)
+
+
+def test_compute_surface_passes_its_sample_batch_and_policy_arguments_on(penalized_mlp, regression_data, capsys):
+    x, y = regression_data
+    model = penalized_mlp
+    origin = [v.numpy() for v in model.trainable_weights]
+    surface = compute_surface(model, (x, y), xcoords=[0.0, 1.0], ycoords=[-1.0, 0.0, 1.0], seed=2, batch_size=16,
+                              max_batches=3, max_samples=40, include_regularization=False, chunk_size=2,
+                              dtype_policy="mixed_bfloat16", points_per_call=1)
+    directions = random_directions(model, 2, seed=2)
+    for i, alpha in enumerate(surface.xcoords):
+        for j, beta in enumerate(surface.ycoords):
+            expected = _penalty_free_mse(model, weights_at(model, origin, directions, [alpha, beta]), x[:40], y[:40])
+            assert surface.losses["train"][i, j] == pytest.approx(expected, rel=5e-2)
+    assert {key: surface.settings[key] for key in ("batch_size", "max_batches", "max_samples", "dtype_policy",
+                                                   "include_regularization", "num_samples")} == {
+        "batch_size": 16, "max_batches": 3, "max_samples": 40, "dtype_policy": "mixed_bfloat16",
+        "include_regularization": False, "num_samples": {"train": 40}}
+    assert "6/6 points" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"^Expected `ycoords` to"):
+        compute_surface(model, (x, y), xcoords=[0.0, 1.0], ycoords=[0.0], verbose=0)
+    with pytest.raises(ValueError, match=r"^A surface needs 2 directions, received: 1$"):
+        compute_surface(model, (x, y), [directions[0]], verbose=0)

@@ -114,6 +114,14 @@ def weights_at(model, origin, directions, coefficients):
     ]
 
 
+def count_evaluate_calls(monkeypatch, model) -> list:
+    """A list that grows by one at each `model.evaluate` call, which still evaluates."""
+    calls = []
+    evaluate = model.evaluate
+    monkeypatch.setattr(model, "evaluate", lambda *args, **kwargs: (calls.append(1), evaluate(*args, **kwargs))[1])
+    return calls
+
+
 def evaluate_at(model, weights, **evaluate_kwargs):
     """model.evaluate with the trainable weights set to `weights`, then put back."""
     saved = [v.numpy() for v in model.trainable_variables]

@@ -7,6 +7,7 @@ from conftest import (
     ON_TENSORFLOW,
     all_state,
     assert_same_state,
+    count_evaluate_calls,
     evaluate_at,
     tensorflow_only,
     weights_at,
@@ -652,9 +653,7 @@ def test_progress_counts_each_point_once_and_marks_each_datasets_first_call(smal
 
 
 def test_the_evaluate_engine_calls_model_evaluate_once_per_point(small_mlp, regression_data, monkeypatch):
-    calls = []
-    evaluate = small_mlp.evaluate
-    monkeypatch.setattr(small_mlp, "evaluate", lambda *args, **kwargs: (calls.append(1), evaluate(*args, **kwargs))[1])
+    calls = count_evaluate_calls(monkeypatch, small_mlp)
     directions = random_directions(small_mlp, seed=0)
     by_evaluate = engine_values(small_mlp, regression_data, directions, engine="evaluate")
     assert len(calls) == len(POINTS)

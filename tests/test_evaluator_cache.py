@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import evaluate_at, weights_at
+from conftest import count_evaluate_calls, evaluate_at, weights_at
 from losslandscape import compute_line, compute_surface, random_directions
 from losslandscape.backends import current_backend
 from losslandscape.evaluator_cache import MAX_CACHED_EVALUATORS, clear_evaluator_cache
@@ -187,9 +187,7 @@ def test_each_points_per_call_has_its_own_evaluator_and_the_evaluate_engine_none
     assert [e.points_per_call for e in evaluators] == [1, 2, 3, 2, 1]
     assert evaluators[3] is evaluators[1] and evaluators[4] is evaluators[0]
     assert built == {"point": 1, "vectorized": 2}
-    calls = []
-    evaluate = model.evaluate
-    monkeypatch.setattr(model, "evaluate", lambda *args, **kwargs: (calls.append(1), evaluate(*args, **kwargs))[1])
+    calls = count_evaluate_calls(monkeypatch, model)
     points = np.array([[0.1, -0.2], [0.3, 0.4]])
     by_evaluate = build_evaluator(model, batches, origin, directions, engine="evaluate").evaluate(points)
     assert len(calls) == 2 and built == {"point": 1, "vectorized": 2}

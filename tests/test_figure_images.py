@@ -95,6 +95,22 @@ def contour_log_off_theta0():
     return _surface(values, xcoords=xcoords, label="test", dataset_labels="given").plot("contour", log=True).figure_
 
 
+def contour_one_level():
+    return _surface(BOWL).plot("contour", levels=[1.0]).figure_
+
+
+def contour_past_a_line_too_small_to_label():
+    # The first level circles the minimum too tightly for a label; the 7 after it are labelled every other one.
+    return _surface(BOWL).plot("contour", levels=[0.105, 0.3, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0]).figure_
+
+
+def contour_fine_grid():
+    # Lines of thousands of vertices: the label candidates and the obstacles are thinned.
+    fine = np.linspace(-1, 1, 161)
+    values = 0.1 + 3 * fine[:, None] ** 2 + 1.5 * (fine[None, :] - 0.2) ** 2
+    return _surface(values, xcoords=fine, ycoords=fine).plot("contour", levels=24).figure_
+
+
 def contourf():
     return _surface(BOWL).plot("contourf").figure_
 
@@ -105,6 +121,14 @@ def contourf_narrow_range():
 
 def contourf_vmax():
     return _surface(BOWL).plot("contourf", vmax=1.0).figure_
+
+
+def contourf_log():
+    return _surface(EXPLODING).plot("contourf", log=True).figure_
+
+
+def contourf_vmin_below_the_minimum():
+    return _surface(BOWL).plot("contourf", vmin=0.0, vmax=2.0).figure_
 
 
 def heatmap_log_with_gaps():
@@ -143,8 +167,10 @@ def series_of_lines():
 
 
 FIGURES = [line_two_datasets, line_of_a_metric, interpolation, contour, contour_exploding, contour_log_off_theta0,
-           contourf, contourf_narrow_range, contourf_vmax, heatmap_log_with_gaps, surface_3d, surface_3d_exploding,
-           surface_3d_log_with_gaps, trajectory, series_of_surfaces, series_of_lines]
+           contour_one_level, contour_past_a_line_too_small_to_label, contour_fine_grid, contourf,
+           contourf_narrow_range, contourf_vmax, contourf_log, contourf_vmin_below_the_minimum,
+           heatmap_log_with_gaps, surface_3d, surface_3d_exploding, surface_3d_log_with_gaps, trajectory,
+           series_of_surfaces, series_of_lines]
 
 
 @pytest.mark.parametrize("draw", FIGURES, ids=[draw.__name__ for draw in FIGURES])

@@ -51,6 +51,8 @@ MAX_COLORBAR_TICKS = 7
 LINEAR_TICK_STEPS = (1, 2, 2.5, 5, 10)
 # A colour bar whose levels are positive and span this ratio or more is drawn on a log scale.
 COLORBAR_LOG_RATIO = 3.0
+# The colour bands a colour bar's arrows add below and above the levels, for each value of `extend`.
+ARROWS = {"neither": 0, "min": 1, "max": 1, "both": 2}
 # Contour lines in viridis without its palest yellows, which are hard to see on white.
 LINE_COLORS = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 256)), name="viridis_lines")
 
@@ -295,7 +297,12 @@ def _draw_flat(ax, kind, grid_x, grid_y, z, log, levels, metric, chosen_here=Tru
         if log:
             kwargs.setdefault("norm", LogNorm(vmin=levels[0], vmax=levels[-1]))
         elif len(levels) >= 2:
-            kwargs.setdefault("norm", BoundaryNorm(levels, plt.get_cmap(kwargs["cmap"]).N, extend=extend))
+            # A colour map of fewer colours than bands (e.g. "tab10" for 12 levels) repeats some; BoundaryNorm
+            # refuses it.
+            bands = len(levels) - 1 + ARROWS[extend]
+            colours = plt.get_cmap(kwargs["cmap"])
+            kwargs["cmap"] = colours if colours.N >= bands else colours.resampled(bands)
+            kwargs.setdefault("norm", BoundaryNorm(levels, kwargs["cmap"].N, extend=extend))
         artist = ax.contourf(grid_x, grid_y, z, levels=levels, extend=extend, **kwargs)
     if kind != "contour" and colorbar:
         colorbar_beside(ax, artist, metric, levels, log)

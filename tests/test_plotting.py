@@ -320,6 +320,30 @@ def test_theta0_is_starred_only_where_it_lies_on_the_plane():
     assert not [line for line in away.ax_.lines if line.get_label() == "θ0"]
     (star,) = [line for line in bowl_surface().plot("heatmap").ax_.lines if line.get_label() == "θ0"]
     assert star.get_marker() == "*" and star.get_markerfacecolor() == "white"
+    # θ0 at a corner of the plane is on it; a plane that stops short of 0 along either axis is not.
+    for xcoords, ycoords, starred in [([0.0, 0.5], [-0.5, 0.0], True), ([-0.5, 0.0], [0.0, 0.5], True),
+                                      ([0.1, 0.5], [-0.5, 0.5], False), ([-0.5, 0.5], [-0.5, -0.1], False),
+                                      ([-0.5, -0.1], [-0.5, 0.5], False), ([-0.5, 0.5], [0.1, 0.5], False)]:
+        corner = LossSurface(xcoords, ycoords, {"train": np.arange(4.0).reshape(2, 2) + 1}, {"train": {}})
+        stars = [line for line in corner.plot("heatmap").ax_.lines if line.get_label() == "θ0"]
+        assert len(stars) == starred, (xcoords, ycoords)
+        if starred:
+            np.testing.assert_array_equal(stars[0].get_xydata(), [[0.0, 0.0]])
+    plt.close("all")
+
+
+def test_the_3d_surface_and_filled_contours_take_the_users_colour_map_with_all_its_colours():
+    surface = bowl_surface()
+    assert surface.plot("surface", cmap="magma").artists_["surface"].get_cmap().name == "magma"
+    filled = surface.plot("contourf", cmap="Blues").artists_["contourf"]
+    assert filled.get_cmap().name == "Blues" and filled.norm.Ncmap == 256
+    # A map of fewer colours than bands (10 for 12 levels and the arrow above them) takes 12 evenly spaced
+    # samples of its 10: the first and the last twice.
+    few = surface.plot("contourf", cmap="tab10", levels=12).artists_["contourf"]
+    assert len(few.levels) == 12 and few.extend == "max" and few.get_cmap().N == few.norm.Ncmap == 12
+    tab10 = plt.get_cmap("tab10").colors
+    assert [tuple(colour[:3]) for colour in few.get_cmap()(np.arange(12))] == [
+        tab10[i] for i in (0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9)]
     plt.close("all")
 
 

@@ -370,3 +370,59 @@ def test_compute_surface_passes_its_sample_batch_and_policy_arguments_on(penaliz
         compute_surface(model, (x, y), xcoords=[0.0, 1.0], ycoords=[0.0], verbose=0)
     with pytest.raises(ValueError, match=r"^A surface needs 2 directions, received: 1$"):
         compute_surface(model, (x, y), [directions[0]], verbose=0)
+
+
+def test_compute_surface_names_streams_resumes_and_refuses_what_differs(small_mlp, regression_data, tmp_path,
+                                                                        monkeypatch, capsys):
+    import tensorflow as tf
+
+    from conftest import count_evaluate_calls
+    from losslandscape.output_lock import OutputInUseError, exclusive_output
+    from losslandscape.resume import ResumeError
+
+    x, y = regression_data
+    model = small_mlp
+    for layer in model.layers:
+        layer.bias.assign(np.linspace(0.1, 0.5, layer.bias.shape[0]))
+    surface = compute_surface(model, {"mine": (x, y)}, xcoords=[0.0, 1.0], seed=1, verbose=0)
+    assert list(surface.losses) == ["mine"] and surface.settings["dataset_labels"] == "given"
+    assert [bool(np.any(d != 0)) for d in surface.directions[0]] == [True, False, True, False]  # ignore="biasbn"
+    labelled = compute_surface(model, (x, y), xcoords=[0.0, 1.0], labels=["named"], seed=1, verbose=0)
+    assert list(labelled.losses) == ["named"] and labelled.settings["dataset_labels"] == "given"
+    assert capsys.readouterr().out == ""
+    reads = []
+
+    def counted():
+        reads.append(1)
+        yield x, y
+
+    dataset = tf.data.Dataset.from_generator(counted, output_signature=(
+        tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32)))
+    compute_surface(model, dataset, xcoords=[0.0, 1.0], seed=1, points_per_call=1, stream=True, verbose=0)
+    assert len(reads) >= 4  # read again at each of the 4 points
+    calls = count_evaluate_calls(monkeypatch, model)
+    path = tmp_path / "surface.h5"
+    first = compute_surface(model, (x, y), xcoords=[0.0, 1.0], seed=1, engine="evaluate", path=path, verbose=0)
+    assert len(calls) == 4
+    again = compute_surface(model, (x, y), xcoords=[0.0, 1.0], seed=1, engine="evaluate", path=path, verbose=0)
+    assert len(calls) == 4  # every point is in the file already
+    np.testing.assert_array_equal(again.losses["train"], first.losses["train"])
+    for changed, differences in [(dict(normalization="layer"), ["normalization"]),
+                                 (dict(ignore=None), ["ignore"]),
+                                 (dict(ycoords=[0.0, 2.0]), ["coords"]),
+                                 (dict(xcoords=[0.0, 2.0]), ["coords"])]:
+        with pytest.raises(ResumeError) as refused:
+            compute_surface(model, (x, y), **{"xcoords": [0.0, 1.0], "seed": 1, "engine": "evaluate", **changed},
+                            path=path, verbose=0)
+        assert refused.value.differences == differences
+    with pytest.raises(ResumeError) as refused:  # a line's file, refused for the same reason
+        line_path = tmp_path / "line.h5"
+        compute_line(model, (x, y), coords=[0.0, 1.0], seed=1, path=line_path, verbose=0)
+        compute_line(model, (x, y), coords=[0.0, 1.0], seed=1, normalization="layer", path=line_path, verbose=0)
+    assert refused.value.differences == ["normalization"]
+    with exclusive_output(path), pytest.raises(OutputInUseError, match="is computing into"):
+        compute_surface(model, (x, y), xcoords=[0.0, 1.0], path=path, verbose=0)
+    with pytest.raises(ValueError, match=r"^Expected `xcoords` to"):
+        compute_surface(model, (x, y), xcoords=[0.0], verbose=0)
+    with pytest.raises(ValueError, match=r"^A surface needs 2 directions, received: 3$"):
+        compute_surface(model, (x, y), [surface.directions[0]] * 3, verbose=0)

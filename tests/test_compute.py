@@ -281,7 +281,7 @@ def test_compute_line_passes_every_argument_on(penalized_mlp, regression_data, t
     saves = []
     monkeypatch.setattr(LossLine, "save", lambda self, target: saves.append(target))
     line = compute_line(model, (x, y), coords=[-1.0, 0.0, 0.5, 2.0], seed=5, normalization="layer", ignore=None,
-                        batch_size=16, max_batches=2, include_regularization=False, points_per_call=1, chunk_size=3,
+                        batch_size=16, max_batches=2, include_regularization=False, points_per_call=2, chunk_size=3,
                         path=path, verbose=0)
     (direction,) = random_directions(model, 1, seed=5, normalization="layer", ignore=None)
     assert all(np.any(d != 0) for d in direction)  # biases move too with ignore=None
@@ -293,8 +293,11 @@ def test_compute_line_passes_every_argument_on(penalized_mlp, regression_data, t
     assert {key: line.settings[key] for key in ("batch_size", "max_batches", "include_regularization", "ignore",
                                                 "normalization", "seed", "points_per_call_used")} == {
         "batch_size": 16, "max_batches": 2, "include_regularization": False, "ignore": None,
-        "normalization": "layer", "seed": 5, "points_per_call_used": {"train": 1}}
+        "normalization": "layer", "seed": 5, "points_per_call_used": {"train": 2}}
     assert saves == [path, path]  # after each chunk of 3 points: 3, then 1
+    saves.clear()
+    compute_line(model, (x, y), coords=np.linspace(-1, 1, 9), path=tmp_path / "nine.h5", verbose=0)
+    assert len(saves) == 2  # chunks of 8 points by default: 8, then 1
     default = compute_line(model, (x, y), coords=[0.0, 1.0], seed=5, verbose=0)  # ignore="biasbn"
     assert [bool(np.any(d != 0)) for d in default.direction] == [True, False, True, False]
     assert capsys.readouterr().out == ""
@@ -311,6 +314,8 @@ def test_compute_line_limits_samples_streams_and_shows_progress(penalized_mlp, r
     for index, alpha in enumerate(line.coords):
         expected = evaluate_at(model, weights_at(model, origin, [direction], [alpha]), x=x[:40], y=y[:40])
         assert line.losses["train"][index] == pytest.approx(expected["loss"], rel=5e-2)  # bfloat16: 3 digits
+    exact = compute_line(model, (x, y), coords=[0.0, 1.0], seed=0, max_samples=40, verbose=0)
+    assert np.all(np.abs(line.losses["train"] / exact.losses["train"] - 1) > 1e-6)  # evaluated in bfloat16
     assert line.settings["max_samples"] == 40 and line.settings["dtype_policy"] == "mixed_bfloat16"
     assert line.settings["num_samples"] == {"train": 40}
     assert "2/2 points" in capsys.readouterr().out

@@ -133,8 +133,9 @@ def test_bad_arguments_are_refused_before_any_point(small_mlp, regression_data, 
 
 @same_on_every_backend
 def test_unwritable_output_paths_are_refused_before_any_point(small_mlp, regression_data, tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="the folder .* does not exist"):
-        compute_line(small_mlp, regression_data, path=tmp_path / "missing" / "line.h5", verbose=0)
+    for compute in (compute_line, compute_surface):
+        with pytest.raises(FileNotFoundError, match="the folder .* does not exist"):
+            compute(small_mlp, regression_data, path=tmp_path / "missing" / "landscape.h5", verbose=0)
     read_only = tmp_path / "read_only"
     read_only.mkdir()
     # As root every folder is writable, so the permission is taken away where the check asks for it.
@@ -331,14 +332,17 @@ def test_compute_line_limits_samples_streams_and_shows_progress(penalized_mlp, r
     assert len(reads) >= 3  # read again at every point
 
 
-def test_compute_line_uses_the_direction_given_and_resumes_or_refuses_its_file(small_mlp, regression_data, tmp_path):
+def test_compute_line_uses_the_direction_given_and_resumes_or_refuses_its_file(small_mlp, regression_data, tmp_path,
+                                                                               monkeypatch):
+    from conftest import count_evaluate_calls
     from losslandscape.output_lock import OutputInUseError, exclusive_output
 
     x, y = regression_data
     origin = [v.numpy() for v in small_mlp.trainable_weights]
     direction = [np.full_like(w, 0.1) for w in origin]
-    line = compute_line(small_mlp, (x, y), direction, coords=[0.0, 1.0], verbose=0)
-    assert line.settings["directions"] == "given"
+    calls = count_evaluate_calls(monkeypatch, small_mlp)
+    line = compute_line(small_mlp, (x, y), direction, coords=[0.0, 1.0], engine="evaluate", verbose=0)
+    assert line.settings["directions"] == "given" and len(calls) == 2
     expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, [direction], [1.0]), x=x, y=y)
     assert line.losses["train"][1] == pytest.approx(expected["loss"], rel=1e-5)
     path = tmp_path / "line.h5"
@@ -412,6 +416,16 @@ def test_compute_surface_names_streams_resumes_and_refuses_what_differs(small_ml
     again = compute_surface(model, (x, y), xcoords=[0.0, 1.0], seed=1, engine="evaluate", path=path, verbose=0)
     assert len(calls) == 4  # every point is in the file already
     np.testing.assert_array_equal(again.losses["train"], first.losses["train"])
+    drawing = ("directions", "seed", "normalization", "ignore", "orthogonal")
+    assert {key: again.settings[key] for key in drawing} == {key: first.settings[key] for key in drawing} == {
+        "directions": "random", "seed": 1, "normalization": "filter", "ignore": "biasbn", "orthogonal": False}
+    # Given directions are the run's whatever the drawing settings say: a resume is not refused for them.
+    given_path = tmp_path / "given.h5"
+    for normalization in ("filter", "layer"):
+        compute_surface(model, (x, y), first.directions, xcoords=[0.0, 1.0], normalization=normalization,
+                        path=given_path, verbose=0)
+        compute_line(model, (x, y), first.directions[0], coords=[0.0, 1.0], normalization=normalization,
+                     path=tmp_path / "given_line.h5", verbose=0)
     for changed, differences in [(dict(normalization="layer"), ["normalization"]),
                                  (dict(ignore=None), ["ignore"]),
                                  (dict(ycoords=[0.0, 2.0]), ["coords"]),

@@ -98,6 +98,33 @@ def small_mlp():
     return model
 
 
+@pytest.fixture
+def regularized_mlp():
+    """A small regression MLP whose first layer carries an L2 penalty, compiled with a metric."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.05)),
+        keras.layers.Dense(1),
+    ])
+    model.compile(loss="mse", metrics=["mae"])
+    return model
+
+
+def errors_at(model, weights, x, y):
+    """The model's predictions minus `y` at trainable weights `weights`, which are then put back."""
+    saved = [v.numpy() for v in model.trainable_variables]
+    for variable, value in zip(model.trainable_variables, weights):
+        variable.assign(value)
+    try:
+        return model.predict(x, verbose=0) - y
+    finally:
+        for variable, value in zip(model.trainable_variables, saved):
+            variable.assign(value)
+
+
 @pytest.fixture(scope="module")
 def regression_data():
     rng = np.random.default_rng(2)

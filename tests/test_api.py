@@ -1,25 +1,12 @@
 """plot_loss and plot_loss_3D pass every argument on: values against model.evaluate and numpy, what is drawn, files."""
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.colors import LogNorm
 
-from conftest import evaluate_at, weights_at
+from conftest import errors_at, evaluate_at, weights_at
 from losslandscape import plot_loss, plot_loss_3D, random_directions
-
-
-@pytest.fixture
-def regularized_mlp():
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential([
-        keras.Input((5,)),
-        keras.layers.Dense(6, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.05)),
-        keras.layers.Dense(1),
-    ])
-    model.compile(loss="mse", metrics=["mae"])
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +16,6 @@ def data():
     y = (x @ rng.normal(size=(5, 1))).astype("float32")
     weights = rng.uniform(0.1, 2.0, size=64).astype("float32")
     return x, y, weights
-
-
-def errors_at(model, weights, x, y):
-    """The model's predictions minus `y` at trainable weights `weights`, which are then put back."""
-    saved = [v.numpy() for v in model.trainable_variables]
-    for variable, value in zip(model.trainable_variables, weights):
-        variable.assign(value)
-    try:
-        return model.predict(x, verbose=0) - y
-    finally:
-        for variable, value in zip(model.trainable_variables, saved):
-            variable.assign(value)
 
 
 def test_plot_loss_passes_every_argument_on(regularized_mlp, data):

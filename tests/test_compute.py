@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, assert_same_state, evaluate_at, weights_at, same_on_every_backend
+from conftest import all_state, assert_same_state, errors_at, evaluate_at, weights_at, same_on_every_backend
 from losslandscape import DatasetLabelError, compute_line, compute_surface, plot_loss, random_directions
 
 
@@ -247,34 +247,15 @@ def test_a_resumed_run_keeps_the_check_auto_made_on_its_points_per_call(small_ml
     assert load_surface(path).settings["points_per_call_agreement"] == agreement
 
 
-@pytest.fixture
-def penalized_mlp():
-    keras.utils.set_random_seed(5)
-    model = keras.Sequential([
-        keras.Input((5,)),
-        keras.layers.Dense(6, activation="tanh", kernel_regularizer=keras.regularizers.L2(0.05)),
-        keras.layers.Dense(1),
-    ])
-    model.compile(loss="mse", metrics=["mae"])
-    return model
-
-
 def _penalty_free_mse(model, weights, x, y):
-    saved = [v.numpy() for v in model.trainable_variables]
-    for variable, value in zip(model.trainable_variables, weights):
-        variable.assign(value)
-    try:
-        return float(np.mean((model.predict(x, verbose=0) - y) ** 2))
-    finally:
-        for variable, value in zip(model.trainable_variables, saved):
-            variable.assign(value)
+    return float(np.mean(errors_at(model, weights, x, y) ** 2))
 
 
-def test_compute_line_passes_every_argument_on(penalized_mlp, regression_data, tmp_path, capsys, monkeypatch):
+def test_compute_line_passes_every_argument_on(regularized_mlp, regression_data, tmp_path, capsys, monkeypatch):
     from losslandscape import LossLine
 
     x, y = regression_data
-    model = penalized_mlp
+    model = regularized_mlp
     for layer in model.layers:  # biases of zero would give zero directions for them under any normalization
         layer.bias.assign(np.linspace(0.1, 0.5, layer.bias.shape[0]))
     origin = [v.numpy() for v in model.trainable_weights]
@@ -304,11 +285,11 @@ def test_compute_line_passes_every_argument_on(penalized_mlp, regression_data, t
     assert capsys.readouterr().out == ""
 
 
-def test_compute_line_limits_samples_streams_and_shows_progress(penalized_mlp, regression_data, capsys):
+def test_compute_line_limits_samples_streams_and_shows_progress(regularized_mlp, regression_data, capsys):
     import tensorflow as tf
 
     x, y = regression_data
-    model = penalized_mlp
+    model = regularized_mlp
     origin = [v.numpy() for v in model.trainable_weights]
     line = compute_line(model, (x, y), coords=[0.0, 1.0], seed=0, max_samples=40, dtype_policy="mixed_bfloat16")
     (direction,) = random_directions(model, 1, seed=0)
@@ -358,9 +339,9 @@ def test_compute_line_uses_the_direction_given_and_resumes_or_refuses_its_file(s
         compute_line(small_mlp, (x, y), coords=[0.0], verbose=0)
 
 
-def test_compute_surface_passes_its_sample_batch_and_policy_arguments_on(penalized_mlp, regression_data, capsys):
+def test_compute_surface_passes_its_sample_batch_and_policy_arguments_on(regularized_mlp, regression_data, capsys):
     x, y = regression_data
-    model = penalized_mlp
+    model = regularized_mlp
     origin = [v.numpy() for v in model.trainable_weights]
     surface = compute_surface(model, (x, y), xcoords=[0.0, 1.0], ycoords=[-1.0, 0.0, 1.0], seed=2, batch_size=16,
                               max_batches=3, max_samples=40, include_regularization=False, chunk_size=2,

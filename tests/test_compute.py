@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import all_state, assert_same_state, errors_at, evaluate_at, weights_at, same_on_every_backend
+from conftest import (
+    all_state, assert_same_state, errors_at, evaluate_at, same_on_every_backend, tensorflow_only, weights_at,
+)
 from losslandscape import DatasetLabelError, compute_line, compute_surface, plot_loss, random_directions
 
 
@@ -285,9 +287,7 @@ def test_compute_line_passes_every_argument_on(regularized_mlp, regression_data,
     assert capsys.readouterr().out == ""
 
 
-def test_compute_line_limits_samples_streams_and_shows_progress(regularized_mlp, regression_data, capsys):
-    import tensorflow as tf
-
+def test_compute_line_limits_samples_and_shows_progress(regularized_mlp, regression_data, capsys):
     x, y = regression_data
     model = regularized_mlp
     origin = [v.numpy() for v in model.trainable_weights]
@@ -301,16 +301,6 @@ def test_compute_line_limits_samples_streams_and_shows_progress(regularized_mlp,
     assert line.settings["max_samples"] == 40 and line.settings["dtype_policy"] == "mixed_bfloat16"
     assert line.settings["num_samples"] == {"train": 40}
     assert "2/2 points" in capsys.readouterr().out
-    reads = []
-
-    def counted():
-        reads.append(1)
-        yield from zip(np.split(x, 3), np.split(y, 3))
-
-    dataset = tf.data.Dataset.from_generator(counted, output_signature=(
-        tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32)))
-    compute_line(model, dataset, coords=[0.0, 1.0, 2.0], seed=0, points_per_call=1, stream=True, verbose=0)
-    assert len(reads) >= 3  # read again at every point
 
 
 def test_compute_line_uses_the_direction_given_and_resumes_or_refuses_its_file(small_mlp, regression_data, tmp_path,
@@ -362,10 +352,8 @@ def test_compute_surface_passes_its_sample_batch_and_policy_arguments_on(regular
         compute_surface(model, (x, y), [directions[0]], verbose=0)
 
 
-def test_compute_surface_names_streams_resumes_and_refuses_what_differs(small_mlp, regression_data, tmp_path,
+def test_compute_surface_names_resumes_and_refuses_what_differs(small_mlp, regression_data, tmp_path,
                                                                         monkeypatch, capsys):
-    import tensorflow as tf
-
     from conftest import count_evaluate_calls
     from losslandscape.output_lock import OutputInUseError, exclusive_output
     from losslandscape.resume import ResumeError
@@ -380,16 +368,6 @@ def test_compute_surface_names_streams_resumes_and_refuses_what_differs(small_ml
     labelled = compute_surface(model, (x, y), xcoords=[0.0, 1.0], labels=["named"], seed=1, verbose=0)
     assert list(labelled.losses) == ["named"] and labelled.settings["dataset_labels"] == "given"
     assert capsys.readouterr().out == ""
-    reads = []
-
-    def counted():
-        reads.append(1)
-        yield x, y
-
-    dataset = tf.data.Dataset.from_generator(counted, output_signature=(
-        tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32)))
-    compute_surface(model, dataset, xcoords=[0.0, 1.0], seed=1, points_per_call=1, stream=True, verbose=0)
-    assert len(reads) >= 4  # read again at each of the 4 points
     calls = count_evaluate_calls(monkeypatch, model)
     path = tmp_path / "surface.h5"
     first = compute_surface(model, (x, y), xcoords=[0.0, 1.0], seed=1, engine="evaluate", path=path, verbose=0)
@@ -426,3 +404,23 @@ def test_compute_surface_names_streams_resumes_and_refuses_what_differs(small_ml
         compute_surface(model, (x, y), xcoords=[0.0], verbose=0)
     with pytest.raises(ValueError, match=r"^A surface needs 2 directions, received: 3$"):
         compute_surface(model, (x, y), [surface.directions[0]] * 3, verbose=0)
+
+
+@tensorflow_only
+def test_a_streamed_dataset_is_read_again_at_every_point_of_a_line_or_a_surface(small_mlp, regression_data):
+    import tensorflow as tf
+
+    x, y = regression_data
+    reads = []
+
+    def counted():
+        reads.append(1)
+        yield from zip(np.split(x, 3), np.split(y, 3))
+
+    dataset = tf.data.Dataset.from_generator(counted, output_signature=(
+        tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32)))
+    compute_line(small_mlp, dataset, coords=[0.0, 1.0, 2.0], seed=0, points_per_call=1, stream=True, verbose=0)
+    assert len(reads) >= 3
+    reads.clear()
+    compute_surface(small_mlp, dataset, xcoords=[0.0, 1.0], seed=0, points_per_call=1, stream=True, verbose=0)
+    assert len(reads) >= 4

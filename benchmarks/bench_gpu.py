@@ -83,7 +83,6 @@ def stage_default(args, dtype_policy=None) -> None:
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
 
-
     from losslandscape import plot_loss_3D, random_directions
     from losslandscape.datasets import prepare_data
     from losslandscape.engine import build_evaluator

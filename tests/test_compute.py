@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import (
-    all_state, assert_same_state, errors_at, evaluate_at, same_on_every_backend, tensorflow_only, weights_at,
+    all_state, assert_same_state, count_evaluate_calls, errors_at, evaluate_at, same_on_every_backend, tensorflow_only,
+    weights_at,
 )
 from losslandscape import DatasetLabelError, compute_line, compute_surface, plot_loss, random_directions
 
@@ -253,13 +254,18 @@ def _penalty_free_mse(model, weights, x, y):
     return float(np.mean(errors_at(model, weights, x, y) ** 2))
 
 
+def _with_nonzero_biases(model):
+    """Biases of zero would give zero directions for them under any normalization."""
+    for layer in model.layers:
+        layer.bias.assign(np.linspace(0.1, 0.5, layer.bias.shape[0]))
+    return model
+
+
 def test_compute_line_passes_every_argument_on(regularized_mlp, regression_data, tmp_path, capsys, monkeypatch):
     from losslandscape import LossLine
 
     x, y = regression_data
-    model = regularized_mlp
-    for layer in model.layers:  # biases of zero would give zero directions for them under any normalization
-        layer.bias.assign(np.linspace(0.1, 0.5, layer.bias.shape[0]))
+    model = _with_nonzero_biases(regularized_mlp)
     origin = [v.numpy() for v in model.trainable_weights]
     path = tmp_path / "line.h5"
     saves = []
@@ -305,7 +311,6 @@ def test_compute_line_limits_samples_and_shows_progress(regularized_mlp, regress
 
 def test_compute_line_uses_the_direction_given_and_resumes_or_refuses_its_file(small_mlp, regression_data, tmp_path,
                                                                                monkeypatch):
-    from conftest import count_evaluate_calls
     from losslandscape.output_lock import OutputInUseError, exclusive_output
 
     x, y = regression_data
@@ -352,16 +357,13 @@ def test_compute_surface_passes_its_sample_batch_and_policy_arguments_on(regular
         compute_surface(model, (x, y), [directions[0]], verbose=0)
 
 
-def test_compute_surface_names_resumes_and_refuses_what_differs(small_mlp, regression_data, tmp_path,
-                                                                        monkeypatch, capsys):
-    from conftest import count_evaluate_calls
+def test_compute_surface_names_resumes_and_refuses_what_differs(small_mlp, regression_data, tmp_path, monkeypatch,
+                                                                capsys):
     from losslandscape.output_lock import OutputInUseError, exclusive_output
     from losslandscape.resume import ResumeError
 
     x, y = regression_data
-    model = small_mlp
-    for layer in model.layers:
-        layer.bias.assign(np.linspace(0.1, 0.5, layer.bias.shape[0]))
+    model = _with_nonzero_biases(small_mlp)
     surface = compute_surface(model, {"mine": (x, y)}, xcoords=[0.0, 1.0], seed=1, verbose=0)
     assert list(surface.losses) == ["mine"] and surface.settings["dataset_labels"] == "given"
     assert [bool(np.any(d != 0)) for d in surface.directions[0]] == [True, False, True, False]  # ignore="biasbn"
@@ -393,9 +395,9 @@ def test_compute_surface_names_resumes_and_refuses_what_differs(small_mlp, regre
             compute_surface(model, (x, y), **{"xcoords": [0.0, 1.0], "seed": 1, "engine": "evaluate", **changed},
                             path=path, verbose=0)
         assert refused.value.differences == differences
+    line_path = tmp_path / "line.h5"
+    compute_line(model, (x, y), coords=[0.0, 1.0], seed=1, path=line_path, verbose=0)
     with pytest.raises(ResumeError) as refused:  # a line's file, refused for the same reason
-        line_path = tmp_path / "line.h5"
-        compute_line(model, (x, y), coords=[0.0, 1.0], seed=1, path=line_path, verbose=0)
         compute_line(model, (x, y), coords=[0.0, 1.0], seed=1, normalization="layer", path=line_path, verbose=0)
     assert refused.value.differences == ["normalization"]
     with exclusive_output(path), pytest.raises(OutputInUseError, match="is computing into"):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import (
-    all_state, assert_same_state, count_evaluate_calls, errors_at, evaluate_at, same_on_every_backend, tensorflow_only,
-    weights_at,
+    all_state, assert_same_state, count_evaluate_calls, edited, errors_at, evaluate_at, same_on_every_backend,
+    tensorflow_only, weights_at,
 )
 from losslandscape import DatasetLabelError, compute_line, compute_surface, plot_loss, random_directions
 
@@ -248,6 +248,24 @@ def test_a_resumed_run_keeps_the_check_auto_made_on_its_points_per_call(small_ml
     again = compute_surface(small_mlp, regression_data, xcoords=grid, seed=0, path=path, verbose=0)
     assert again.settings["points_per_call_agreement"] == agreement
     assert load_surface(path).settings["points_per_call_agreement"] == agreement
+
+
+def test_a_points_per_call_given_on_resume_is_used_for_the_points_left(small_mlp, regression_data, tmp_path):
+    from losslandscape import load_surface
+
+    grid = [-1.0, 0.0, 1.0]
+    path = tmp_path / "surface.h5"
+    first = compute_surface(small_mlp, regression_data, xcoords=grid, seed=0, points_per_call=2, path=path, verbose=0)
+    assert first.settings["points_per_call_used"] == {"train": 2}
+    with edited(path) as file:
+        computed = file["computed/train"][()]
+        computed[1:, :] = False
+        file["computed/train"][...] = computed
+    resumed = compute_surface(small_mlp, regression_data, xcoords=grid, seed=0, points_per_call=1, path=path,
+                              verbose=0)
+    assert resumed.settings["points_per_call_used"] == {"train": 1} == load_surface(path).settings[
+        "points_per_call_used"]
+    np.testing.assert_allclose(resumed.losses["train"], first.losses["train"], rtol=1e-5)
 
 
 def _penalty_free_mse(model, weights, x, y):

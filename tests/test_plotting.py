@@ -55,6 +55,9 @@ def test_log_scale_and_metric_choice():
     surface = bowl_surface()
     artist = surface.plot("contourf", log=True).artists_["contourf"]
     assert isinstance(artist.norm, matplotlib.colors.LogNorm)
+    # Given bounds on a log scale: levels evenly spaced in log L, not in log(L - vmin) as on a linear one.
+    bounded = surface.plot("contour", log=True, vmin=0.1, vmax=10.0).artists_["contour"]
+    np.testing.assert_allclose(bounded.levels, np.geomspace(0.1, 10.0, 12))
     surface.plot("heatmap", metric="accuracy")
     assert surface.ax_.get_title() == "train accuracy"
     with pytest.raises(ValueError, match="Expected `kind`"):

@@ -245,6 +245,41 @@ def test_a_reply_round_trips_as_plain_arrays():
 
 
 @same_on_every_backend
+def test_a_reply_is_sent_as_float64_values_and_int64_indices_whatever_the_worker_computed_in():
+    result = distributed.ChunkResult("train", np.array([4, 7], np.int32), {"loss": np.array([0.5, 2.0], np.float32)},
+                                     {"loss": np.float32(0.25)}, "host:1")
+    blob = result.to_bytes()
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        assert (archive["indices"].dtype, archive["value/loss"].dtype, archive["origin/loss"].dtype) == (
+            np.int64, np.float64, np.float64)
+    back = distributed.ChunkResult.from_bytes(blob, "train", np.array([4, 7]), ["loss"])
+    np.testing.assert_array_equal(back.values["loss"], [0.5, 2.0])
+
+
+def test_errors_of_lost_dask_workers_are_retried_and_others_are_not():
+    for name in ("KilledWorker", "CommClosedError", "StreamClosedError"):
+        assert distributed._lost_worker(type(name, (Exception,), {})("gone"))
+    for error in (ConnectionResetError(), EOFError(), TimeoutError()):
+        assert distributed._lost_worker(error)
+    for error in (ValueError("bad data"), RuntimeError("out of memory"), type("WorkerError", (Exception,), {})()):
+        assert not distributed._lost_worker(error)
+
+
+def test_a_workers_value_at_the_origin_must_agree_to_a_relative_one_in_ten_thousand():
+    def result(loss):
+        return distributed.ChunkResult("train", np.array([0]), {"loss": np.array([1.0])}, {"loss": loss}, "host:1")
+
+    distributed._check_origin(result(2.0 * (1 + 0.9e-4)), {"loss": np.array([2.0])})
+    distributed._check_origin(result(np.nan), {"loss": np.array([np.nan])})  # NaN at the origin on both sides
+    message = ("Worker host:1 gets loss = 2.0004 at the origin, the driver 2.0: it has a different environment or "
+               "different data. Check that every worker has the same package versions and reads the same data files.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        distributed._check_origin(result(2.0004), {"loss": np.array([2.0])})
+    with pytest.raises(ValueError, match="gets loss = 1e-09 at the origin, the driver 0.0"):  # relative only
+        distributed._check_origin(result(1e-9), {"loss": np.array([0.0])})
+
+
+@same_on_every_backend
 def test_a_chunk_whose_worker_is_lost_three_times_stops_the_run_and_keeps_the_points_done(classifier, monkeypatch,
                                                                                           tmp_path):
     from losslandscape import load_line
@@ -281,14 +316,18 @@ def test_a_process_pool_gives_its_workers_the_gpus_round_robin(monkeypatch):
 
     class Recorded:
         def __init__(self, max_workers, mp_context, initializer, initargs):
-            made.update(max_workers=max_workers, initializer=initializer, devices=initargs[0])
+            made.update(max_workers=max_workers, initializer=initializer, devices=initargs[0],
+                        start_method=None if mp_context is None else mp_context.get_start_method())
 
     monkeypatch.setattr(distributed, "ProcessPoolExecutor", Recorded)
     distributed.process_pool(5, gpus=[2, 7])
     assert made["max_workers"] == 5 and made["initializer"] is distributed._claim_device
+    assert made["start_method"] == "spawn"  # TensorFlow does not survive fork
     assert [made["devices"].get(timeout=5) for _ in range(5)] == [2, 7, 2, 7, 2]
     distributed.process_pool(2)
     assert [made["devices"].get(timeout=5) for _ in range(2)] == [None, None]
+    distributed.process_pool(1)
+    assert made["max_workers"] == 1
     for wrong in (0, -1, 1.5, "2"):
         with pytest.raises(ValueError, match=re.escape(f"Expected `max_workers` >= 1, received: {wrong!r}")):
             distributed.process_pool(wrong)

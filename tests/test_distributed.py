@@ -2,6 +2,7 @@ import io
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +96,8 @@ def test_a_worker_with_other_values_at_the_origin_stops_the_run(classifier, monk
         return state
 
     monkeypatch.setattr(distributed, "_worker_state", shifted_origin)
-    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="different environment or different data"):
+    worker = f"{socket.gethostname()}:{os.getpid()}"  # a thread of this process
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match=re.escape(f"Worker {worker} gets loss = ")):
         compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
 
 
@@ -166,7 +168,9 @@ def test_a_worker_with_slightly_other_data_or_weights_is_refused(classifier, tmp
 
     monkeypatch.setattr(distributed, "make_job", job_with_a_difference)
     what = "data 'train'" if change == "one_sample" else "model weights"
-    with ThreadPoolExecutor(1) as pool, pytest.raises(distributed.WorkerMismatchError, match=f"reads other {what}"):
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    with ThreadPoolExecutor(1) as pool, pytest.raises(distributed.WorkerMismatchError,
+                                                       match=re.escape(f"Worker {worker} reads other {what}")):
         compute_line(model, npz, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
 
 
@@ -242,6 +246,39 @@ def test_a_reply_round_trips_as_plain_arrays():
     assert (back.label, back.worker, back.origin) == ("train", "host:1", {"loss": 0.25})
     np.testing.assert_array_equal(back.values["loss"], [0.5, np.inf])
     np.testing.assert_array_equal(back.indices, [4, 7])
+
+
+def _archive(**arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "changes, lacks",
+    [
+        (dict(label=np.str_("test"), indices=np.array([4, 8])), "label 'train', the 2 points asked for"),
+        ({"origin/accuracy": None}, "values ['accuracy', 'loss']"),  # an origin for each value, and no other
+        ({"origin/loss": np.array([0.25])}, "one float64 per point and value"),
+        (dict(worker=None), "its name"),
+    ],
+)
+def test_a_reply_is_read_only_with_every_part_of_the_points_asked_for(changes, lacks):
+    arrays = {"label": np.str_("train"), "indices": np.array([4, 7]), "worker": np.str_("host:1"),
+              "value/loss": np.array([0.5, 1.0]), "value/accuracy": np.array([0.9, 0.8]),
+              "origin/loss": np.array(0.25), "origin/accuracy": np.array(0.95)}
+    arrays = {key: value for key, value in dict(arrays, **changes).items() if value is not None}
+    message = f"A worker's reply to 2 points of 'train' lacks {lacks}; it is not recorded."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        distributed.ChunkResult.from_bytes(_archive(**arrays), "train", np.array([4, 7]), ["loss", "accuracy"])
+
+
+def test_a_worker_with_other_content_is_named_with_both_hashes():
+    message = ("Worker host:1 reads other model weights than the driver (content hash 0123456789ab vs "
+               "ba9876543210): give every worker the same model and the same data files.")
+    with pytest.raises(distributed.WorkerMismatchError, match=f"^{re.escape(message)}$"):
+        distributed._check_same("host:1", "model weights", "0123456789abcdef", "ba9876543210fedc")
+    distributed._check_same("host:1", "model weights", "0123456789abcdef", None)  # nothing to compare with
 
 
 @same_on_every_backend
@@ -354,7 +391,30 @@ def test_workers_evaluate_with_the_drivers_settings(classifier):
     with ThreadPoolExecutor(2) as pool:
         spread = compute_line(model, (x, y), executor=pool, chunk_size=2, **settings)
     np.testing.assert_array_equal(spread.losses["train"], serial.losses["train"])
+    others = dict(settings, include_regularization=True, max_batches=None, max_samples=250)
+    with ThreadPoolExecutor(1) as pool:
+        np.testing.assert_array_equal(compute_line(model, (x, y), executor=pool, **others).losses["train"],
+                                      compute_line(model, (x, y), **others).losses["train"])
     with_penalty = compute_line(model, (x, y), **dict(settings, include_regularization=True))
     assert np.all(with_penalty.losses["train"] > serial.losses["train"] + 1e-3)
     all_batches = compute_line(model, (x, y), **dict(settings, max_batches=None))
     assert not np.allclose(all_batches.losses["train"], serial.losses["train"], rtol=1e-4)
+
+
+def test_a_worker_thread_loads_the_model_once_in_a_folder_of_its_own_and_in_safe_mode(classifier, monkeypatch,
+                                                                                   tmp_path, capsys):
+    model, data, _ = classifier
+    loaded = []
+    load_model = keras.models.load_model
+
+    def counted(path, **options):
+        loaded.append(options)
+        return load_model(path, **options)
+
+    monkeypatch.setattr(keras.models, "load_model", counted)
+    monkeypatch.chdir(tmp_path)
+    with ThreadPoolExecutor(1) as pool:
+        compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, chunk_size=1, verbose=0)
+    assert loaded == [{"safe_mode": True}]  # one thread, three chunks: built once
+    assert os.listdir(tmp_path) == []  # the model's bytes went to a temporary folder
+    assert capsys.readouterr().out == ""

@@ -108,8 +108,21 @@ def test_unsendable_data_and_executors_are_rejected(classifier):
     model, data, _ = classifier
     with ThreadPoolExecutor(1) as pool, pytest.raises(TypeError, match="NpzData"):
         compute_line(model, tf.data.Dataset.from_tensor_slices(data).batch(100), executor=pool, verbose=0)
-    with pytest.raises(TypeError, match="Executor"):
+    with pytest.raises(TypeError, match=re.escape(
+            "Expected `executor` to be a concurrent.futures.Executor or a dask.distributed Client, received: str")):
         compute_line(model, data, executor="localhost:8786", verbose=0)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            return data
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(TypeError, match=re.escape(
+            "Dataset 'train' is a Batches, which cannot be sent to workers. Pass arrays `(x, y)` or "
+            "`losslandscape.NpzData(path)` with `executor=`.")):
+        compute_line(model, Batches(), executor=pool, verbose=0)
 
 
 @pytest.mark.slow
@@ -418,3 +431,48 @@ def test_a_worker_thread_loads_the_model_once_in_a_folder_of_its_own_and_in_safe
     assert loaded == [{"safe_mode": True}]  # one thread, three chunks: built once
     assert os.listdir(tmp_path) == []  # the model's bytes went to a temporary folder
     assert capsys.readouterr().out == ""
+
+
+def test_a_dask_client_lends_its_executor_and_chunks_are_16_points_by_default(classifier, monkeypatch, capsys):
+    from losslandscape.progress import Progress
+
+    model, data, _ = classifier
+    chunks, added = [], []
+    original = distributed.evaluate_chunk
+
+    def counted(job, label, rows):
+        chunks.append(len(rows))
+        return original(job, label, rows)
+
+    class Recorded(Progress):
+        def add(self, count, first_call=False):
+            added.append((count, first_call))
+            super().add(count, first_call)
+
+    class Client:  # what compute_line uses of a dask.distributed Client
+        def __init__(self, pool):
+            self.pool = pool
+
+        def get_executor(self):
+            return self.pool
+
+    monkeypatch.setattr(distributed, "evaluate_chunk", counted)
+    monkeypatch.setattr(distributed, "Progress", Recorded)
+    coords = np.linspace(-1, 1, 20)
+    with ThreadPoolExecutor(1) as pool:
+        line = compute_line(model, data, coords=coords, seed=0, executor=Client(pool), verbose=1)
+    assert chunks == [16, 4]
+    assert added == [(16, True), (4, False)]  # only the first chunk's time (it builds the model) is left out
+    assert capsys.readouterr().out.splitlines()[-1].startswith("20/20 points in ")
+    np.testing.assert_array_equal(line.losses["train"], compute_line(model, data, coords=coords, seed=0,
+                                                                     verbose=0).losses["train"])
+
+
+def test_a_worker_thread_kept_between_runs_builds_each_runs_model_again(classifier):
+    model, data, _ = classifier
+    coords = np.linspace(-1, 1, 3)
+    with ThreadPoolExecutor(1) as pool:  # as Dask's worker threads, kept from one run to the next
+        compute_line(model, data, coords=coords, seed=0, executor=pool, verbose=0)
+        second = compute_line(model, data, coords=coords, seed=1, executor=pool, verbose=0)
+    np.testing.assert_array_equal(second.losses["train"],
+                                  compute_line(model, data, coords=coords, seed=1, verbose=0).losses["train"])

@@ -476,3 +476,21 @@ def test_a_worker_thread_kept_between_runs_builds_each_runs_model_again(classifi
         second = compute_line(model, data, coords=coords, seed=1, executor=pool, verbose=0)
     np.testing.assert_array_equal(second.losses["train"],
                                   compute_line(model, data, coords=coords, seed=1, verbose=0).losses["train"])
+
+
+def test_workers_build_the_evaluator_the_driver_asks_for_under_the_users_labels(classifier, monkeypatch):
+    model, data, _ = classifier
+    built = []
+    original = distributed.build_evaluator
+
+    def recorded(*args, **options):
+        built.append(options)
+        return original(*args, **options)
+
+    monkeypatch.setattr(distributed, "build_evaluator", recorded)
+    settings = dict(coords=np.linspace(-1, 1, 5), seed=0, engine="evaluate", labels=["mine"], verbose=0)
+    with ThreadPoolExecutor(1) as pool:
+        line = compute_line(model, data, executor=pool, **settings)
+    assert [(options["engine"], len(options["points"])) for options in built] == [("evaluate", 5)]
+    assert list(line.losses) == ["mine"]
+    np.testing.assert_allclose(line.losses["mine"], compute_line(model, data, **settings).losses["mine"], rtol=1e-6)

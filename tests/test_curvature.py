@@ -113,7 +113,10 @@ def test_a_loss_surface_file_is_not_resumed_as_a_curvature_map(tmp_path):
 @same_on_every_backend
 @pytest.mark.parametrize("arguments, message", [
     (dict(max_iterations=1), "`max_iterations` to be an integer >= 2, received: 1"),
+    (dict(max_iterations=5.0), "`max_iterations` to be an integer >= 2, received: 5.0"),
     (dict(tolerance=0.0), r"`tolerance` to be a number in \(0, 1\), received: 0.0"),
+    (dict(tolerance=1), r"`tolerance` to be a number in \(0, 1\), received: 1"),
+    (dict(tolerance=1.5), r"`tolerance` to be a number in \(0, 1\), received: 1.5"),
     (dict(xcoords=[0.5]), "xcoords"),
 ])
 def test_bad_arguments_fail_before_any_work(arguments, message):
@@ -151,9 +154,10 @@ def test_the_regularization_term_adds_its_own_curvature_only_when_asked():
     model, x, y = _linear_regression(regularizer=keras.regularizers.l2(0.3))
     data_hessian = np.linalg.eigvalsh(2.0 / len(x) * x.astype(np.float64).T @ x)
     # Keras' l2(λ) adds λ·Σw², whose Hessian is 2λ·I.
-    for include, shift in ((True, 0.6), (False, 0.0)):
-        curvature = curvature_map(model, (x, y), xcoords=[-0.5, 0.5], seed=1, include_regularization=include,
-                                  verbose=0)
+    for include, shift in ((None, 0.6), (True, 0.6), (False, 0.0)):  # included by default
+        given = {} if include is None else dict(include_regularization=include)
+        curvature = curvature_map(model, (x, y), xcoords=[-0.5, 0.5], seed=1, verbose=0, **given)
+        include = True if include is None else include
         np.testing.assert_allclose(curvature.values(metric="lambda_max"), data_hessian[-1] + shift, rtol=1e-4)
         np.testing.assert_allclose(curvature.values(metric="lambda_min"), data_hessian[0] + shift, rtol=1e-4)
         surface = compute_surface(model, (x, y), curvature.directions, [-0.5, 0.5], include_regularization=include,
@@ -202,3 +206,51 @@ def test_drawn_directions_follow_the_drawing_arguments():
         np.testing.assert_array_equal(got[0], wanted[0])
     assert curvature.settings["num_samples"] == {"train": 10} and curvature.settings["batch_size"] == 4
     assert curvature.settings["lanczos_max_iterations"] == 40 and curvature.settings["lanczos_tolerance"] == 1e-3
+
+
+def test_lanczos_stops_at_an_invariant_subspace_and_otherwise_after_40_products_by_default():
+    scale = np.repeat([1.0, 2.0, 3.0], 4)  # three distinct eigenvalues: the Krylov space has 3 dimensions
+    for factor in (1.0, 1e6):
+        found = extreme_eigenvalues(lambda v: factor * scale * v, np.ones(12))
+        assert (found.smallest, found.largest, found.products) == (pytest.approx(factor), pytest.approx(3 * factor), 3)
+    found = extreme_eigenvalues(lambda v: scale * v, np.eye(12)[0])  # an eigenvector: exact after one product
+    assert (found.smallest, found.largest, found.products) == (1.0, 1.0, 1)
+    calls = []
+
+    def growing(v):  # a product whose Ritz values never settle
+        calls.append(1)
+        return len(calls) * np.linspace(1.0, 2.0, 100) * v
+
+    assert extreme_eigenvalues(growing, np.ones(100)).products == 40
+    with pytest.raises(ValueError, match=r"^The Lanczos start vector is zero\.$"):
+        extreme_eigenvalues(lambda v: v, np.zeros(3))
+
+
+def test_a_flat_hessian_has_an_infinite_ratio_and_a_map_saves_after_every_point_with_progress(tmp_path, monkeypatch,
+                                                                                              capsys):
+    from losslandscape import LossSurface
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 2)).astype("float32")
+    y = np.full((16, 1), 100.0, "float32")  # far above every prediction: the absolute error is linear in the weights
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mae")
+    saves = []
+    save = LossSurface.save
+    monkeypatch.setattr(LossSurface, "save", lambda self, path: saves.append(path) or save(self, path))
+    curvature = curvature_map(model, (x, y), xcoords=[-1.0, 1.0], max_iterations=2, seed=0, path=tmp_path / "c.h5")
+    np.testing.assert_array_equal(curvature.values(metric="lambda_max"), 0.0)
+    assert np.isposinf(curvature.values(metric="eigen_ratio")).all()
+    assert len(saves) == 4  # one point at a time
+    assert curvature.settings["orthogonal"] is False
+    assert capsys.readouterr().out.splitlines()[-1].startswith("4/4 points in ")
+
+
+def test_a_map_of_the_first_batches_has_their_hessian():
+    model, x, y = _linear_regression(samples=24)
+    curvature = curvature_map(model, (x, y), xcoords=[-1.0, 1.0], seed=0, batch_size=8, max_batches=1, verbose=0)
+    first = x[:8].astype(np.float64)
+    exact = np.linalg.eigvalsh(2.0 / 8 * first.T @ first)
+    np.testing.assert_allclose(curvature.values(metric="lambda_max"), exact[-1], rtol=1e-4)
+    accepted = curvature_map(model, (x, y), xcoords=[-1.0, 1.0], seed=0, max_iterations=2, verbose=0)
+    assert accepted.values(metric="lambda_max").shape == (2, 2)

@@ -85,7 +85,7 @@ def test_a_saddle_has_the_negative_eigenvalue_of_its_closed_form():
     np.testing.assert_allclose(ratio, np.abs(smallest / largest), rtol=1e-3, atol=1e-6)
 
 
-def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path):
+def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path, monkeypatch):
     model, data, directions = _product_model()
     whole = curvature_map(model, data, directions, COORDS, path=tmp_path / "whole.h5", verbose=0)
     half = load_surface(tmp_path / "whole.h5")
@@ -94,9 +94,16 @@ def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path):
     for values in half.metrics["train"].values():
         values[:, 3:] = np.nan
     half.save(tmp_path / "half.h5")
+    import losslandscape.distributed as distributed
+
+    sent = []
+    evaluate_chunk = distributed.evaluate_chunk
+    monkeypatch.setattr(distributed, "evaluate_chunk",
+                        lambda job, label, rows: sent.extend(rows.tolist()) or evaluate_chunk(job, label, rows))
     with ThreadPoolExecutor(1) as pool:
         resumed = curvature_map(model, data, directions, COORDS, path=tmp_path / "half.h5", executor=pool,
                                 verbose=0)
+    assert len(sent) == 10  # the workers computed the two missing columns, and nothing else
     for metric in ("lambda_min", "lambda_max", "eigen_ratio"):
         np.testing.assert_allclose(resumed.values(metric=metric), whole.values(metric=metric), rtol=1e-6)
     assert load_surface(tmp_path / "half.h5").computed["train"].all()
@@ -206,6 +213,20 @@ def test_drawn_directions_follow_the_drawing_arguments():
         np.testing.assert_array_equal(got[0], wanted[0])
     assert curvature.settings["num_samples"] == {"train": 10} and curvature.settings["batch_size"] == 4
     assert curvature.settings["lanczos_max_iterations"] == 40 and curvature.settings["lanczos_tolerance"] == 1e-3
+    keras.utils.set_random_seed(0)
+    biased = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    biased.compile(loss="mse")
+    biased.layers[0].bias.assign([0.5, -0.5])
+    targets = np.zeros((len(x), 2), "float32")
+    by_default = curvature_map(biased, (x, targets), xcoords=[-1, 1], ycoords=[0.0, 0.5, 1.0], labels=["mine"],
+                               seed=7, max_iterations=2, verbose=0)
+    expected = random_directions(biased, 2, seed=7)  # filter-normalized, biases left out
+    for got, wanted in zip(by_default.directions, expected):
+        for got_part, wanted_part in zip(got, wanted):
+            np.testing.assert_array_equal(got_part, wanted_part)
+    assert not np.any(by_default.directions[0][1])
+    np.testing.assert_array_equal(by_default.ycoords, [0.0, 0.5, 1.0])
+    assert list(by_default.losses) == ["mine"] and by_default.values("mine", "lambda_max").shape == (2, 3)
 
 
 def test_lanczos_stops_at_an_invariant_subspace_and_otherwise_after_40_products_by_default():

@@ -234,6 +234,9 @@ def test_lanczos_stops_at_an_invariant_subspace_and_otherwise_after_40_products_
     for factor in (1.0, 1e6):
         found = extreme_eigenvalues(lambda v: factor * scale * v, np.ones(12))
         assert (found.smallest, found.largest, found.products) == (pytest.approx(factor), pytest.approx(3 * factor), 3)
+    start = np.random.default_rng(0).standard_normal(12).astype(np.float32)  # normalized in float64 all the same
+    found = extreme_eigenvalues(lambda v: scale * v, start)
+    assert abs(found.smallest - 1.0) < 1e-12 and abs(found.largest - 3.0) < 1e-12
     found = extreme_eigenvalues(lambda v: scale * v, np.eye(12)[0])  # an eigenvector: exact after one product
     assert (found.smallest, found.largest, found.products) == (1.0, 1.0, 1)
     calls = []

@@ -54,6 +54,13 @@ def test_a_pydataset_is_read_only_up_to_the_samples_asked_for_and_refused_when_e
     data = _Counted([10, 10, 10, 10])
     batches = prepare_data(data, max_samples=20)
     assert batches.num_samples == 20 and data.read == [0, 1]
+    data = _Counted([10, 10, 10, 10])
+    batches = prepare_data(data, max_samples=21)  # a third batch for the 21st sample, cut there
+    assert batches.num_samples == 21 and data.read == [0, 1, 2]
+    data = _Counted([10, 10, 10, 10])
+    batches = prepare_data(data, max_batches=2)
+    assert (batches.num_samples, batches.batch_size, data.read) == (20, 10, [0, 1])  # the PyDataset's batch size
+    assert prepare_data(_Counted([10, 10, 10, 10]), batch_size=4).batch_size == 4
     with pytest.raises(ValueError, match=r"^The dataset is empty: the PyDataset has no batches\. Pass data with at "
                                          r"least one sample\.$"):
         prepare_data(_Counted([]))
@@ -166,3 +173,27 @@ def test_labelled_datasets_get_every_argument_and_are_named_in_errors(tmp_path):
     np.savez(path, x=x[:, :2], y=y)
     with pytest.raises(ValueError, match=rf"^The data 'train' \({re.escape(repr(str(path)))}\) has samples of shape"):
         prepare_labelled_data(model, NpzData(path))
+
+
+def test_one_dataset_is_told_from_a_collection_of_them(tmp_path):
+    from losslandscape.datasets import is_single_dataset
+
+    x, y = np.ones((4, 2), "float32"), np.zeros(4, "float32")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    npz = NpzData(str(tmp_path / "data.npz"))
+    single = [(x, y), (x, y, y), [x, y], npz, _Counted([2])]
+    collections = [{"train": (x, y)}, ((x, y), (x, y)), [(x, y, y), (x, y, y)], (npz, npz),
+                   [_Counted([2]), _Counted([2])], ((x, y), npz)]
+    assert [is_single_dataset(data) for data in single] == [True] * len(single)
+    assert [is_single_dataset(data) for data in collections] == [False] * len(collections)
+
+
+def test_data_that_is_not_x_and_y_is_refused_in_full():
+    x, y = np.ones((4, 2), "float32"), np.zeros(4, "float32")
+    expected = "Expected data as `(x, y)`, `(x, y, sample_weight)`, a tf.data.Dataset or a keras.utils.PyDataset, "
+    for data, received in [((x, y, y, y), "tuple of length 4"), ([x], "list of length 1"), (x, "ndarray"),
+                           (5, "int")]:
+        with pytest.raises(TypeError, match=f"^{re.escape(expected + 'received: ' + received)}$"):
+            prepare_data(data)
+    with pytest.raises(ValueError, match=r"^Targets `y` are None: a loss needs targets\. Pass `\(x, y\)`\.$"):
+        prepare_data((x, None))

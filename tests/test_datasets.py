@@ -102,8 +102,9 @@ def test_a_tf_dataset_keeps_its_first_batches_and_refuses_a_batch_size_unless_it
     assert prepare_data(dataset, max_batches=2).num_samples == 60
     assert prepare_data(dataset, max_batches=2, max_samples=50).num_samples == 50
     assert prepare_data(dataset, max_samples=45, batch_size=20, max_batches=2).num_samples == 40
-    with pytest.raises(ValueError, match=r"^`batch_size` must be None when `data` is a .*Dataset.*: it is already "
-                                         r"batched\."):
+    message = (f"`batch_size` must be None when `data` is a {type(dataset).__name__}: it is already batched. Batch it "
+               "yourself, or pass arrays `(x, y)` with `batch_size`.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         prepare_data(dataset, batch_size=10)
 
 

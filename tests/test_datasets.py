@@ -198,3 +198,25 @@ def test_data_that_is_not_x_and_y_is_refused_in_full():
             prepare_data(data)
     with pytest.raises(ValueError, match=r"^Targets `y` are None: a loss needs targets\. Pass `\(x, y\)`\.$"):
         prepare_data((x, None))
+
+
+def test_a_tf_dataset_of_unknown_length_is_read_whole_or_at_the_batches_asked_for():
+    tf = pytest.importorskip("tensorflow")
+    x = np.arange(200, dtype="float32")[:, None]
+    unknown = tf.data.Dataset.from_tensor_slices((x, np.zeros(200, "float32"))).filter(lambda *_: True).batch(4)
+    assert int(unknown.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY)
+    assert prepare_data(unknown).num_samples == 200  # 50 batches of 4 samples: far below the memory budget
+    assert prepare_data(unknown, max_batches=2).num_samples == 8
+
+
+def test_tf_datasets_are_datasets_in_a_collection_and_named_when_unbatched():
+    tf = pytest.importorskip("tensorflow")
+    from losslandscape.datasets import is_single_dataset, prepare_labelled_data
+
+    x, y = np.ones((6, 3), "float32"), np.zeros(6, "float32")
+    batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    assert is_single_dataset(batched) and not is_single_dataset((batched, batched))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match=r"^The dataset 'mine' yields single samples of shape \(3,\)"):
+        prepare_labelled_data(model, {"mine": tf.data.Dataset.from_tensor_slices((x, y))})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -186,9 +187,7 @@ class FirstBatches:
 
     def __iter__(self):
         seen = 0
-        for index, batch in enumerate(self._loader):
-            if self._max_batches is not None and index >= self._max_batches:
-                return
+        for batch in itertools.islice(self._loader, self._max_batches):  # no batch read past the last one kept
             parts = as_batch(batch)
             size = len(keras.tree.flatten(parts[0])[0])
             if self._max_samples is not None and seen + size >= self._max_samples:

@@ -220,3 +220,24 @@ def test_tf_datasets_are_datasets_in_a_collection_and_named_when_unbatched():
     model.compile(loss="mse")
     with pytest.raises(ValueError, match=r"^The dataset 'mine' yields single samples of shape \(3,\)"):
         prepare_labelled_data(model, {"mine": tf.data.Dataset.from_tensor_slices((x, y))})
+
+
+def test_another_backends_loader_is_cut_as_it_is_read_and_no_further():
+    from losslandscape.datasets import FirstBatches
+
+    class Loader:
+        def __init__(self):
+            self.read = 0
+
+        def __iter__(self):
+            for index in range(4):
+                self.read += 1
+                yield np.full((10, 1), index, "float32"), np.zeros(10, "float32")
+
+    for max_samples, max_batches, sizes, read in [(20, None, [10, 10], 2), (25, None, [10, 10, 5], 3),
+                                                  (None, 3, [10, 10, 10], 3), (15, 3, [10, 5], 2)]:
+        loader = Loader()
+        batches = list(FirstBatches(loader, max_samples, max_batches))
+        assert [len(x) for x, _ in batches] == sizes and loader.read == read, (max_samples, max_batches)
+        assert [float(x[0, 0]) for x, _ in batches] == list(range(len(sizes)))
+    assert [len(x) for x, _ in FirstBatches(Loader(), 20, None)] == [10, 10]  # re-iterable

@@ -59,20 +59,21 @@ def test_weighted_and_unweighted_losses_differ(trained_cnn, image_data):
 
 
 def test_evaluate_engine_equals_compiled_engine(trained_cnn, image_data):
-    x, y, _ = image_data
     directions = random_directions(trained_cnn, seed=1)
-    compiled = engine_values(trained_cnn, (x, y), directions)
-    reference = engine_values(trained_cnn, (x, y), directions, engine="evaluate")
+    compiled = engine_values(trained_cnn, image_data, directions)  # with sample weights
+    reference = engine_values(trained_cnn, image_data, directions, engine="evaluate")
     for name in ("loss", "accuracy"):
         np.testing.assert_allclose(compiled[name], reference[name], rtol=1e-5)
 
 
-def test_without_regularization_subtracts_the_l2_penalty(trained_cnn, image_data):
-    x, y, _ = image_data
+@pytest.mark.parametrize("weighted", [False, True])
+def test_without_regularization_subtracts_the_l2_penalty(trained_cnn, image_data, weighted):
+    x, y, sample_weight = image_data
+    data = (x, y, sample_weight) if weighted else (x, y)
     directions = random_directions(trained_cnn, seed=2)
     origin = [v.numpy() for v in trained_cnn.trainable_weights]
-    total = engine_values(trained_cnn, (x, y), directions)["loss"]
-    data_only = engine_values(trained_cnn, (x, y), directions, include_regularization=False)["loss"]
+    total = engine_values(trained_cnn, data, directions)["loss"]
+    data_only = engine_values(trained_cnn, data, directions, include_regularization=False)["loss"]
     kernels = [i for i, v in enumerate(trained_cnn.trainable_weights) if v.name == "kernel"]
     for index, point in enumerate(POINTS):
         weights = weights_at(trained_cnn, origin, directions, point)

@@ -14,7 +14,7 @@ from conftest import (
 )
 
 import losslandscape.points_per_call_probe as probe_module
-from losslandscape import WeightSnapshot, evaluate_grid, random_directions
+from losslandscape import WeightSnapshot, compute_line, evaluate_grid, random_directions
 from losslandscape.backends import current_backend
 from losslandscape.datasets import prepare_data
 from losslandscape.engine import check_compiled
@@ -692,3 +692,17 @@ def test_auto_tells_the_probe_the_models_kind_and_size_and_keeps_its_choice(smal
         assert again is first
     assert heard == [(5 * 8 + 8 + 8 + 1, False, None),
                      (sum(int(np.prod(v.shape)) for v in trained_cnn.trainable_variables), True, None)]
+
+
+def test_weighted_metrics_without_the_penalty_are_weighted_as_model_evaluate_weighs_them():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.1))])
+    model.compile(loss="mse", weighted_metrics=["mae"])
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
+    weights = rng.uniform(0.0, 3.0, 64).astype("float32")
+    line = compute_line(model, (x, y, weights), coords=[0.0, 1.0], include_regularization=False, verbose=0)
+    expected = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    unweighted = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert abs(expected["mae"] - unweighted["mae"]) > 1e-3
+    assert line.metrics["train"]["mae"][0] == pytest.approx(expected["mae"], rel=1e-5)

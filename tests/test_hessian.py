@@ -319,3 +319,22 @@ def test_a_float64_model_gets_float64_products(linear_regression):
     penalty.compile()  # the bias is unconnected: its zero gradient in float64 too
     found = hessian_directions(penalty, (x.astype("float64"), y.astype("float64")), k=1, verbose=0)
     assert found.eigenvalues[0] == pytest.approx(1.0, rel=1e-9)
+
+
+@same_on_every_backend
+def test_the_backends_product_is_the_hessian_times_the_vector_in_float64_with_the_penalty_by_default(
+        regularized_regression):
+    from losslandscape.backends import current_backend
+    from losslandscape.datasets import prepare_data
+
+    model, data, hessian = regularized_regression
+    batches = prepare_data(data)
+    vector = [np.array([[1.0], [-2.0], [0.5]], "float32"), np.array([3.0], "float32")]
+    flat = np.concatenate([part.ravel() for part in vector]).astype(np.float64)
+    product_class = current_backend().hessian_vector_product
+    for product, matrix in ((product_class(model, batches), hessian),
+                            (product_class(model, batches, include_regularization=False),
+                             hessian - np.diag([1.0, 1.0, 1.0, 0.0]))):
+        result = product(vector)
+        assert [part.dtype for part in result] == [np.float64, np.float64]
+        np.testing.assert_allclose(np.concatenate([part.ravel() for part in result]), matrix @ flat, rtol=1e-4)

@@ -1,4 +1,5 @@
 import inspect
+import re
 import subprocess
 import sys
 
@@ -307,3 +308,17 @@ def test_torch_reads_a_gpus_memory_and_a_passs_peak_above_what_was_held(monkeypa
 
     assert backend.batch_memory(Model(), (np.zeros((4, 3)), np.zeros(4))) == 4_000
     assert events == ["synchronize", "reset", ("pass", (4, 3), False, False), "synchronize"]
+
+
+def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
+    from losslandscape.backends.base import join_batches
+
+    first = (np.arange(6.0).reshape(3, 2), np.zeros(3))
+    arrays, batch_size = join_batches([first, (np.ones((1, 2)), np.ones(1))], "Use arrays.")
+    np.testing.assert_array_equal(arrays[0], np.vstack([first[0], np.ones((1, 2))]))
+    np.testing.assert_array_equal(arrays[1], [0.0, 0.0, 0.0, 1.0])
+    assert batch_size == 3 and join_batches([], "Use arrays.") is None
+    message = ("The dataset's batches could not be joined into arrays (their shapes differ beyond the batch axis). "
+               "Use arrays. (")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        join_batches([first, (np.ones((1, 5)), np.ones(1))], "Use arrays.")

@@ -706,3 +706,34 @@ def test_weighted_metrics_without_the_penalty_are_weighted_as_model_evaluate_wei
     unweighted = model.evaluate(x, y, verbose=0, return_dict=True)
     assert abs(expected["mae"] - unweighted["mae"]) > 1e-3
     assert line.metrics["train"]["mae"][0] == pytest.approx(expected["mae"], rel=1e-5)
+
+
+@tensorflow_only
+def test_a_model_whose_compute_loss_reads_x_and_training_gets_model_evaluates_loss_and_curvature():
+    from losslandscape import hessian_directions
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class Reconstructing(keras.Model):
+        """The compiled loss plus one of the inputs, and a term only in training, which model.evaluate leaves out."""
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+            loss = loss + keras.ops.mean(keras.ops.square(y_pred - x))
+            return loss + 100.0 * keras.ops.mean(keras.ops.square(y_pred)) if training else loss
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((3,))
+    layer = keras.layers.Dense(3)
+    model = Reconstructing(inputs, layer(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 3)).astype("float32")
+    line = compute_line(model, (x, y), coords=[0.0, 1.0], points_per_call=1, verbose=0)
+    assert line.losses["train"][0] == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
+    # mse(y, ŷ) + mse(x, ŷ) = 2·mse((x + y)/2, ŷ) + a constant: twice the curvature of a plain model on (x + y)/2.
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+    plain.set_weights(model.get_weights())
+    plain.compile(loss="mse")
+    found = hessian_directions(model, (x, y), k=1, tolerance=1e-9, verbose=0).eigenvalues[0]
+    reference = hessian_directions(plain, (x, (x + y) / 2), k=1, tolerance=1e-9, verbose=0).eigenvalues[0]
+    assert found == pytest.approx(2 * reference, rel=1e-4)

@@ -86,6 +86,8 @@ def test_a_saddle_has_the_negative_eigenvalue_of_its_closed_form():
 
 
 def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path, monkeypatch):
+    import losslandscape.distributed as distributed
+
     model, data, directions = _product_model()
     whole = curvature_map(model, data, directions, COORDS, path=tmp_path / "whole.h5", verbose=0)
     half = load_surface(tmp_path / "whole.h5")
@@ -94,8 +96,6 @@ def test_a_curvature_map_resumes_and_runs_on_workers(tmp_path, monkeypatch):
     for values in half.metrics["train"].values():
         values[:, 3:] = np.nan
     half.save(tmp_path / "half.h5")
-    import losslandscape.distributed as distributed
-
     sent = []
     evaluate_chunk = distributed.evaluate_chunk
     monkeypatch.setattr(distributed, "evaluate_chunk",
@@ -161,10 +161,10 @@ def test_the_regularization_term_adds_its_own_curvature_only_when_asked():
     model, x, y = _linear_regression(regularizer=keras.regularizers.l2(0.3))
     data_hessian = np.linalg.eigvalsh(2.0 / len(x) * x.astype(np.float64).T @ x)
     # Keras' l2(λ) adds λ·Σw², whose Hessian is 2λ·I.
-    for include, shift in ((None, 0.6), (True, 0.6), (False, 0.0)):  # included by default
-        given = {} if include is None else dict(include_regularization=include)
+    for given, shift in (({}, 0.6), (dict(include_regularization=True), 0.6),
+                         (dict(include_regularization=False), 0.0)):  # included by default
         curvature = curvature_map(model, (x, y), xcoords=[-0.5, 0.5], seed=1, verbose=0, **given)
-        include = True if include is None else include
+        include = given.get("include_regularization", True)
         np.testing.assert_allclose(curvature.values(metric="lambda_max"), data_hessian[-1] + shift, rtol=1e-4)
         np.testing.assert_allclose(curvature.values(metric="lambda_min"), data_hessian[0] + shift, rtol=1e-4)
         surface = compute_surface(model, (x, y), curvature.directions, [-0.5, 0.5], include_regularization=include,

@@ -17,6 +17,8 @@ from losslandscape.backends import current_backend
 from conftest import trained_classifier, same_on_every_backend
 from losslandscape import NpzData, compute_line, compute_surface, process_pool
 
+THIS_PROCESS = f"{socket.gethostname()}:{os.getpid()}"  # how a worker thread of this process names itself
+
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
@@ -96,8 +98,8 @@ def test_a_worker_with_other_values_at_the_origin_stops_the_run(classifier, monk
         return state
 
     monkeypatch.setattr(distributed, "_worker_state", shifted_origin)
-    worker = f"{socket.gethostname()}:{os.getpid()}"  # a thread of this process
-    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match=re.escape(f"Worker {worker} gets loss = ")):
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError,
+                                                       match=re.escape(f"Worker {THIS_PROCESS} gets loss = ")):
         compute_line(model, data, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
 
 
@@ -181,9 +183,8 @@ def test_a_worker_with_slightly_other_data_or_weights_is_refused(classifier, tmp
 
     monkeypatch.setattr(distributed, "make_job", job_with_a_difference)
     what = "data 'train'" if change == "one_sample" else "model weights"
-    worker = f"{socket.gethostname()}:{os.getpid()}"
     with ThreadPoolExecutor(1) as pool, pytest.raises(distributed.WorkerMismatchError,
-                                                       match=re.escape(f"Worker {worker} reads other {what}")):
+                                                       match=re.escape(f"Worker {THIS_PROCESS} reads other {what}")):
         compute_line(model, npz, coords=np.linspace(-1, 1, 3), executor=pool, verbose=0)
 
 

@@ -712,7 +712,6 @@ def test_weighted_metrics_without_the_penalty_are_weighted_as_model_evaluate_wei
 def test_a_model_whose_compute_loss_reads_x_and_training_gets_model_evaluates_loss_and_curvature():
     from losslandscape import hessian_directions
 
-    @keras.saving.register_keras_serializable(package="tests")
     class Reconstructing(keras.Model):
         """The compiled loss plus one of the inputs, and a term only in training, which model.evaluate leaves out."""
 
@@ -723,8 +722,7 @@ def test_a_model_whose_compute_loss_reads_x_and_training_gets_model_evaluates_lo
 
     keras.utils.set_random_seed(5)
     inputs = keras.Input((3,))
-    layer = keras.layers.Dense(3)
-    model = Reconstructing(inputs, layer(inputs))
+    model = Reconstructing(inputs, keras.layers.Dense(3)(inputs))
     model.compile(optimizer="sgd", loss="mse")
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 3)).astype("float32")

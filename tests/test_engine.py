@@ -597,20 +597,23 @@ def test_points_per_call_must_be_a_positive_integer_or_auto(small_mlp, regressio
     assert chosen == {"train": 2}
 
 
-class MetricsOnDoubledPredictions(keras.Model):
+class MetricsOnDoubledPredictionsLessAnInput(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, y, 2 * y_pred, sample_weight)
+        return super().compute_metrics(x, y, 2 * y_pred - x[:, :1], sample_weight)
 
 
-def test_a_model_with_its_own_compute_metrics_is_evaluated_one_point_per_call_as_evaluate_does(regression_data):
+@pytest.mark.parametrize("include_regularization", [True, False])
+def test_a_model_with_its_own_compute_metrics_is_evaluated_one_point_per_call_as_evaluate_does(
+        regression_data, include_regularization):
     x, y = regression_data
     keras.utils.set_random_seed(5)
     inputs = keras.Input((5,))
-    model = MetricsOnDoubledPredictions(inputs, keras.layers.Dense(1)(inputs))
+    model = MetricsOnDoubledPredictionsLessAnInput(inputs, keras.layers.Dense(1)(inputs))
     model.compile(loss="mse", metrics=["mae"])
     directions = random_directions(model, seed=0)
     chosen = {}
-    values = engine_values(model, (x, y), directions, points_per_call=3, on_evaluator=chosen.__setitem__)
+    values = engine_values(model, (x, y), directions, points_per_call=3, on_evaluator=chosen.__setitem__,
+                           include_regularization=include_regularization)
     assert chosen == {"train": 1}
     origin = [v.numpy() for v in model.trainable_weights]
     for index, point in enumerate(POINTS):
@@ -618,7 +621,48 @@ def test_a_model_with_its_own_compute_metrics_is_evaluated_one_point_per_call_as
         expected = evaluate_at(model, weights, x=x, y=y, batch_size=32)
         np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
                                    rtol=1e-5)
-    assert values["mae"][0] == pytest.approx(np.mean(np.abs(2 * model.predict(x, verbose=0) - y)), rel=1e-5)
+    assert values["mae"][0] == pytest.approx(np.mean(np.abs(2 * model.predict(x, verbose=0) - x[:, :1] - y)), rel=1e-5)
+
+
+class DropoutUnlessTold(keras.Model):
+    """Dropout whose `call` defaults to training: `model.evaluate` passes `training=False` to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(8)
+        self.dropout = keras.layers.Dropout(0.5)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, inputs, training=True):
+        return self.out(self.dropout(self.hidden(inputs), training=training))
+
+
+class WithoutTrainingArgument(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+
+@pytest.mark.parametrize("model_class", [DropoutUnlessTold, WithoutTrainingArgument])
+def test_k_points_of_a_subclassed_model_are_in_inference_mode_whatever_its_call_takes(regression_data, model_class):
+    x, y = regression_data
+    keras.utils.set_random_seed(6)
+    model = model_class()
+    model.compile(loss="mse", metrics=["mae"])
+    model(x[:1])
+    directions = random_directions(model, seed=0)
+    chosen = {}
+    values = engine_values(model, (x, y), directions, points_per_call=3, on_evaluator=chosen.__setitem__,
+                           include_regularization=False)
+    assert chosen == {"train": 3}
+    origin = [v.numpy() for v in model.trainable_variables]
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(model, weights_at(model, origin, directions, point), x=x, y=y, batch_size=32)
+        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
+                                   rtol=1e-5)
 
 
 def test_the_evaluate_engine_cannot_leave_out_the_penalty(small_mlp, regression_data):

@@ -225,7 +225,7 @@ def reuses_weights_across_positions(model: keras.Model) -> bool:
     return any(len(v.shape) >= 3 for v in model.trainable_variables)
 
 
-def batch_loss(model: keras.Model, x, y, y_pred, sample_weight, include_regularization: bool = True):
+def batch_loss(model: keras.Model, x, y, y_pred, sample_weight, include_regularization: bool):
     """The loss of one batch as `model.evaluate` computes it, or without the losses layers add.
 
     Without them it is the compiled loss alone (`model.compile(loss=...)`).

@@ -16,7 +16,7 @@ def stateless_test_step(
     metric_variables: Sequence,
     states: Sequence,
     batch,
-    include_regularization: bool = True,
+    include_regularization: bool,
 ) -> list:
     """The metric states after one batch of the step `model.evaluate` runs, at the given values; no variable is written.
 

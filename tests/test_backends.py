@@ -322,3 +322,25 @@ def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backe
                "Use arrays. (")
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         join_batches([first, (np.ones((1, 5)), np.ones(1))], "Use arrays.")
+
+
+def test_the_device_description_names_the_frameworks_version_and_the_devices_it_computes_on():
+    from losslandscape.backends import current_backend
+
+    description = current_backend().device_description()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+        assert description == f"TensorFlow {tf.__version__}, GPUs: {gpus or 'none'}"
+    elif backend == "jax":
+        import jax
+
+        assert description == f"JAX {jax.__version__}, devices: {[str(d) for d in jax.devices()]}"
+    else:
+        import torch
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        threads = torch.get_num_threads()
+        assert description == f"PyTorch {torch.__version__}, {threads} threads, devices: {gpus or ['cpu']}"

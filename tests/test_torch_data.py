@@ -52,3 +52,16 @@ def test_an_empty_loader_is_refused_before_any_work(image_data):
     x, y, _ = image_data
     with pytest.raises(ValueError, match="The dataset is empty"):
         prepare_data(_loader(x[:0], y[:0]))
+
+
+def test_a_streamed_loader_gives_model_evaluate_its_batches_and_is_hashed_by_its_contents(trained_cnn, image_data):
+    x, y, sample_weight = image_data
+    streamed = prepare_data(_loader(x, y, sample_weight), stream=True)
+    expected = trained_cnn.evaluate(x, y, sample_weight=sample_weight, batch_size=50, verbose=0, return_dict=True)
+    found = trained_cnn.evaluate(**streamed.evaluate_arguments(), verbose=0, return_dict=True)
+    assert found == pytest.approx(expected, rel=1e-6)
+    relabelled = y.copy()
+    relabelled[-1] = (relabelled[-1] + 1) % 3
+    assert prepare_data(_loader(x, y, sample_weight), stream=True).fingerprint() == streamed.fingerprint()
+    assert prepare_data(_loader(x, relabelled, sample_weight), stream=True).fingerprint() != streamed.fingerprint()
+    assert prepare_data(_loader(x, y), stream=True).fingerprint() != streamed.fingerprint()

@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_MUTATED = {"__init__.py", "__main__.py", "version.py"}
+# The package's re-exports, its `python -m` entry and its version: a subpackage's `__init__.py` with code is mutated.
+NOT_MUTATED = {"losslandscape/__init__.py", "losslandscape/__main__.py", "losslandscape/version.py"}
 
 
 def changed_modules(base: str) -> list[str]:
@@ -35,7 +36,7 @@ def changed_modules(base: str) -> list[str]:
 
     names = set(git("diff", "--name-only", base, "--", "losslandscape")) | set(
         git("ls-files", "--others", "--exclude-standard", "--", "losslandscape"))
-    return sorted(n for n in names if n.endswith(".py") and Path(n).name not in NOT_MUTATED and (ROOT / n).exists())
+    return sorted(n for n in names if n.endswith(".py") and n not in NOT_MUTATED and (ROOT / n).exists())
 
 
 def public_names(module: Path) -> set[str]:
@@ -46,7 +47,7 @@ def public_names(module: Path) -> set[str]:
 
 def tests_of(module: str) -> list[str]:
     """The test files that name `module` or one of its public names, or those of a module that imports it."""
-    dotted = module[:-3].replace("/", ".")
+    dotted = module[:-3].replace("/", ".").removesuffix(".__init__")
     importers = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "losslandscape").rglob("*.py"))
                  if re.search(rf"^\s*(from {re.escape(dotted)} import|import {re.escape(dotted)}\b)", path.read_text(),
                               re.M)]
@@ -56,7 +57,7 @@ def tests_of(module: str) -> list[str]:
 def _tests_naming(module: str) -> list[str]:
     """The test files that name `module` (as `losslandscape.x` or `x.py`) or one of its public names."""
     path = ROOT / module
-    dotted = module[:-3].replace("/", ".")
+    dotted = module[:-3].replace("/", ".").removesuffix(".__init__")
     words = {dotted, path.name} | public_names(path)
     pattern = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in sorted(words)))
     found = [str(test.relative_to(ROOT)) for test in sorted((ROOT / "tests").glob("test_*.py"))
@@ -115,15 +116,15 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the copy of the tree and print where it is")
     args = parser.parse_args(argv)
     if args.modules:
-        modules = sorted({str((ROOT / m).resolve().relative_to(ROOT)) for m in args.modules
-                          if Path(m).name not in NOT_MUTATED})
+        named = {str((ROOT / m).resolve().relative_to(ROOT)) for m in args.modules}
+        modules = sorted(named - NOT_MUTATED)
     else:
         base = args.base or ("origin/main" if subprocess.run(["git", "rev-parse", "--verify", "-q", "origin/main"],
                                                              cwd=ROOT, capture_output=True).returncode == 0 else "HEAD")
         modules = changed_modules(base)
     if not modules:
-        print("mutation_changed: no module of losslandscape/ to mutate (changed, or named; __init__.py, __main__.py and "
-              "version.py are left out).")
+        print("mutation_changed: no module of losslandscape/ to mutate (changed, or named; losslandscape/__init__.py, "
+              "__main__.py and version.py are left out).")
         return 0
     tests = args.tests or sorted({test for module in modules for test in tests_of(module)})
     if not tests:

@@ -310,6 +310,26 @@ def test_torch_reads_a_gpus_memory_and_a_passs_peak_above_what_was_held(monkeypa
     assert events == ["synchronize", "reset", ("pass", (4, 3), False, False), "synchronize"]
 
 
+@torch_only
+@pytest.mark.parametrize("matmul, cudnn", [(True, False), (False, True), (False, False)])
+def test_torch_says_float32_is_reduced_when_either_tf32_switch_is_on_with_cuda(monkeypatch, matmul, cudnn):
+    import torch
+
+    from losslandscape.backends import current_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+    try:
+        reason = current_backend().why_float32_is_reduced()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    if matmul or cudnn:
+        assert reason == "PyTorch runs float32 convolutions or matrix products on CUDA in TF32 (`allow_tf32`)"
+    else:
+        assert reason is None
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

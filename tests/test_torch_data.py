@@ -48,10 +48,52 @@ def test_max_samples_and_max_batches_cut_a_loader(image_data):
     assert prepare_data(_loader(x, y), max_samples=120, stream=True).num_samples == 120
 
 
-def test_an_empty_loader_is_refused_before_any_work(image_data):
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_empty_loader_is_refused_before_any_work(image_data, stream):
     x, y, _ = image_data
     with pytest.raises(ValueError, match="The dataset is empty"):
-        prepare_data(_loader(x[:0], y[:0]))
+        prepare_data(_loader(x[:0], y[:0]), stream=stream)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_loader_of_tensors_that_require_grad_is_read_as_their_values(image_data, stream):
+    import torch
+
+    x, y, _ = image_data
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.tensor(x, requires_grad=True), torch.tensor(y)), batch_size=64)
+    batches = prepare_data(loader, stream=stream)
+    assert (batches.num_samples, batches.batch_size) == (200, 64)
+    first_x, first_y = batches.first_batch()
+    np.testing.assert_array_equal(np.asarray(first_x.detach().cpu()), x[:64])
+    np.testing.assert_array_equal(np.asarray(first_y.cpu()), y[:64])
+
+
+def test_a_loader_whose_batches_differ_in_shape_is_refused_with_what_to_do(image_data):
+    import torch
+
+    x, y, _ = image_data
+    ragged = [(torch.tensor(x[:50]), torch.tensor(y[:50])), (torch.tensor(x[50:100, :4]), torch.tensor(y[50:100]))]
+    loader = torch.utils.data.DataLoader(ragged, batch_size=None)
+    with pytest.raises(ValueError) as error:
+        prepare_data(loader)
+    assert str(error.value).startswith(
+        "The dataset's batches could not be joined into arrays (their shapes differ beyond the batch axis). "
+        "Pad them to one shape, or pass stream=True. (")
+    assert prepare_data(loader, stream=True).num_samples == 100
+
+
+def test_k_points_per_call_read_a_streamed_loader_as_model_evaluate_does(small_mlp, regression_data):
+    x, y = regression_data
+    directions = random_directions(small_mlp, seed=4)
+    surface = compute_surface(small_mlp, _loader(x, y, batch_size=40), directions, COORDS, stream=True,
+                              points_per_call=3, verbose=0)
+    origin = [np.array(v.numpy()) for v in small_mlp.trainable_variables]
+    for i, a in enumerate(COORDS):
+        for j, b in enumerate(COORDS):
+            expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, (a, b)), x=x, y=y,
+                                   batch_size=40)
+            assert surface.losses["train"][i, j] == pytest.approx(expected["loss"], rel=1e-5)
 
 
 def test_a_streamed_loader_gives_model_evaluate_its_batches_and_is_hashed_by_its_contents(trained_cnn, image_data):

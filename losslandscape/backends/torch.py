@@ -196,7 +196,8 @@ class VectorizedPointEvaluator(PointEvaluator):
     def evaluate(self, points: np.ndarray) -> list[dict[str, float]]:
         def call(padded):
             with torch.no_grad(), torch_convolutions_without_memory_format():
-                values = torch.func.vmap(self._evaluate_point)(_to_device(padded, "float64"))
+                # "same": a DataLoader streamed inside vmap draws its base seed there, once for the K points.
+                values = torch.func.vmap(self._evaluate_point, randomness="same")(_to_device(padded, "float64"))
             return {name: keras.ops.convert_to_numpy(value) for name, value in values.items()}
 
         return evaluate_in_padded_calls(points, self.points_per_call, call, np.float64)

@@ -318,6 +318,29 @@ def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp,
         prepare_data((x, y), stream=True)
 
 
+@tensorflow_only
+def test_k_points_per_call_read_a_streamed_dataset_as_model_evaluate_does(small_mlp, regression_data):
+    tf = pytest.importorskip("tensorflow")
+    x, y = regression_data
+
+    def batches():
+        for start in range(0, len(x), 40):
+            yield x[start : start + 40], y[start : start + 40]
+
+    signature = (tf.TensorSpec((None, 5), tf.float32), tf.TensorSpec((None, 1), tf.float32))
+    streamed = prepare_data(tf.data.Dataset.from_generator(batches, output_signature=signature), stream=True)
+    directions = random_directions(small_mlp, seed=0)
+    chosen = {}
+    values = evaluate_grid(small_mlp, {"train": streamed}, directions, POINTS, points_per_call=3, verbose=0,
+                           on_evaluator=chosen.__setitem__)["train"]
+    assert chosen == {"train": 3}
+    origin = [v.numpy() for v in small_mlp.trainable_variables]
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, point), x=x, y=y, batch_size=40)
+        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
+                                   rtol=1e-5)
+
+
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_k_points_through_a_folded_first_dense_layer_equal_model_evaluate(monkeypatch, use_bias):
     rng = np.random.default_rng(3)

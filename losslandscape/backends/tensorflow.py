@@ -149,6 +149,8 @@ class StreamedBatches(Batches):
 
         The batches' shapes are the dataset's whatever `static_shapes` says.
         """
+        if isinstance(state, list):  # tf.data would take a list of states (K points' metrics) for one tensor
+            return list(self.dataset.reduce(tuple(state), lambda state, batch: tuple(step(batch, list(state)))))
         return self.dataset.reduce(state, lambda state, batch: step(batch, state))
 
     def _nests(self):

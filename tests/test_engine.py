@@ -341,6 +341,20 @@ def test_k_points_per_call_read_a_streamed_dataset_as_model_evaluate_does(small_
                                    rtol=1e-5)
 
 
+@pytest.mark.parametrize("points_per_call", [1, 3])
+def test_float64_directions_move_a_float32_model_as_their_values_say(small_mlp, regression_data, points_per_call):
+    """Directions read back from a file or built by hand in numpy are often float64."""
+    x, y = regression_data
+    directions = [[np.float64(1.5) * d.astype("float64") for d in direction]
+                  for direction in random_directions(small_mlp, seed=2)]
+    values = engine_values(small_mlp, (x, y), directions, points_per_call=points_per_call)
+    origin = [v.numpy() for v in small_mlp.trainable_variables]
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, point), x=x, y=y, batch_size=32)
+        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
+                                   rtol=1e-5)
+
+
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_k_points_through_a_folded_first_dense_layer_equal_model_evaluate(monkeypatch, use_bias):
     rng = np.random.default_rng(3)

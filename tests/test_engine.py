@@ -341,6 +341,24 @@ def test_k_points_per_call_read_a_streamed_dataset_as_model_evaluate_does(small_
                                    rtol=1e-5)
 
 
+@pytest.mark.parametrize("engine", ["evaluate", "compiled"])
+def test_a_model_that_centres_each_batch_is_evaluated_in_the_batches_given(regression_data, engine):
+    """Its loss depends on how the samples are batched, so every engine must batch as `batch_size=` says."""
+    x, y = regression_data
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Lambda(lambda t: t - keras.ops.mean(t, axis=0)),
+                              keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    directions = random_directions(model, seed=0)
+    values = engine_values(model, (x, y), directions, engine=engine, batch_size=24)
+    origin = [v.numpy() for v in model.trainable_variables]
+    for index, point in enumerate(POINTS):
+        weights = weights_at(model, origin, directions, point)
+        expected = evaluate_at(model, weights, x=x, y=y, batch_size=24)["loss"]
+        assert values["loss"][index] == pytest.approx(expected, rel=1e-5)
+        assert abs(expected - evaluate_at(model, weights, x=x, y=y, batch_size=32)["loss"]) > 1e-3 * expected
+
+
 @pytest.mark.parametrize("points_per_call", [1, 3])
 def test_float64_directions_move_a_float32_model_as_their_values_say(small_mlp, regression_data, points_per_call):
     """Directions read back from a file or built by hand in numpy are often float64."""

@@ -330,6 +330,21 @@ def test_torch_says_float32_is_reduced_when_either_tf32_switch_is_on_with_cuda(m
         assert reason is None
 
 
+@torch_only
+def test_torch_says_what_to_do_when_the_data_does_not_fit_on_the_device(monkeypatch):
+    import losslandscape.backends.torch as torch_backend
+
+    def out_of_memory(value, dtype=None):
+        raise torch_backend.OUT_OF_MEMORY_ERROR("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch_backend, "_to_device", out_of_memory)
+    with pytest.raises(MemoryError) as error:
+        prepare_data((np.zeros((8, 3), "float32"), np.zeros(8, "float32")))
+    assert str(error.value) == ("The data does not fit in the accelerator's memory, where the torch backend keeps it. "
+                                "Pass `max_samples=` to evaluate on fewer samples. (CUDA out of memory. Tried to "
+                                "allocate 2.00 GiB)")
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

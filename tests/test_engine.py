@@ -793,14 +793,16 @@ def test_auto_tells_the_probe_the_models_kind_and_size_and_keeps_its_choice(smal
                      (sum(int(np.prod(v.shape)) for v in trained_cnn.trainable_variables), True, None)]
 
 
-def test_weighted_metrics_without_the_penalty_are_weighted_as_model_evaluate_weighs_them():
+@pytest.mark.parametrize("points_per_call", [1, 2])
+def test_weighted_metrics_without_the_penalty_are_weighted_as_model_evaluate_weighs_them(points_per_call):
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.1))])
     model.compile(loss="mse", weighted_metrics=["mae"])
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(64, 4)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
     weights = rng.uniform(0.0, 3.0, 64).astype("float32")
-    line = compute_line(model, (x, y, weights), coords=[0.0, 1.0], include_regularization=False, verbose=0)
+    line = compute_line(model, (x, y, weights), coords=[0.0, 1.0], include_regularization=False,
+                        points_per_call=points_per_call, verbose=0)
     expected = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
     unweighted = model.evaluate(x, y, verbose=0, return_dict=True)
     assert abs(expected["mae"] - unweighted["mae"]) > 1e-3

@@ -133,7 +133,6 @@ class CompiledPointEvaluator(PointEvaluator):
     points_per_call = 1
 
     def __init__(self, model, batches, origin, directions, include_regularization=True, variables=None):
-        self._model = model
         self._batches = batches
         self._variables = list(model.trainable_variables if variables is None else variables)
         self._step = base.StatefulTestStep(model, include_regularization)

@@ -345,6 +345,22 @@ def test_torch_says_what_to_do_when_the_data_does_not_fit_on_the_device(monkeypa
                                 "allocate 2.00 GiB)")
 
 
+@jax_only
+def test_jax_says_what_to_do_when_the_data_does_not_fit_on_the_device(monkeypatch):
+    import jax
+
+    def out_of_memory(arrays):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 2147483648 bytes.")
+
+    monkeypatch.setattr(jax, "device_put", out_of_memory)
+    with pytest.raises(MemoryError) as error:
+        prepare_data((np.zeros((8, 3), "float32"), np.zeros(8, "float32")))
+    assert str(error.value) == (
+        "The data does not fit in the accelerator's memory, where the JAX backend keeps it. Pass `max_samples=` to "
+        "evaluate on fewer samples, or use the TensorFlow backend with a tf.data.Dataset and `stream=True`. "
+        "(RESOURCE_EXHAUSTED: Out of memory allocating 2147483648 bytes.)")
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

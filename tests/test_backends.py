@@ -89,8 +89,17 @@ def test_jax_backend_reads_a_tf_dataset_once_and_refuses_to_stream():
     batches = prepare_data(dataset)
     assert (batches.num_samples, batches.batch_size) == (10, 4)
     np.testing.assert_array_equal(np.sort(np.asarray(batches.arrays[0]), axis=0), x)
-    with pytest.raises(ValueError, match="stream=True.*TensorFlow backend"):
+    with pytest.raises(ValueError) as error:
         prepare_data(dataset, stream=True)
+    assert str(error.value) == ("`stream=True` needs the TensorFlow backend: the JAX backend keeps the data in the "
+                                "accelerator's memory. Set KERAS_BACKEND=tensorflow, or pass stream=False.")
+    ragged = tf.data.Dataset.from_generator(lambda: iter([(x[:4], x[:4]), (x[:3, :0], x[:3])]),
+                                            output_signature=(tf.TensorSpec((None, None)), tf.TensorSpec((None, 1))))
+    with pytest.raises(ValueError) as error:
+        prepare_data(ragged)
+    assert str(error.value).startswith(
+        "The dataset's batches could not be joined into arrays (their shapes differ beyond the batch axis). "
+        "The JAX backend needs arrays: pad them to one shape, or use the TensorFlow backend. (")
 
 
 @pytest.mark.parametrize("name", SUPPORTED_BACKENDS)
@@ -359,6 +368,28 @@ def test_jax_says_what_to_do_when_the_data_does_not_fit_on_the_device(monkeypatc
         "The data does not fit in the accelerator's memory, where the JAX backend keeps it. Pass `max_samples=` to "
         "evaluate on fewer samples, or use the TensorFlow backend with a tf.data.Dataset and `stream=True`. "
         "(RESOURCE_EXHAUSTED: Out of memory allocating 2147483648 bytes.)")
+
+
+@jax_only
+@pytest.mark.parametrize("precision, reduced", [(None, True), ("bfloat16", True), ("highest", False), ("float32", False)])
+def test_jax_says_float32_is_reduced_on_an_accelerator_unless_matmuls_are_at_full_precision(monkeypatch, precision,
+                                                                                           reduced):
+    import jax
+
+    from losslandscape.backends import current_backend
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    saved = jax.config.jax_default_matmul_precision
+    jax.config.update("jax_default_matmul_precision", precision)
+    try:
+        reason = current_backend().why_float32_is_reduced()
+    finally:
+        jax.config.update("jax_default_matmul_precision", saved)
+    if reduced:
+        assert reason == (f"JAX's default matmul precision ({precision or 'default'}) rounds float32 products on gpu "
+                          "(TF32 on NVIDIA GPUs)")
+    else:
+        assert reason is None
 
 
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():

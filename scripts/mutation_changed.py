@@ -91,9 +91,10 @@ def scores(results: str, modules: list[str]) -> list[str]:
     """One line per module from `mutmut results --all true`: mutants, killed, survived, other."""
     lines = []
     for module in modules:
-        prefix = module[:-3].replace("/", ".") + "."
+        dotted = module[:-3].replace("/", ".").removesuffix(".__init__")
+        prefixes = (dotted + ".x_", dotted + ".x\u01c1")  # a function's mutants, a method's (`xǁClassǁname`)
         statuses = [line.rsplit(":", 1)[1].strip() for line in results.splitlines()
-                    if line.strip().startswith(prefix) and ":" in line]
+                    if line.strip().startswith(prefixes) and ":" in line]
         killed = sum(s in ("killed", "timeout") for s in statuses)
         survived = sum(s == "survived" for s in statuses)
         decided = killed + survived

@@ -426,3 +426,14 @@ def test_the_device_description_names_the_frameworks_version_and_the_devices_it_
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         threads = torch.get_num_threads()
         assert description == f"PyTorch {torch.__version__}, {threads} threads, devices: {gpus or ['cpu']}"
+
+
+def test_a_keras_backend_the_library_does_not_support_is_named_with_the_fix(monkeypatch):
+    from losslandscape.backends import current_backend
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(NotImplementedError) as error:
+        current_backend()
+    assert str(error.value) == ("losslandscape supports the Keras backends ('tensorflow', 'jax', 'torch'), but Keras "
+                                "runs on 'numpy'. Set the environment variable KERAS_BACKEND=tensorflow, jax or torch "
+                                "before importing keras.")

@@ -392,6 +392,45 @@ def test_jax_says_float32_is_reduced_on_an_accelerator_unless_matmuls_are_at_ful
         assert reason is None
 
 
+@tensorflow_only
+@pytest.mark.parametrize("gpus, tf32, reduced", [(["GPU:0"], True, True), (["GPU:0"], False, False), ([], True, False)])
+def test_tensorflow_says_float32_is_reduced_with_a_gpu_and_tf32_on(monkeypatch, gpus, tf32, reduced):
+    import tensorflow as tf
+
+    from losslandscape.backends import current_backend
+
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "tensor_float_32_execution_enabled", lambda: tf32)
+    reason = current_backend().why_float32_is_reduced()
+    assert reason == ("TensorFlow runs float32 convolutions and matrix products on the GPU in TF32" if reduced else None)
+
+
+@tensorflow_only
+@pytest.mark.parametrize("fits", [True, False])
+def test_tensorflow_copies_the_data_to_a_gpu_when_it_fits_there_and_keeps_it_on_the_host_otherwise(monkeypatch, fits):
+    import tensorflow as tf
+
+    import losslandscape.backends.tensorflow as tensorflow_backend
+
+    copied = []
+    identity = tf.identity
+
+    def copy_to_the_gpu(value):
+        copied.append(value.shape)
+        if not fits:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return identity(value)
+
+    monkeypatch.setattr(tensorflow_backend, "has_gpu", lambda: True)
+    monkeypatch.setattr(tf, "identity", copy_to_the_gpu)
+    x, y = np.arange(24, dtype="float32").reshape(8, 3), np.arange(8, dtype="float32")
+    batches = prepare_data((x, y), batch_size=4)
+    assert copied == ([(8, 3), (8,)] if fits else [(8, 3)])
+    np.testing.assert_array_equal(batches.arrays[0].numpy(), x)
+    np.testing.assert_array_equal(batches.arrays[1].numpy(), y)
+    assert all(isinstance(array, tf.Tensor) for array in batches.arrays)
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

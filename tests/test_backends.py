@@ -431,6 +431,17 @@ def test_tensorflow_copies_the_data_to_a_gpu_when_it_fits_there_and_keeps_it_on_
     assert all(isinstance(array, tf.Tensor) for array in batches.arrays)
 
 
+@torch_only
+def test_torch_names_each_gpu_in_its_device_description(monkeypatch):
+    import torch
+
+    from losslandscape.backends import current_backend
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"NVIDIA H100 #{index}")
+    assert current_backend().device_description().endswith("devices: ['NVIDIA H100 #0', 'NVIDIA H100 #1']")
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

@@ -720,6 +720,22 @@ def test_k_points_of_a_subclassed_model_are_in_inference_mode_whatever_its_call_
                                    rtol=1e-5)
 
 
+def test_the_curvature_of_a_model_whose_call_defaults_to_training_is_taken_in_inference_mode(regression_data):
+    from losslandscape import hessian_directions
+
+    x, y = regression_data
+    keras.utils.set_random_seed(6)
+    model = DropoutUnlessTold()
+    model.compile(loss="mse")
+    model(x[:1])
+    plain = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    plain.set_weights(model.get_weights())
+    plain.compile(loss="mse")
+    found = hessian_directions(model, (x, y), k=1, tolerance=1e-9, verbose=0).eigenvalues[0]
+    reference = hessian_directions(plain, (x, y), k=1, tolerance=1e-9, verbose=0).eigenvalues[0]
+    assert found == pytest.approx(reference, rel=1e-4)
+
+
 def test_the_evaluate_engine_cannot_leave_out_the_penalty(small_mlp, regression_data):
     batches = {"train": prepare_data(regression_data)}
     message = ("`include_regularization=False` needs `engine='compiled'`: `model.evaluate` always adds the "
@@ -809,7 +825,6 @@ def test_weighted_metrics_without_the_penalty_are_weighted_as_model_evaluate_wei
     assert line.metrics["train"]["mae"][0] == pytest.approx(expected["mae"], rel=1e-5)
 
 
-@tensorflow_only
 def test_a_model_whose_compute_loss_reads_x_and_training_gets_model_evaluates_loss_and_curvature():
     from losslandscape import hessian_directions
 

@@ -93,6 +93,8 @@ def test_jax_backend_reads_a_tf_dataset_once_and_refuses_to_stream():
         prepare_data(dataset, stream=True)
     assert str(error.value) == ("`stream=True` needs the TensorFlow backend: the JAX backend keeps the data in the "
                                 "accelerator's memory. Set KERAS_BACKEND=tensorflow, or pass stream=False.")
+    with pytest.raises(ValueError, match="^The dataset is empty"):
+        prepare_data(dataset.take(0))
     ragged = tf.data.Dataset.from_generator(lambda: iter([(x[:4], x[:4]), (x[:3, :0], x[:3])]),
                                             output_signature=(tf.TensorSpec((None, None)), tf.TensorSpec((None, 1))))
     with pytest.raises(ValueError) as error:

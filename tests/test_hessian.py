@@ -56,17 +56,21 @@ def test_bad_k_is_refused(linear_regression):
         hessian_directions(model, data, k=0)
 
 
-def test_weighted_eigenpairs_match_the_weighted_closed_form():
-    """Keras divides Σ wᵢ·ℓᵢ by N, not by Σ wᵢ: the Hessian is 2·AᵀWA/N."""
+@pytest.mark.parametrize("include_regularization", [True, False])
+def test_weighted_eigenpairs_match_the_weighted_closed_form(include_regularization):
+    """Keras divides Σ wᵢ·ℓᵢ by N, not by Σ wᵢ: the Hessian is 2·AᵀWA/N, plus 2λ on the kernel with the penalty."""
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(300, 3)) * [2.0, 1.0, 0.5]).astype("float32")
     y = (x @ np.array([1.0, -1.0, 2.0]) + 0.1 * rng.normal(size=300)).astype("float32")[:, None]
     weights = rng.uniform(0.1, 3.0, size=300).astype("float32")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.3))])
     model.compile(loss="mse")
     design = np.hstack([x, np.ones((300, 1))]).astype(np.float64)
     hessian = 2 * design.T @ (weights[:, None].astype(np.float64) * design) / 300
-    found = hessian_directions(model, (x, y, weights), k=2, max_iterations=1000, tolerance=1e-9, batch_size=64)
+    if include_regularization:
+        hessian += np.diag([2 * 0.3] * 3 + [0.0])
+    found = hessian_directions(model, (x, y, weights), k=2, max_iterations=1000, tolerance=1e-9, batch_size=64,
+                               include_regularization=include_regularization)
     eigenvalues, eigenvectors = np.linalg.eigh(hessian)
     np.testing.assert_allclose(found.eigenvalues, eigenvalues[::-1][:2], rtol=1e-4)
     for direction, expected in zip(found.directions, eigenvectors[:, ::-1].T):

@@ -170,9 +170,6 @@ class _PointsEvaluator(PointEvaluator):
 class CompiledPointEvaluator(_PointsEvaluator):
     """One grid point per compiled call: `variables` (default: the trainable ones) move along the directions."""
 
-    def __call__(self, coefficients: Sequence[float]) -> dict[str, float]:
-        return self.evaluate(np.asarray([coefficients]))[0]
-
 
 class VectorizedPointEvaluator(_PointsEvaluator):
     """K grid points per compiled call: the point function is `jax.vmap`-ed over the K points.

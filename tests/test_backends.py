@@ -444,6 +444,61 @@ def test_torch_names_each_gpu_in_its_device_description(monkeypatch):
     assert current_backend().device_description().endswith("devices: ['NVIDIA H100 #0', 'NVIDIA H100 #1']")
 
 
+@tensorflow_only
+def test_the_bitcast_rule_is_registered_where_tensorflow_has_none_and_only_once():
+    from tensorflow.python.ops.parallel_for import pfor
+
+    import losslandscape.backends.tensorflow as tensorflow_backend
+
+    registry = pfor._pfor_converter_registry
+    rule = registry.pop("Bitcast")
+    try:
+        tensorflow_backend._vectorize_bitcast()
+        registered = registry["Bitcast"]
+        assert registered is not rule
+        tensorflow_backend._vectorize_bitcast()  # TensorFlow's own rule, or one already registered, is kept
+        assert registry["Bitcast"] is registered
+    finally:
+        registry["Bitcast"] = rule
+
+
+@tensorflow_only
+def test_tensorflow_names_each_gpu_in_its_device_description(monkeypatch):
+    import tensorflow as tf
+
+    from losslandscape.backends import current_backend
+
+    gpus = [tf.config.PhysicalDevice(name=f"/physical_device:GPU:{i}", device_type="GPU") for i in range(2)]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    assert current_backend().device_description().endswith(
+        "GPUs: ['/physical_device:GPU:0', '/physical_device:GPU:1']")
+
+
+@tensorflow_only
+def test_tensorflow_checks_k_points_against_one_point_per_call_run_eagerly_on_large_batches(monkeypatch):
+    from losslandscape.backends import current_backend
+    from losslandscape.backends.tensorflow import UNCOMPILED_MIN_BATCH_SIZE, DeviceBatches
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(5000, 2)).astype("float32"), rng.normal(size=(5000, 1)).astype("float32")
+    batches = prepare_data((x, y), batch_size=32)
+    direction = [[np.ones_like(v.numpy()) for v in model.trainable_variables]]
+    origin = [v.numpy() for v in model.trainable_variables]
+    evaluator = current_backend().point_evaluator(model, batches, origin, direction)
+    sizes = []
+    sized_slice = DeviceBatches._sized_slice
+    monkeypatch.setattr(DeviceBatches, "_sized_slice",
+                        lambda self, start, size: (sizes.append(int(size)), sized_slice(self, start, size))[1])
+    values = evaluator.evaluate_uncompiled(np.array([[0.0], [0.5]]))
+    assert sizes == [UNCOMPILED_MIN_BATCH_SIZE, 5000 - UNCOMPILED_MIN_BATCH_SIZE] * 2
+    for value, step in zip(values, [0.0, 0.5]):
+        kernel, bias = (w + step for w in origin)
+        assert value["loss"] == pytest.approx(np.mean((x @ kernel + bias - y) ** 2), rel=1e-5)
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

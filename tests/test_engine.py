@@ -319,6 +319,25 @@ def test_streamed_dataset_is_read_at_every_point_with_the_same_values(small_mlp,
 
 
 @tensorflow_only
+def test_a_streamed_dataset_gives_model_evaluate_its_batches_and_is_hashed_by_its_contents(small_mlp,
+                                                                                            regression_data):
+    tf = pytest.importorskip("tensorflow")
+    x, y = regression_data
+
+    def streamed(labels):
+        return prepare_data(tf.data.Dataset.from_tensor_slices((x, labels)).batch(40), stream=True)
+
+    batches = streamed(y)
+    expected = small_mlp.evaluate(x, y, batch_size=40, verbose=0, return_dict=True)
+    assert small_mlp.evaluate(**batches.evaluate_arguments(), verbose=0, return_dict=True) == pytest.approx(
+        expected, rel=1e-6)
+    relabelled = y.copy()
+    relabelled[-1] += 1.0
+    assert streamed(y).fingerprint() == batches.fingerprint()
+    assert streamed(relabelled).fingerprint() != batches.fingerprint()
+
+
+@tensorflow_only
 def test_k_points_per_call_read_a_streamed_dataset_as_model_evaluate_does(small_mlp, regression_data):
     tf = pytest.importorskip("tensorflow")
     x, y = regression_data

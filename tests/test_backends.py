@@ -499,6 +499,29 @@ def test_tensorflow_checks_k_points_against_one_point_per_call_run_eagerly_on_la
         assert value["loss"] == pytest.approx(np.mean((x @ kernel + bias - y) ** 2), rel=1e-5)
 
 
+@tensorflow_only
+@pytest.mark.parametrize("shape, batch_size", [((5000, 4, 8), 2048), ((40000, 1), 65536), ((300, 64, 64), 32)])
+def test_tensorflow_batches_small_inputs_so_that_a_step_of_k_points_reads_enough_values(shape, batch_size):
+    """K = 8 points and at least 2**19 input values a step: 2048 samples of 32 values, 65536 of one value; images
+    keep the batch size given (32)."""
+    from losslandscape.backends import current_backend
+    from losslandscape.backends.tensorflow import MIN_INPUT_VALUES_PER_STEP, DeviceBatches
+
+    assert MIN_INPUT_VALUES_PER_STEP == 2**19
+    model = keras.Sequential([keras.Input(shape[1:]), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    batches = prepare_data((np.ones(shape, "float32"), np.ones((shape[0], 1), "float32")), batch_size=32)
+    requested = []
+    with pytest.MonkeyPatch.context() as patch:
+        with_min_batch_size = DeviceBatches.with_min_batch_size
+        patch.setattr(DeviceBatches, "with_min_batch_size",
+                      lambda self, size: (requested.append(size), with_min_batch_size(self, size))[1])
+        origin = [v.numpy() for v in model.trainable_variables]
+        current_backend().vectorized_evaluator(model, batches, origin, [[np.ones_like(w) for w in origin]] * 2,
+                                               points_per_call=8)
+    assert max(32, *requested) == batch_size
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

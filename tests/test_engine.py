@@ -555,8 +555,10 @@ def test_vectorized_evaluator_falls_back_from_xla_for_ops_it_cannot_compile(regr
     batches = prepare_data((x, y), batch_size=32)
     monkeypatch.setattr(tensorflow_backend.VectorizedPointEvaluator, "jit_compile", True)  # as on a GPU
     fallback = tensorflow_backend.VectorizedPointEvaluator(model, batches, origin, directions, points_per_call=2)
-    with pytest.warns(UserWarning, match="XLA cannot compile"):
+    with pytest.warns(UserWarning, match="XLA cannot compile") as warned:
         values = fallback.evaluate(grid)
+    assert re.fullmatch(r"XLA cannot compile this model \(Detected unsupported operations [^\n]*PyFunc[^\n]*\); "
+                        r"evaluating 2 points per call without XLA, which may be slower\.", str(warned[0].message))
     assert fallback.uses_xla is False
     expected = evaluate_at(model, weights_at(model, origin, directions, grid[2]), x=x, y=y, batch_size=32)
     np.testing.assert_allclose(values[2]["loss"], expected["loss"], rtol=1e-5)

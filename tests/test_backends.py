@@ -522,6 +522,24 @@ def test_tensorflow_batches_small_inputs_so_that_a_step_of_k_points_reads_enough
     assert max(32, *requested) == batch_size
 
 
+@tensorflow_only
+def test_tensorflow_compiles_k_points_with_xla_where_it_sees_a_gpu(monkeypatch, small_mlp, regression_data):
+    import tensorflow as tf
+
+    import losslandscape.backends.tensorflow as tensorflow_backend
+
+    assert tensorflow_backend.has_gpu() is False
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert tensorflow_backend.has_gpu() is True
+    origin = [v.numpy() for v in small_mlp.trainable_variables]
+    directions = [[np.ones_like(w) for w in origin]] * 2
+    evaluator = tensorflow_backend.VectorizedPointEvaluator(small_mlp, prepare_data(regression_data), origin,
+                                                            directions, points_per_call=2)
+    assert evaluator.uses_xla is None  # XLA is tried at the first call
+    evaluator.evaluate(np.zeros((2, 2)))
+    assert evaluator.uses_xla is True
+
+
 def test_a_loaders_batches_are_joined_and_ragged_ones_are_refused_with_the_backends_hint():
     from losslandscape.backends.base import join_batches
 

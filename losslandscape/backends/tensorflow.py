@@ -230,7 +230,7 @@ class CompiledPointEvaluator(PointEvaluator):
                 )
         self._step = base.StatefulTestStep(model, include_regularization)
         build_for_batch(model, batches.first_batch())  # metric variables cannot be created while tracing
-        self._function = _graph_function(self._evaluate, reduce_retracing=True)
+        self._function = _graph_function(self._evaluate)
 
     def __call__(self, coefficients: Sequence[float]) -> dict[str, float]:
         values = self._function(tf.constant(coefficients, dtype=tf.float64))

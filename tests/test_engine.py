@@ -29,6 +29,15 @@ def engine_values(model, data, directions, engine="compiled", **kwargs):
     return evaluate_grid(model, batches, directions, POINTS, engine=engine, verbose=0, **kwargs)["train"]
 
 
+def assert_each_point_is_model_evaluate(values, model, directions, x, y, batch_size=32, names=("loss", "mae")):
+    """The values at each of POINTS equal `model.evaluate` at θ0 + Σ c_k·d_k, the weights set by hand in numpy."""
+    origin = [v.numpy() for v in model.trainable_variables]
+    for index, point in enumerate(POINTS):
+        expected = evaluate_at(model, weights_at(model, origin, directions, point), x=x, y=y, batch_size=batch_size)
+        np.testing.assert_allclose([values[name][index] for name in names], [expected[name] for name in names],
+                                   rtol=1e-5)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_compiled_engine_equals_model_evaluate(trained_cnn, image_data, weighted):
     x, y, sample_weight = image_data
@@ -353,11 +362,7 @@ def test_k_points_per_call_read_a_streamed_dataset_as_model_evaluate_does(small_
     values = evaluate_grid(small_mlp, {"train": streamed}, directions, POINTS, points_per_call=3, verbose=0,
                            on_evaluator=chosen.__setitem__)["train"]
     assert chosen == {"train": 3}
-    origin = [v.numpy() for v in small_mlp.trainable_variables]
-    for index, point in enumerate(POINTS):
-        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, point), x=x, y=y, batch_size=40)
-        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
-                                   rtol=1e-5)
+    assert_each_point_is_model_evaluate(values, small_mlp, directions, x, y, batch_size=40)
 
 
 @pytest.mark.parametrize("engine", ["evaluate", "compiled"])
@@ -385,11 +390,7 @@ def test_float64_directions_move_a_float32_model_as_their_values_say(small_mlp, 
     directions = [[np.float64(1.5) * d.astype("float64") for d in direction]
                   for direction in random_directions(small_mlp, seed=2)]
     values = engine_values(small_mlp, (x, y), directions, points_per_call=points_per_call)
-    origin = [v.numpy() for v in small_mlp.trainable_variables]
-    for index, point in enumerate(POINTS):
-        expected = evaluate_at(small_mlp, weights_at(small_mlp, origin, directions, point), x=x, y=y, batch_size=32)
-        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
-                                   rtol=1e-5)
+    assert_each_point_is_model_evaluate(values, small_mlp, directions, x, y)
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
@@ -692,12 +693,7 @@ def test_a_model_with_its_own_compute_metrics_is_evaluated_one_point_per_call_as
     values = engine_values(model, (x, y), directions, points_per_call=3, on_evaluator=chosen.__setitem__,
                            include_regularization=include_regularization)
     assert chosen == {"train": 1}
-    origin = [v.numpy() for v in model.trainable_weights]
-    for index, point in enumerate(POINTS):
-        weights = weights_at(model, origin, directions, point)
-        expected = evaluate_at(model, weights, x=x, y=y, batch_size=32)
-        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
-                                   rtol=1e-5)
+    assert_each_point_is_model_evaluate(values, model, directions, x, y)
     assert values["mae"][0] == pytest.approx(np.mean(np.abs(2 * model.predict(x, verbose=0) - x[:, :1] - y)), rel=1e-5)
 
 
@@ -735,11 +731,7 @@ def test_k_points_of_a_subclassed_model_are_in_inference_mode_whatever_its_call_
     values = engine_values(model, (x, y), directions, points_per_call=3, on_evaluator=chosen.__setitem__,
                            include_regularization=False)
     assert chosen == {"train": 3}
-    origin = [v.numpy() for v in model.trainable_variables]
-    for index, point in enumerate(POINTS):
-        expected = evaluate_at(model, weights_at(model, origin, directions, point), x=x, y=y, batch_size=32)
-        np.testing.assert_allclose([values["loss"][index], values["mae"][index]], [expected["loss"], expected["mae"]],
-                                   rtol=1e-5)
+    assert_each_point_is_model_evaluate(values, model, directions, x, y)
 
 
 def test_the_curvature_of_a_model_whose_call_defaults_to_training_is_taken_in_inference_mode(regression_data):

@@ -39,6 +39,11 @@ def changed_modules(base: str) -> list[str]:
     return sorted(n for n in names if n.endswith(".py") and n not in NOT_MUTATED and (ROOT / n).exists())
 
 
+def dotted_name(module: str) -> str:
+    """`losslandscape/backends/torch.py` as `losslandscape.backends.torch`; a package's `__init__.py` as the package."""
+    return module[:-3].replace("/", ".").removesuffix(".__init__")
+
+
 def public_names(module: Path) -> set[str]:
     tree = ast.parse(module.read_text())
     return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
@@ -47,7 +52,7 @@ def public_names(module: Path) -> set[str]:
 
 def tests_of(module: str) -> list[str]:
     """The test files that name `module` or one of its public names, or those of a module that imports it."""
-    dotted = module[:-3].replace("/", ".").removesuffix(".__init__")
+    dotted = dotted_name(module)
     importers = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "losslandscape").rglob("*.py"))
                  if re.search(rf"^\s*(from {re.escape(dotted)} import|import {re.escape(dotted)}\b)", path.read_text(),
                               re.M)]
@@ -57,7 +62,7 @@ def tests_of(module: str) -> list[str]:
 def _tests_naming(module: str) -> list[str]:
     """The test files that name `module` (as `losslandscape.x` or `x.py`) or one of its public names."""
     path = ROOT / module
-    dotted = module[:-3].replace("/", ".").removesuffix(".__init__")
+    dotted = dotted_name(module)
     words = {dotted, path.name} | public_names(path)
     pattern = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in sorted(words)))
     found = [str(test.relative_to(ROOT)) for test in sorted((ROOT / "tests").glob("test_*.py"))
@@ -91,7 +96,7 @@ def scores(results: str, modules: list[str]) -> list[str]:
     """One line per module from `mutmut results --all true`: mutants, killed, survived, other."""
     lines = []
     for module in modules:
-        dotted = module[:-3].replace("/", ".").removesuffix(".__init__")
+        dotted = dotted_name(module)
         prefixes = (dotted + ".x_", dotted + ".x\u01c1")  # a function's mutants, a method's (`xǁClassǁname`)
         statuses = [line.rsplit(":", 1)[1].strip() for line in results.splitlines()
                     if line.strip().startswith(prefixes) and ":" in line]

@@ -501,7 +501,8 @@ def test_tensorflow_checks_k_points_against_one_point_per_call_run_eagerly_on_la
 
 @tensorflow_only
 @pytest.mark.parametrize("shape, batch_size", [((5000, 4, 8), 2048), ((40000, 1), 65536), ((300, 64, 64), 32)])
-def test_tensorflow_batches_small_inputs_so_that_a_step_of_k_points_reads_enough_values(shape, batch_size):
+def test_tensorflow_batches_small_inputs_so_that_a_step_of_k_points_reads_enough_values(monkeypatch, shape,
+                                                                                         batch_size):
     """K = 8 points and at least 2**19 input values a step: 2048 samples of 32 values, 65536 of one value; images
     keep the batch size given (32)."""
     from losslandscape.backends import current_backend
@@ -512,13 +513,12 @@ def test_tensorflow_batches_small_inputs_so_that_a_step_of_k_points_reads_enough
     model.compile(loss="mse")
     batches = prepare_data((np.ones(shape, "float32"), np.ones((shape[0], 1), "float32")), batch_size=32)
     requested = []
-    with pytest.MonkeyPatch.context() as patch:
-        with_min_batch_size = DeviceBatches.with_min_batch_size
-        patch.setattr(DeviceBatches, "with_min_batch_size",
-                      lambda self, size: (requested.append(size), with_min_batch_size(self, size))[1])
-        origin = [v.numpy() for v in model.trainable_variables]
-        current_backend().vectorized_evaluator(model, batches, origin, [[np.ones_like(w) for w in origin]] * 2,
-                                               points_per_call=8)
+    with_min_batch_size = DeviceBatches.with_min_batch_size
+    monkeypatch.setattr(DeviceBatches, "with_min_batch_size",
+                        lambda self, size: (requested.append(size), with_min_batch_size(self, size))[1])
+    origin = [v.numpy() for v in model.trainable_variables]
+    current_backend().vectorized_evaluator(model, batches, origin, [[np.ones_like(w) for w in origin]] * 2,
+                                           points_per_call=8)
     assert max(32, *requested) == batch_size
 
 
